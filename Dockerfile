@@ -1,0 +1,28 @@
+# Canvass server image: non-root, migrates then serves; configure with DATABASE_URL (PostgreSQL in production).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 canvass
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY server ./server
+COPY sync ./sync
+COPY geo ./geo
+COPY fixtures ./fixtures
+COPY bench ./bench
+RUN pip install . && mkdir -p /app/var && chown -R canvass:canvass /app
+
+USER canvass
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8000/health || exit 1
+
+# DATABASE_URL=postgresql://user:pass@host/db  CANVASS_SECRET_KEY=...  (see README: Configuration)
+CMD ["sh", "-c", "canvass db upgrade && exec uvicorn --factory server.app:app_factory --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --proxy-headers"]

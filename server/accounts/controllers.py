@@ -1,0 +1,144 @@
+"""HTTP handlers of the accounts domain: thin, typed, each calling AccountService."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+
+from litestar import Controller, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+from server.accounts.guards import ORGANISERS, REVIEWERS, MEMBERS, require_role
+from server.accounts.schemas import (
+    DeviceCreate,
+    DeviceOut,
+    DeviceToken,
+    JoinCodeCreate,
+    JoinCodeOut,
+    JoinRequest,
+    LoginRequest,
+    LogoutRequest,
+    MemberOut,
+    MembershipOut,
+    MeOut,
+    RefreshRequest,
+    TokenPair,
+    UserCreate,
+)
+from server.dependencies import AppSettings, CurrentUser, DbSession
+from server.accounts.services import AccountService
+from server.db.models import Device, Membership, User
+
+
+
+def provide_account_service(db_session: DbSession, state: State) -> AccountService:
+    """AccountService bound to this request's session."""
+    return AccountService(db_session, state.settings, state.jwt_auth)
+
+
+Accounts: TypeAlias = NamedDependency[AccountService]
+
+
+class AuthController(Controller):
+    """Sign-in, token refresh, sign-out, joining with a code, and who am I."""
+
+    path = "/api"
+    tags = ["accounts"]
+    dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
+
+    @post("/auth/login", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
+    async def login(self, data: JSONBody[LoginRequest], accounts: Accounts) -> TokenPair:
+        """Sign in with email and password; answers a short-lived access token and a refresh token."""
+        return await accounts.sign_in(data.email, data.password)
+
+    @post("/auth/refresh", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
+    async def refresh(self, data: JSONBody[RefreshRequest], accounts: Accounts) -> TokenPair:
+        """Rotate a refresh token into a new token pair."""
+        return await accounts.refresh(data.refresh_token)
+
+    @post("/auth/logout", status_code=204, opt={"device_ok": True})
+    async def logout(self, data: JSONBody[LogoutRequest], accounts: Accounts, user: CurrentUser) -> None:
+        """Revoke this access token (and the refresh family if given)."""
+        await accounts.sign_out(user, data.refresh_token)
+
+    @post("/auth/join", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=201)
+    async def join(self, data: JSONBody[JoinRequest], accounts: Accounts) -> TokenPair:
+        """Create a canvasser account with a join code from an organiser."""
+        return await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
+
+    @get("/me", opt={"device_ok": True})
+    async def me(self, user: CurrentUser) -> MeOut:
+        """The caller, their campaigns and roles (as the server holds them)."""
+        return MeOut(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            is_superuser=user.is_superuser,
+            memberships=[MembershipOut(campaign_id=cid, role=role) for cid, role in sorted(user.roles.items())],
+            device_id=user.device_id,
+        )
+
+
+class CampaignPeopleController(Controller):
+    """Members, canvasser accounts, join codes and devices of one campaign."""
+
+    path = "/api/campaigns/{campaign_id:int}"
+    tags = ["accounts"]
+    dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
+
+    @get("/members", guards=[require_role(*REVIEWERS)])
+    async def list_members(self, campaign_id: FromPath[int], db_session: DbSession) -> list[MemberOut]:
+        """Everyone with a role in the campaign."""
+        rows = await db_session.execute(
+            select(User, Membership.role)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.campaign_id == campaign_id)
+            .order_by(User.display_name)
+        )
+        return [MemberOut(user_id=u.id, email=u.email, display_name=u.display_name, role=r) for u, r in rows]
+
+    @post("/users", guards=[require_role(*ORGANISERS)], status_code=201)
+    async def create_user(self, campaign_id: FromPath[int], data: JSONBody[UserCreate], accounts: Accounts, user: CurrentUser) -> MemberOut:
+        """Create an account in this campaign (organisers: canvassers; admins: any role)."""
+        created = await accounts.create_campaign_user(user, campaign_id, data.email, data.display_name, data.password, data.role)
+        return MemberOut(user_id=created.id, email=created.email, display_name=created.display_name, role=data.role)
+
+    @post("/join-codes", guards=[require_role(*ORGANISERS)], status_code=201)
+    async def create_join_code(
+        self, campaign_id: FromPath[int], data: JSONBody[JoinCodeCreate], accounts: Accounts, user: CurrentUser, settings: AppSettings
+    ) -> JoinCodeOut:
+        """A code volunteers can type or scan (the join URL goes in a QR code) to join as canvassers."""
+        join = await accounts.create_join_code(user, campaign_id, data.hours_valid, data.max_uses)
+        return JoinCodeOut(
+            code=join.code, expires_at=join.expires_at, max_uses=join.max_uses, join_url=f"{settings.public_url}/join/{join.code}"
+        )
+
+    @post("/devices", guards=[require_role(*MEMBERS)], status_code=201)
+    async def register_device(self, campaign_id: FromPath[int], data: JSONBody[DeviceCreate], accounts: Accounts, user: CurrentUser) -> DeviceToken:
+        """Register this phone for offline sync; the token is shown once."""
+        return await accounts.register_device(user, campaign_id, data.name)
+
+    @get("/devices", guards=[require_role(*MEMBERS)])
+    async def list_devices(self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> list[DeviceOut]:
+        """Organisers see every device of the campaign; others see their own."""
+        query = select(Device).where(Device.campaign_id == campaign_id).order_by(Device.id)
+        if not user.is_superuser and user.role_in(campaign_id) not in ORGANISERS:
+            query = query.where(Device.user_id == user.id)
+        devices = (await db_session.scalars(query)).all()
+        return [
+            DeviceOut(
+                id=d.id, user_id=d.user_id, name=d.name, node_id=d.node_id, revoked=d.revoked_at is not None,
+                last_seen_at=d.last_seen_at, last_sync_at=d.last_sync_at,
+            )
+            for d in devices
+        ]
+
+    @delete("/devices/{device_id:int}", guards=[require_role(*MEMBERS)], status_code=204)
+    async def revoke_device(self, campaign_id: FromPath[int], device_id: FromPath[int], accounts: Accounts, user: CurrentUser) -> None:
+        """Revoke a device (lost or stolen phone): its token stops working on the next request."""
+        await accounts.revoke_device(user, campaign_id, device_id)
+
+

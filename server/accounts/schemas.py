@@ -1,0 +1,131 @@
+"""API shapes of the accounts domain (msgspec Structs, never ORM objects)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from server.db.models import Role
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Password sign-in."""
+
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Exchange a refresh token for a new pair (the old one is spent)."""
+
+    refresh_token: Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
+
+
+class LogoutRequest(msgspec.Struct):
+    """Sign out; the refresh token's whole family is revoked when given."""
+
+    refresh_token: str | None = None
+
+
+class TokenPair(msgspec.Struct):
+    """A short-lived bearer token and a single-use refresh token."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+    user_id: int = 0
+
+
+class JoinRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A volunteer joins with a code an organiser gave them."""
+
+    code: Annotated[str, msgspec.Meta(min_length=4, max_length=32)]
+    display_name: Name
+    email: Email
+    password: Password
+
+
+class MembershipOut(msgspec.Struct):
+    """One campaign the caller belongs to, and their role there."""
+
+    campaign_id: int
+    role: Role
+
+
+class MeOut(msgspec.Struct):
+    """The caller."""
+
+    id: int
+    email: str
+    display_name: str
+    is_superuser: bool
+    memberships: list[MembershipOut]
+    device_id: int | None = None
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """An organiser creates an account for a canvasser (or an admin for any role)."""
+
+    email: Email
+    display_name: Name
+    password: Password
+    role: Role = Role.canvasser
+
+
+class MemberOut(msgspec.Struct):
+    """A member of a campaign."""
+
+    user_id: int
+    email: str
+    display_name: str
+    role: Role
+
+
+class DeviceCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Register the phone in hand as a sync device."""
+
+    name: Name
+
+
+class DeviceToken(msgspec.Struct):
+    """A device's id, HLC node id and its revocable token (shown once)."""
+
+    device_id: int
+    node_id: str
+    token: str
+    campaign_id: int
+
+
+class DeviceOut(msgspec.Struct):
+    """A registered device."""
+
+    id: int
+    user_id: int
+    name: str
+    node_id: str
+    revoked: bool
+    last_seen_at: datetime | None
+    last_sync_at: datetime | None
+
+
+class JoinCodeCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Options for a join code."""
+
+    hours_valid: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 72
+    max_uses: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+
+
+class JoinCodeOut(msgspec.Struct):
+    """A join code, and the URL a QR code should carry."""
+
+    code: str
+    expires_at: datetime
+    max_uses: int
+    join_url: str

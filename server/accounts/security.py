@@ -1,0 +1,129 @@
+"""Authentication: Litestar's JWT backend for access and device tokens, argon2 for passwords.
+
+Access tokens are short-lived JWTs; refresh tokens are opaque, hashed and
+rotated. A device token is a long-lived JWT naming a `devices` row: the row is
+checked on every request, so revoking a device takes effect on the next call.
+Roles are never in the token: they are read from `memberships` per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from litestar.connection import ASGIConnection
+from litestar.security.jwt import JWTAuth, Token
+from sqlalchemy import select
+
+from server.db.models import Device, RevokedAccessToken, Role, User
+
+def _make_hasher() -> PasswordHasher:
+    """Argon2id with the library's RFC 9106 defaults; `CANVASS_ARGON2_PROFILE=test` makes it cheap for test suites only."""
+    if os.environ.get("CANVASS_ARGON2_PROFILE") == "test":
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+_hasher = _make_hasher()
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash of a password (the library's recommended parameters)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when `password` matches; constant-time via argon2."""
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 of an opaque token; only digests are stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """The authenticated caller as guards see it: identity plus server-held roles per campaign."""
+
+    id: int
+    email: str
+    display_name: str
+    is_superuser: bool
+    roles: dict[int, Role] = field(default_factory=dict)
+    device_id: int | None = None
+    device_campaign_id: int | None = None
+    token_jti: str | None = None
+
+    def role_in(self, campaign_id: int) -> Role | None:
+        """The caller's role in a campaign, or None."""
+        return self.roles.get(campaign_id)
+
+
+async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
+    """Load the user (and device, for device tokens) named by a verified token; None rejects it."""
+    sessionmaker = connection.app.state.sessionmaker
+    async with sessionmaker() as session:
+        user = await session.get(User, int(token.sub))
+        if user is None or not user.is_active:
+            return None
+        device_id = token.extras.get("dev")
+        device_campaign_id = None
+        if device_id is not None:
+            device = await session.get(Device, int(device_id))
+            if device is None or device.revoked_at is not None or device.user_id != user.id:
+                return None
+            device_campaign_id = device.campaign_id
+            now = datetime.now(timezone.utc)
+            last_seen = device.last_seen_at
+            if last_seen is None or (now - _aware(last_seen)).total_seconds() > 60:
+                device.last_seen_at = now
+                await session.commit()
+        roles = {m.campaign_id: m.role for m in user.memberships}
+        return AuthUser(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            is_superuser=user.is_superuser,
+            roles=roles,
+            device_id=int(device_id) if device_id is not None else None,
+            device_campaign_id=device_campaign_id,
+            token_jti=token.jti if isinstance(token.jti, str) else None,
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+async def is_token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """True for access tokens signed out before expiry."""
+    if not isinstance(token.jti, str):
+        return False
+    async with connection.app.state.sessionmaker() as session:
+        row = await session.scalar(select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == token.jti))
+        return row is not None
+
+
+def build_jwt_auth(secret_key: str, access_minutes: int) -> JWTAuth[AuthUser, Token]:
+    """Litestar's JWT bearer backend; handlers opt out with `opt={"exclude_from_auth": True}`."""
+    from datetime import timedelta
+
+    return JWTAuth[AuthUser, Token](
+        token_secret=secret_key,
+        retrieve_user_handler=retrieve_user,
+        revoked_token_handler=is_token_revoked,
+        default_token_expiration=timedelta(minutes=access_minutes),
+        exclude=["^/schema", "^/health$", "^/ready$", "^/console", "^/static", "^/$", "^/favicon"],
+        require_claims=["exp", "sub"],
+    )

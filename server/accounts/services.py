@@ -1,0 +1,219 @@
+"""Accounts: sign-in with lockout, token issue and rotation, devices, join codes, user creation."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from litestar.security.jwt import JWTAuth
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.schemas import DeviceToken, TokenPair
+from server.accounts.security import AuthUser, hash_password, token_digest, verify_password
+from server.db.models import Campaign, Device, JoinCode, Membership, RefreshToken, RevokedAccessToken, Role, User
+from server.errors import ConflictError, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthenticated
+from server.settings import Settings
+
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: typed on phones
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class AccountService:
+    """Everything about who can sign in and as what; used by handlers and the CLI alike."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, jwt_auth: JWTAuth) -> None:  # type: ignore[type-arg]
+        self.session = session
+        self.settings = settings
+        self.jwt_auth = jwt_auth
+
+    # ------------------------------------------------------------ users
+
+    async def create_user(
+        self, email: str, display_name: str, password: str | None, *, is_superuser: bool = False
+    ) -> User:
+        """Create a user; a duplicate email is a 409."""
+        email = email.strip().lower()
+        if await self.session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise ConflictError(f"A user with email {email} already exists.")
+        user = User(
+            email=email,
+            display_name=display_name.strip(),
+            password_hash=hash_password(password) if password else None,
+            is_superuser=is_superuser,
+        )
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def add_member(self, user: User, campaign_id: int, role: Role) -> Membership:
+        """Give a user a role in a campaign (replacing any earlier role there)."""
+        existing = await self.session.scalar(
+            select(Membership).where(Membership.user_id == user.id, Membership.campaign_id == campaign_id)
+        )
+        if existing is not None:
+            existing.role = role
+            return existing
+        membership = Membership(user_id=user.id, campaign_id=campaign_id, role=role)
+        self.session.add(membership)
+        await self.session.flush()
+        return membership
+
+    async def create_campaign_user(
+        self, actor: AuthUser, campaign_id: int, email: str, display_name: str, password: str, role: Role
+    ) -> User:
+        """An organiser creates canvassers; only admins create organisers, leads and admins."""
+        actor_role = actor.role_in(campaign_id)
+        if role != Role.canvasser and not (actor.is_superuser or actor_role == Role.admin):
+            raise Forbidden("Only a campaign admin may create accounts with that role.")
+        user = await self.create_user(email, display_name, password)
+        await self.add_member(user, campaign_id, role)
+        return user
+
+    # ------------------------------------------------------------ sign-in and tokens
+
+    async def sign_in(self, email: str, password: str) -> TokenPair:
+        """Check a password with lockout after repeated failures, then issue tokens."""
+        user = await self.session.scalar(select(User).where(User.email == email.strip().lower()))
+        now = _now()
+        if user is not None and user.locked_until is not None and _aware(user.locked_until) > now:
+            raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=int((_aware(user.locked_until) - now).total_seconds()))
+        if user is None or not user.is_active or not verify_password(user.password_hash, password):
+            if user is not None:
+                user.failed_logins += 1
+                if user.failed_logins >= self.settings.login_max_failures:
+                    user.locked_until = now + timedelta(minutes=self.settings.login_lockout_minutes)
+                    user.failed_logins = 0
+                # Commit the failure count even though we answer with an error.
+                await self.session.commit()
+            raise Unauthenticated("Wrong email or password.")
+        user.failed_logins = 0
+        user.locked_until = None
+        return await self.issue_tokens(user, family=uuid.uuid4().hex)
+
+    async def issue_tokens(self, user: User, *, family: str) -> TokenPair:
+        """A new access token and a new refresh token in the given rotation family."""
+        access = self.jwt_auth.create_token(
+            identifier=str(user.id),
+            token_expiration=timedelta(minutes=self.settings.access_token_minutes),
+            token_unique_jwt_id=uuid.uuid4().hex,
+        )
+        refresh = secrets.token_urlsafe(32)
+        self.session.add(
+            RefreshToken(
+                user_id=user.id,
+                token_hash=token_digest(refresh),
+                family=family,
+                expires_at=_now() + timedelta(days=self.settings.refresh_token_days),
+            )
+        )
+        await self.session.flush()
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=self.settings.access_token_minutes * 60,
+            user_id=user.id,
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: spend the refresh token and issue a new pair; reuse of a spent one revokes the family."""
+        row = await self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_digest(refresh_token)))
+        now = _now()
+        if row is None or row.revoked_at is not None or _aware(row.expires_at) <= now:
+            raise Unauthenticated("The refresh token is not valid; sign in again.")
+        if row.used_at is not None:
+            await self.session.execute(
+                update(RefreshToken).where(RefreshToken.family == row.family).values(revoked_at=now)
+            )
+            await self.session.commit()
+            raise Unauthenticated("The refresh token was already used; every session of this sign-in is revoked.")
+        row.used_at = now
+        user = await self.session.get(User, row.user_id)
+        if user is None or not user.is_active:
+            raise Unauthenticated("The account is disabled.")
+        return await self.issue_tokens(user, family=row.family)
+
+    async def sign_out(self, actor: AuthUser, refresh_token: str | None) -> None:
+        """Revoke the current access token and, if given, its refresh family."""
+        if actor.token_jti:
+            self.session.add(
+                RevokedAccessToken(jti=actor.token_jti, expires_at=_now() + timedelta(minutes=self.settings.access_token_minutes))
+            )
+        if refresh_token:
+            row = await self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_digest(refresh_token)))
+            if row is not None and row.user_id == actor.id:
+                await self.session.execute(
+                    update(RefreshToken).where(RefreshToken.family == row.family).values(revoked_at=_now())
+                )
+
+    # ------------------------------------------------------------ devices
+
+    async def register_device(self, actor: AuthUser, campaign_id: int, name: str) -> DeviceToken:
+        """Register a phone; its token works for sync until the device is revoked."""
+        if actor.device_id is not None:
+            raise Forbidden("A device cannot register another device.")
+        device = Device(user_id=actor.id, campaign_id=campaign_id, name=name, node_id=uuid.uuid4().hex[:16])
+        self.session.add(device)
+        await self.session.flush()
+        token = self.jwt_auth.create_token(
+            identifier=str(actor.id),
+            token_expiration=timedelta(days=self.settings.device_token_days),
+            token_unique_jwt_id=uuid.uuid4().hex,
+            token_extras={"dev": device.id},
+        )
+        return DeviceToken(device_id=device.id, node_id=device.node_id, token=token, campaign_id=campaign_id)
+
+    async def revoke_device(self, actor: AuthUser, campaign_id: int, device_id: int) -> None:
+        """Revoke a device: its owner, or an organiser/admin of the campaign."""
+        device = await self.session.get(Device, device_id)
+        if device is None or device.campaign_id != campaign_id:
+            raise NotFound(f"No device {device_id} in this campaign.")
+        role = actor.role_in(campaign_id)
+        if device.user_id != actor.id and not (actor.is_superuser or role in (Role.admin, Role.organiser)):
+            raise Forbidden("Only the device's owner or an organiser may revoke it.")
+        device.revoked_at = _now()
+
+    # ------------------------------------------------------------ join codes
+
+    async def create_join_code(self, actor: AuthUser, campaign_id: int, hours_valid: int, max_uses: int) -> JoinCode:
+        """A short random code volunteers type or scan to join as canvassers."""
+        for _attempt in range(5):
+            code = "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(8))
+            if await self.session.scalar(select(JoinCode.id).where(JoinCode.code == code)) is None:
+                break
+        join = JoinCode(
+            campaign_id=campaign_id,
+            code=code,
+            role=Role.canvasser,
+            created_by=actor.id,
+            expires_at=_now() + timedelta(hours=hours_valid),
+            max_uses=max_uses,
+        )
+        self.session.add(join)
+        await self.session.flush()
+        return join
+
+    async def redeem_join_code(self, code: str, display_name: str, email: str, password: str) -> TokenPair:
+        """Create a canvasser account from a join code and sign it in."""
+        join = await self.session.scalar(select(JoinCode).where(JoinCode.code == code.strip().upper()))
+        if join is None or join.revoked or _aware(join.expires_at) <= _now() or join.uses >= join.max_uses:
+            raise InvalidInput("That join code is not valid (wrong, expired or used up).", errors=[{"field": "code", "message": "invalid join code"}])
+        campaign = await self.session.get(Campaign, join.campaign_id)
+        if campaign is None:
+            raise NotFound("The campaign for this join code no longer exists.")
+        join.uses += 1
+        try:
+            user = await self.create_user(email, display_name, password)
+        except IntegrityError as exc:  # pragma: no cover - race on unique email
+            raise ConflictError("That email is already registered.") from exc
+        await self.add_member(user, join.campaign_id, join.role)
+        return await self.issue_tokens(user, family=uuid.uuid4().hex)

@@ -1,0 +1,92 @@
+"""The Litestar application factory: one place wires domains, auth, errors and the database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from server.accounts.controllers import AuthController, CampaignPeopleController
+from server.accounts.guards import device_token_guard
+from server.accounts.security import build_jwt_auth
+from server.campaigns.controllers import CampaignController
+from server.console.controllers import ConsoleController
+from server.db.session import create_engine_for, create_sessionmaker
+from server.dependencies import provide_db_session, provide_settings, provide_user
+from server.errors import EXCEPTION_HANDLERS
+from server.health.controllers import HealthController
+from server.settings import Settings, get_settings
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "permissions-policy": "geolocation=(), camera=(), microphone=()",
+}
+
+ROUTE_HANDLERS = [
+    HealthController,
+    ConsoleController,
+    AuthController,
+    CampaignController,
+    CampaignPeopleController,
+]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app for the given settings (defaults: the environment)."""
+    settings = settings or get_settings()
+    jwt_auth = build_jwt_auth(settings.secret_key, settings.access_token_minutes)
+
+    @asynccontextmanager
+    async def database_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        engine = create_engine_for(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    async def add_security_headers(message: dict, scope: dict) -> None:  # type: ignore[type-arg]
+        if message["type"] == "http.response.start":
+            headers = message.setdefault("headers", [])
+            for name, value in SECURITY_HEADERS.items():
+                headers.append((name.encode(), value.encode()))
+
+    return Litestar(
+        route_handlers=list(ROUTE_HANDLERS),
+        lifespan=[database_lifespan],
+        state=State({"settings": settings, "jwt_auth": jwt_auth}),
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "user": Provide(provide_user, sync_to_thread=False),
+        },
+        guards=[device_token_guard],
+        on_app_init=[jwt_auth.on_app_init],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_request_bytes,
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        before_send=[add_security_headers],
+        openapi_config=OpenAPIConfig(
+            title="Canvass API",
+            version="0.1.0",
+            description="Door-to-door canvassing: area targeting, walk lists, offline sync, results.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=settings.debug,
+    )
+
+
+def app_factory() -> Litestar:
+    """Entry point for ASGI servers: `uvicorn --factory server.app:app_factory`."""
+    return create_app()

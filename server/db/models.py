@@ -1,0 +1,583 @@
+"""The data model of DESIGN.md as SQLAlchemy 2 declarative models.
+
+Privacy rule, enforced by `tests/test_privacy_rule.py`: no person-level table
+has a column for ethnicity, declared or inferred. Ethnicity exists only as
+census counts per area (`CensusArea.counts`), and targeting is by area.
+
+Geometries are stored as WKB in WGS84 lon/lat with indexed bounding-box
+columns, so SQLite and PostgreSQL behave the same: rows are pre-filtered by
+the bbox in SQL and the exact predicate is computed with shapely.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the models use."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (so Alembic diffs are clean)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class Role(str, enum.Enum):
+    """A user's role within one campaign; guards read it from `Membership`."""
+
+    admin = "admin"
+    organiser = "organiser"
+    lead = "lead"
+    canvasser = "canvasser"
+
+
+ROLE_ENUM = Enum(Role, name="campaign_role", native_enum=False, length=16)
+
+# ---------------------------------------------------------------- accounts
+
+
+class Campaign(Base):
+    """A campaign: the unit of data ownership, membership and retention."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    polling_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    retention_days: Mapped[int] = mapped_column(Integer, default=90)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who signs in: canvasser, organiser, lead or admin (per campaign via Membership)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
+
+
+class Membership(Base):
+    """A user's role in one campaign (server-held; the only source guards trust)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "campaign_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(ROLE_ENUM)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class JoinCode(Base):
+    """A short code a volunteer types or scans to join a campaign as a canvasser."""
+
+    __tablename__ = "join_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[Role] = mapped_column(ROLE_ENUM, default=Role.canvasser)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    expires_at: Mapped[datetime]
+    max_uses: Mapped[int] = mapped_column(Integer, default=50)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Device(Base):
+    """A phone registered by a user; its token is revocable by deleting/revoking this row."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    node_id: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_sync_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    protocol_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RefreshToken(Base):
+    """An opaque, hashed, single-use refresh token; reuse of a rotated one revokes its family."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RevokedAccessToken(Base):
+    """Access-token ids (jti) revoked before expiry (sign-out); pruned once expired."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- geography
+
+
+class CensusArea(Base):
+    """A census or electoral area with its counts; public data shared by campaigns.
+
+    `counts` maps canonical census column names (see geo/census.py) to
+    resident counts for the area: the only place ethnicity exists.
+    """
+
+    __tablename__ = "census_areas"
+    __table_args__ = (
+        UniqueConstraint("code", "vintage"),
+        Index("ix_census_areas_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    vintage: Mapped[int] = mapped_column(Integer, default=2011)
+    geometry: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    min_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    min_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    population: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    census_table: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    parent_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class CampaignArea(Base):
+    """Which census areas make up a campaign's patch."""
+
+    __tablename__ = "campaign_areas"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("census_areas.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Address(Base):
+    """A door (or a flat behind a shared door): flats in one block share `building_key`."""
+
+    __tablename__ = "addresses"
+    __table_args__ = (
+        Index("ix_addresses_campaign_lonlat", "campaign_id", "lon", "lat"),
+        Index("ix_addresses_campaign_uprn", "campaign_id", "uprn"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    uprn: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lines: Mapped[list[str]] = mapped_column(JSON, default=list)
+    postcode: Mapped[str] = mapped_column(String(10), default="", index=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    building_key: Mapped[str] = mapped_column(String(64), index=True)
+    street: Mapped[str] = mapped_column(String(200), default="")
+    house_number: Mapped[str] = mapped_column(String(32), default="")
+    flat: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    area_code: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(32), default="")
+    # Editable household fields (last writer wins per field; versions in FieldVersion).
+    household_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    access_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Person(Base):
+    """An elector on the register at an address, with contact details held only with consent.
+
+    Deliberately no ethnicity, nationality-by-inference or name-derived column:
+    see the privacy rule in DESIGN.md.
+    """
+
+    __tablename__ = "people"
+    __table_args__ = (Index("ix_people_campaign_pd_eno", "campaign_id", "polling_district", "elector_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id", ondelete="SET NULL"), nullable=True, index=True)
+    polling_district: Mapped[str] = mapped_column(String(16), default="")
+    elector_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    elector_suffix: Mapped[str] = mapped_column(String(8), default="")
+    franchise: Mapped[str] = mapped_column(String(8), default="")
+    surname: Mapped[str] = mapped_column(String(200), default="")
+    forenames: Mapped[str] = mapped_column(String(200), default="")
+    match: Mapped[str] = mapped_column(String(16), default="")
+    # Contact details: held only with recorded consent.
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    contact_consent: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    consent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A stated preference for leaflet language (asked on the doorstep); not ethnicity.
+    preferred_language: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class FieldVersion(Base):
+    """The HLC of the last accepted write of one editable field (last writer wins)."""
+
+    __tablename__ = "field_versions"
+
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    field: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hlc: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Flag(Base):
+    """A safety flag derived from observation events (do-not-visit, moved away, deceased)."""
+
+    __tablename__ = "flags"
+    __table_args__ = (UniqueConstraint("address_id", "person_key", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_key: Mapped[int] = mapped_column(Integer, default=0)  # person id, 0 for the whole household
+    kind: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    set_hlc: Mapped[str] = mapped_column(String(64))
+    cleared_hlc: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+# ---------------------------------------------------------------- targets and walk lists
+
+
+class Target(Base):
+    """An area to canvass: a drawn polygon and/or chosen census areas, with the rule that made it."""
+
+    __tablename__ = "targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    geometry: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    min_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    min_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WalkList(Base):
+    """An ordered turf of doors with its route, as cut from a target."""
+
+    __tablename__ = "walk_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id", ondelete="SET NULL"), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    doors: Mapped[int] = mapped_column(Integer, default=0)
+    length_m: Mapped[float] = mapped_column(Float, default=0.0)
+    minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    route: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WalkListStop(Base):
+    """One address on a walk list; addresses of one building share a `stop_number`."""
+
+    __tablename__ = "walk_list_stops"
+    __table_args__ = (UniqueConstraint("walk_list_id", "address_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    walk_list_id: Mapped[int] = mapped_column(ForeignKey("walk_lists.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id", ondelete="CASCADE"), index=True)
+    stop_number: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Assignment(Base):
+    """A walk list given to a canvasser (server-authoritative); `ended_at` set on reassignment."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    walk_list_id: Mapped[int] = mapped_column(ForeignKey("walk_lists.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# ---------------------------------------------------------------- surveys and canvass events
+
+
+class Survey(Base):
+    """A versioned question set; a new version is a new row, answers keep theirs."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (UniqueConstraint("campaign_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    questions: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactAttempt(Base):
+    """A knock and its outcome; append-only, keyed by the client's UUID (insert-if-absent)."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (Index("ix_contact_attempts_campaign_list", "campaign_id", "walk_list_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(24))
+    hlc: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime | None] = mapped_column(nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Answer(Base):
+    """A survey answer; append-only like contact attempts (a correction is a new answer)."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_campaign_question", "campaign_id", "question_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    survey_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    question_key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[object] = mapped_column(JSON)
+    hlc: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Observation(Base):
+    """An observation event (moved away, deceased, do-not-visit set or cleared); flags derive from these."""
+
+    __tablename__ = "observations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    hlc: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---------------------------------------------------------------- sync bookkeeping
+
+
+class SyncCounter(Base):
+    """A single-row counter bumped in every SQLite write transaction to order the change feed."""
+
+    __tablename__ = "sync_counter"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ChangeFeed(Base):
+    """One committed change to a syncable record, the source of every pull.
+
+    On PostgreSQL `txid` holds the writer's xid8 so a pull can stop below the
+    oldest in-flight transaction; on SQLite `version` comes from SyncCounter.
+    Rows hold ids only, never personal data (the record is read at pull time).
+    """
+
+    __tablename__ = "change_feed"
+    __table_args__ = (Index("ix_change_feed_campaign_version", "campaign_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    entity: Mapped[str] = mapped_column(String(24))
+    entity_id: Mapped[str] = mapped_column(String(40))
+    op: Mapped[str] = mapped_column(String(8), default="upsert")
+    walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    address_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    txid: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceReceipt(Base):
+    """The last mutation sequence number applied per device (same transaction as the effects)."""
+
+    __tablename__ = "device_receipts"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MutationResult(Base):
+    """The recorded result of each processed mutation, so a replay returns the same answer."""
+
+    __tablename__ = "mutation_results"
+
+    device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    op: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    entity: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    entity_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    server_hlc: Mapped[str] = mapped_column(String(64), default="")
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Conflict(Base):
+    """The losing side of two concurrent edits of one field, kept for an organiser to review."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(40))
+    losing_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    losing_hlc: Mapped[str] = mapped_column(String(64))
+    losing_device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    winning_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    winning_hlc: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    resolved_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Tombstone(Base):
+    """An id-only record that a person or address was erased; sent to phones as `erase`."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (UniqueConstraint("entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    entity: Mapped[str] = mapped_column(String(24))
+    entity_id: Mapped[str] = mapped_column(String(40))
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AuditEvent(Base):
+    """Who read or exported personal data, what, when and how many rows."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    campaign_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    resource: Mapped[str] = mapped_column(String(200))
+    row_count: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class ImportJob(Base):
+    """A long import or cut running in the background, with progress for the console."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+PERSON_LEVEL_TABLES = (
+    "people",
+    "addresses",
+    "contact_attempts",
+    "answers",
+    "observations",
+    "conflicts",
+    "users",
+    "flags",
+    "field_versions",
+    "mutation_results",
+)
+"""Tables that describe or are about an individual; the privacy test scans these."""

@@ -1,0 +1,102 @@
+"""Settings read from the environment, so one image serves the demo and production."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "canvass.sqlite3"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every tunable of the server; each field maps to one `CANVASS_*` variable (see README)."""
+
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
+    secret_key: str = ""
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    device_token_days: int = 180
+    max_clock_skew_seconds: int = 300
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_polygon_vertices: int = 10_000
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    cors_origins: tuple[str, ...] = ()
+    public_url: str = "http://127.0.0.1:8000"
+    tile_url: str = ""
+    small_count_threshold: int = 5
+    debug: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file (the demo default)."""
+        return self.database_url.startswith("sqlite")
+
+
+_ENV_MAP = {
+    "database_url": ("DATABASE_URL", "CANVASS_DATABASE_URL"),
+}
+
+
+def _coerce(raw: str, current: object) -> object:
+    if isinstance(current, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` URLs and pick the async drivers we ship."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `CANVASS_*` variables (and `DATABASE_URL`), then explicit overrides."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    defaults = Settings()
+    for field in Settings.__struct_fields__:
+        names = _ENV_MAP.get(field, ()) + ("CANVASS_" + field.upper(),)
+        for name in names:
+            if name in env and env[name] != "":
+                values[field] = _coerce(env[name], getattr(defaults, field))
+    values.update(overrides)
+    if "database_url" in values:
+        values["database_url"] = normalise_database_url(str(values["database_url"]))
+    if not values.get("secret_key"):
+        values["secret_key"] = _development_secret()
+    return msgspec.structs.replace(defaults, **values)  # type: ignore[arg-type]
+
+
+def _development_secret() -> str:
+    """A per-checkout random secret kept in var/, so demo tokens survive restarts; set CANVASS_SECRET_KEY in production."""
+    path = PROJECT_ROOT / "var" / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return load_settings()

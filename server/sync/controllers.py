@@ -1,0 +1,185 @@
+"""HTTP endpoints of the sync protocol (device tokens only); the contract is docs/sync-protocol.md."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+
+from server.accounts.security import AuthUser
+from server.audit import record_audit
+from server.db.models import Device
+from server.dependencies import AppSettings, CurrentUser, DbSession
+from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
+from server.sync.feed import list_page, pull_changes
+from server.sync.store import PushContext, RawPushRequest, apply_push
+from sync.protocol import (
+    PROTOCOL_HEADER,
+    SUPPORTED_PROTOCOL_VERSIONS,
+    ListPage,
+    PullRequest,
+    PullResponse,
+    PushResponse,
+)
+
+MAX_BATCH = 1000
+
+
+def check_protocol_version(version: Any) -> None:
+    """426 upgrade-required for a missing or unsupported protocol version (the phone keeps its queue)."""
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        number = -1
+    if number not in SUPPORTED_PROTOCOL_VERSIONS:
+        raise UpgradeRequired(
+            f"Protocol version {version!r} is not supported; update the app. Nothing was lost: "
+            "keep the queued changes and send them after upgrading.",
+            supported_versions=sorted(SUPPORTED_PROTOCOL_VERSIONS),
+        )
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The request body, gunzipped if ``Content-Encoding: gzip`` (bounded against zip bombs)."""
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise InvalidInput(f"Unsupported Content-Encoding {encoding!r}; use gzip or none.")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput("The gzip body could not be decompressed.") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge("The decompressed body is too large.")
+    return data
+
+
+async def device_for(db_session: DbSession, user: AuthUser, device_id: str) -> Device:
+    """The caller's device row; the body's device id must be the token's device node id."""
+    if user.device_id is None:
+        raise Forbidden("Sync needs a device token: register this phone first.")
+    device = await db_session.get(Device, user.device_id)
+    if device is None or device.revoked_at is not None:
+        raise Forbidden("This device has been revoked.")
+    if device.node_id != device_id:
+        raise Forbidden("The device id in the request does not match the device token.")
+    return device
+
+
+class SyncController(Controller):
+    """Push mutations, pull changes, download newly assigned walk lists."""
+
+    path = "/api/sync"
+    tags = ["sync"]
+    opt = {"device_ok": True}
+
+    @post("/push", status_code=200)
+    async def push(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        user: CurrentUser,
+        settings: AppSettings,
+    ) -> PushResponse:
+        """Apply a batch of mutations atomically; replays return the same results."""
+        check_protocol_version(request.headers.get(PROTOCOL_HEADER))
+        body = await read_body(request, settings.max_request_bytes)
+        try:
+            push = msgspec.json.decode(body, type=RawPushRequest)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"Malformed push: {exc}") from exc
+        check_protocol_version(push.protocol_version)
+        if len(push.mutations) > MAX_BATCH:
+            raise PayloadTooLarge(f"At most {MAX_BATCH} mutations per push.")
+        device = await device_for(db_session, user, push.device_id)
+        context = PushContext(
+            device_id=device.id,
+            node_id=device.node_id,
+            user_id=user.id,
+            campaign_id=device.campaign_id,
+            role=user.role_in(device.campaign_id),
+            max_skew_ms=settings.max_clock_skew_seconds * 1000,
+        )
+        response = await apply_push(db_session, context, push.mutations)
+        device.last_sync_at = datetime.now(timezone.utc)
+        device.protocol_version = push.protocol_version
+        return response
+
+    @post("/pull", status_code=200)
+    async def pull(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        user: CurrentUser,
+        settings: AppSettings,
+    ) -> PullResponse:
+        """One page of changes in the device's scope after its cursor."""
+        check_protocol_version(request.headers.get(PROTOCOL_HEADER))
+        body = await read_body(request, settings.max_request_bytes)
+        try:
+            pull = msgspec.json.decode(body, type=PullRequest)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"Malformed pull: {exc}") from exc
+        check_protocol_version(pull.protocol_version)
+        device = await device_for(db_session, user, pull.device_id)
+        response = await pull_changes(
+            db_session,
+            user_id=user.id,
+            campaign_id=device.campaign_id,
+            cursor=pull.cursor,
+            limit=pull.limit,
+        )
+        if response.changes:
+            record_audit(
+                db_session,
+                user,
+                "sync_pull",
+                "/api/sync/pull",
+                campaign_id=device.campaign_id,
+                row_count=len(response.changes),
+            )
+        return response
+
+    @get("/lists/{list_id:int}")
+    async def download_list(
+        self,
+        request: Request[Any, Any, Any],
+        list_id: FromPath[int],
+        db_session: DbSession,
+        user: CurrentUser,
+        page_token: str | None = None,
+    ) -> ListPage:
+        """One page of a walk list assigned to the caller (resumable with ``page_token``)."""
+        check_protocol_version(request.headers.get(PROTOCOL_HEADER))
+        if user.device_id is None:
+            raise Forbidden("Sync needs a device token: register this phone first.")
+        device = await db_session.get(Device, user.device_id)
+        if device is None:
+            raise Forbidden("This device has been revoked.")
+        page = await list_page(
+            db_session,
+            user_id=user.id,
+            campaign_id=device.campaign_id,
+            list_id=list_id,
+            page_token=page_token,
+        )
+        if page is None:
+            from server.errors import NotFound
+
+            raise NotFound(f"Walk list {list_id} is not assigned to you.")
+        record_audit(
+            db_session,
+            user,
+            "sync_list_download",
+            f"/api/sync/lists/{list_id}",
+            campaign_id=device.campaign_id,
+            row_count=len(page.changes),
+        )
+        return page

@@ -1,0 +1,842 @@
+"""The change feed: recording changes, scoped pulls, list downloads, erasure tombstones.
+
+A change row (``ChangeFeed``) holds ids only; the record itself is read when
+a device pulls, so a pull always sends current data and personal data lives
+in one place (which makes erasure complete).
+
+Feed positions are pairs ``(key, id)`` ordered lexicographically:
+
+* PostgreSQL: ``key`` is the writing transaction's id (``pg_current_xact_id()``,
+  xid8). A pull only returns rows with ``key < pg_snapshot_xmin(pg_current_snapshot())``:
+  every transaction below that horizon has finished, so no row can later
+  appear behind the cursor (a long transaction delays pulls, never loses rows).
+* SQLite: ``key`` is a counter bumped for every change row. Every write
+  transaction begins with ``BEGIN IMMEDIATE`` (see ``server.db.session``), so
+  writers are serialised and counter order is commit order.
+
+The cursor a device gets back is opaque (URL-safe base64 JSON) and holds the
+position plus the walk-list ids the device has been told about, so a pull can
+send ``remove`` for lists that left its scope without any server-side
+per-device state: replaying a pull with an old cursor replays the same diff.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import (
+    Address,
+    Answer,
+    Assignment,
+    ChangeFeed,
+    Conflict,
+    ContactAttempt,
+    FieldVersion,
+    Flag,
+    Observation,
+    Person,
+    Survey,
+    SyncCounter,
+    Tombstone,
+    WalkList,
+    WalkListStop,
+)
+from server.errors import InvalidInput
+from sync.protocol import (
+    EDITABLE_FIELDS,
+    Change,
+    Erase,
+    ListPage,
+    PullResponse,
+    Remove,
+    Upsert,
+    flag_key,
+)
+
+COUNTER_NAME = "change_feed"
+MAX_KEY = 2**62
+LIST_PAGE_STOPS = 100
+
+
+# ------------------------------------------------------------------ recording
+
+
+async def _next_sqlite_version(session: AsyncSession) -> int:
+    await session.execute(
+        sqlite_insert(SyncCounter).values(name=COUNTER_NAME, value=0).on_conflict_do_nothing()
+    )
+    value = await session.scalar(
+        update(SyncCounter)
+        .where(SyncCounter.name == COUNTER_NAME)
+        .values(value=SyncCounter.value + 1)
+        .returning(SyncCounter.value)
+    )
+    assert value is not None
+    return int(value)
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    """True when the session's database is PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    campaign_id: int,
+    entity: str,
+    entity_id: int | str,
+    op: str = "upsert",
+    walk_list_id: int | None = None,
+    address_id: int | None = None,
+) -> None:
+    """Append a change row in the caller's transaction (call it for every write phones must see).
+
+    ``walk_list_id`` / ``address_id`` say whose scope the change belongs to:
+    a device sees it when the list is assigned to its user or the address is
+    on one of its lists. ``op`` is ``upsert`` or ``erase``.
+    """
+    row: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "op": op,
+        "walk_list_id": walk_list_id,
+        "address_id": address_id,
+    }
+    if is_postgres(session):
+        await session.execute(
+            pg_insert(ChangeFeed).values(
+                **row, txid=text("pg_current_xact_id()::text::bigint"), version=0
+            )
+        )
+    else:
+        version = await _next_sqlite_version(session)
+        await session.execute(sqlite_insert(ChangeFeed).values(**row, txid=version, version=version))
+
+
+# ------------------------------------------------------------------ positions and cursors
+
+
+class Cursor(msgspec.Struct, frozen=True):
+    """What a device's pull cursor holds: feed position and the walk lists it knows."""
+
+    key: int
+    id: int
+    lists: tuple[int, ...] = ()
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """Opaque, URL-safe text form of a cursor."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def decode_cursor(text_value: str) -> Cursor:
+    """Parse a cursor a device sent back; ``InvalidInput`` if it was tampered with or mangled."""
+    try:
+        padded = text_value + "=" * (-len(text_value) % 4)
+        return msgspec.json.decode(base64.urlsafe_b64decode(padded), type=Cursor)
+    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
+        raise InvalidInput("The pull cursor is not valid; pull again without a cursor.") from exc
+
+
+def position_version(key: int, row_id: int) -> str:
+    """A feed position as an entity version string (sorts lexicographically in feed order)."""
+    return f"{key:019d}-{row_id:019d}"
+
+
+async def _horizon(session: AsyncSession) -> int:
+    """The exclusive upper bound of keys that are safe to return now."""
+    if is_postgres(session):
+        value = await session.scalar(
+            text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        )
+        return int(value)
+    value = await session.scalar(select(func.max(ChangeFeed.txid)))
+    return int(value or 0) + 1
+
+
+async def feed_head(session: AsyncSession) -> tuple[int, int]:
+    """The position just below the horizon: everything at or before it is final."""
+    return await _horizon(session) - 1, MAX_KEY
+
+
+# ------------------------------------------------------------------ scope
+
+
+def assigned_lists_query(user_id: int, campaign_id: int):  # type: ignore[no-untyped-def]
+    """Walk lists currently assigned to a user in a campaign (server-held assignments)."""
+    return (
+        select(Assignment.walk_list_id)
+        .join(WalkList, WalkList.id == Assignment.walk_list_id)
+        .where(
+            Assignment.user_id == user_id,
+            Assignment.ended_at.is_(None),
+            WalkList.campaign_id == campaign_id,
+        )
+    )
+
+
+def scope_addresses_query(list_ids_query):  # type: ignore[no-untyped-def]
+    """Addresses on the given walk lists."""
+    return select(WalkListStop.address_id).where(WalkListStop.walk_list_id.in_(list_ids_query))
+
+
+async def assigned_lists(session: AsyncSession, user_id: int, campaign_id: int) -> set[int]:
+    """Ids of the walk lists a user may see now."""
+    return set((await session.scalars(assigned_lists_query(user_id, campaign_id))).all())
+
+
+# ------------------------------------------------------------------ serialising records
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return None
+    return value
+
+
+async def _field_versions(
+    session: AsyncSession, entity: str, ids: Sequence[int]
+) -> dict[int, dict[str, str]]:
+    result: dict[int, dict[str, str]] = {}
+    if not ids:
+        return result
+    rows = await session.execute(
+        select(FieldVersion.entity_id, FieldVersion.field, FieldVersion.hlc).where(
+            FieldVersion.entity == entity, FieldVersion.entity_id.in_(ids)
+        )
+    )
+    for entity_id, field, hlc in rows:
+        result.setdefault(entity_id, {})[field] = hlc
+    return result
+
+
+def walk_list_data(row: WalkList) -> dict[str, Any]:
+    """The phone's copy of a walk list."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "status": row.status,
+        "doors": row.doors,
+        "length_m": row.length_m,
+        "minutes": row.minutes,
+    }
+
+
+def stop_data(row: WalkListStop) -> dict[str, Any]:
+    """The phone's copy of a stop on a walk list."""
+    return {
+        "id": row.id,
+        "walk_list_id": row.walk_list_id,
+        "address_id": row.address_id,
+        "stop_number": row.stop_number,
+        "position": row.position,
+    }
+
+
+def address_data(row: Address, versions: dict[str, str]) -> dict[str, Any]:
+    """The phone's copy of an address (with editable-field versions for rebase)."""
+    return {
+        "id": row.id,
+        "uprn": row.uprn,
+        "lines": list(row.lines or []),
+        "postcode": row.postcode,
+        "lon": row.lon,
+        "lat": row.lat,
+        "building_key": row.building_key,
+        "street": row.street,
+        "house_number": row.house_number,
+        "flat": row.flat,
+        "household_note": row.household_note,
+        "access_note": row.access_note,
+        "field_versions": versions,
+    }
+
+
+def person_data(row: Person, versions: dict[str, str]) -> dict[str, Any]:
+    """The phone's copy of an elector (contact details as held, with consent)."""
+    return {
+        "id": row.id,
+        "address_id": row.address_id,
+        "polling_district": row.polling_district,
+        "elector_number": row.elector_number,
+        "elector_suffix": row.elector_suffix,
+        "surname": row.surname,
+        "forenames": row.forenames,
+        "phone": row.phone,
+        "email": row.email,
+        "contact_consent": row.contact_consent,
+        "note": row.note,
+        "preferred_language": row.preferred_language,
+        "field_versions": versions,
+    }
+
+
+def survey_data(row: Survey) -> dict[str, Any]:
+    """The phone's copy of a survey version."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "questions": row.questions,
+        "is_active": row.is_active,
+    }
+
+
+def event_data(entity: str, row: Any) -> dict[str, Any]:
+    """The phone's copy of an event, shaped like the mutation that created it."""
+    if entity == "contact_attempt":
+        return {
+            "id": row.id,
+            "address_id": row.address_id,
+            "person_id": row.person_id,
+            "walk_list_id": row.walk_list_id,
+            "outcome": row.outcome,
+            "at": row.hlc,
+        }
+    if entity == "answer":
+        return {
+            "id": row.id,
+            "address_id": row.address_id,
+            "person_id": row.person_id,
+            "question_key": row.question_key,
+            "value": row.value,
+            "at": row.hlc,
+        }
+    return {
+        "id": row.id,
+        "address_id": row.address_id,
+        "person_id": row.person_id,
+        "kind": row.kind,
+        "note": row.note,
+        "at": row.hlc,
+    }
+
+
+def flag_data(address_id: int, person_key: int, rows: Iterable[Flag]) -> dict[str, Any]:
+    """The phone's copy of a key's flags, shaped like ``sync.merge.FlagState``."""
+    data: dict[str, Any] = {
+        "address_id": address_id,
+        "person_id": person_key or None,
+        "do_not_visit": False,
+        "moved_away": False,
+        "deceased": False,
+        "set_hlc": "",
+        "cleared_hlc": "",
+        "last_at": "",
+    }
+    for row in rows:
+        if row.kind == "do_not_visit":
+            data["do_not_visit"] = row.active
+            data["set_hlc"] = row.set_hlc if row.active else ""
+            data["cleared_hlc"] = row.cleared_hlc or ""
+            data["last_at"] = max(data["last_at"], row.set_hlc, row.cleared_hlc or "")
+        elif row.kind in ("moved_away", "deceased"):
+            data[row.kind] = row.active
+            data["last_at"] = max(data["last_at"], row.set_hlc)
+    return data
+
+
+_EVENT_MODELS: dict[str, Any] = {
+    "contact_attempt": ContactAttempt,
+    "answer": Answer,
+    "observation": Observation,
+}
+
+
+async def load_upserts(
+    session: AsyncSession,
+    campaign_id: int,
+    keys: Sequence[tuple[str, str]],
+    versions: dict[tuple[str, str], str],
+) -> list[Change]:
+    """Read current records for (entity, id) keys and turn them into ``Upsert`` changes."""
+    by_entity: dict[str, list[str]] = {}
+    for entity, entity_id in keys:
+        by_entity.setdefault(entity, []).append(entity_id)
+    data: dict[tuple[str, str], dict[str, Any]] = {}
+
+    for entity, ids in by_entity.items():
+        if entity == "walk_list":
+            for row in await session.scalars(
+                select(WalkList).where(
+                    WalkList.id.in_([int(i) for i in ids]), WalkList.campaign_id == campaign_id
+                )
+            ):
+                data[(entity, str(row.id))] = walk_list_data(row)
+        elif entity == "stop":
+            for row in await session.scalars(
+                select(WalkListStop).where(WalkListStop.id.in_([int(i) for i in ids]))
+            ):
+                data[(entity, str(row.id))] = stop_data(row)
+        elif entity in ("address", "person"):
+            model: Any = Address if entity == "address" else Person
+            int_ids = [int(i) for i in ids]
+            fv = await _field_versions(session, entity, int_ids)
+            for row in await session.scalars(
+                select(model).where(model.id.in_(int_ids), model.campaign_id == campaign_id)
+            ):
+                versions_of = fv.get(row.id, {})
+                data[(entity, str(row.id))] = (
+                    address_data(row, versions_of)
+                    if entity == "address"
+                    else person_data(row, versions_of)
+                )
+        elif entity == "survey":
+            for row in await session.scalars(
+                select(Survey).where(
+                    Survey.id.in_([int(i) for i in ids]), Survey.campaign_id == campaign_id
+                )
+            ):
+                data[(entity, str(row.id))] = survey_data(row)
+        elif entity in _EVENT_MODELS:
+            model = _EVENT_MODELS[entity]
+            for row in await session.scalars(
+                select(model).where(model.id.in_(ids), model.campaign_id == campaign_id)
+            ):
+                data[(entity, str(row.id))] = event_data(entity, row)
+        elif entity == "flag":
+            for key in ids:
+                address_part, _, person_part = key.partition(":")
+                person_key = int(person_part) if person_part else 0
+                rows = list(
+                    await session.scalars(
+                        select(Flag).where(
+                            Flag.campaign_id == campaign_id,
+                            Flag.address_id == int(address_part),
+                            Flag.person_key == person_key,
+                        )
+                    )
+                )
+                if rows:
+                    data[(entity, key)] = flag_data(int(address_part), person_key, rows)
+
+    changes: list[Change] = []
+    for key in keys:
+        if key in data:
+            changes.append(
+                Upsert(
+                    entity=key[0],  # type: ignore[arg-type]
+                    id=key[1],
+                    data={k: _json_safe(v) for k, v in data[key].items()},
+                    version=versions[key],
+                )
+            )
+    return changes
+
+
+# ------------------------------------------------------------------ pull
+
+
+async def _scope_removals(
+    session: AsyncSession,
+    campaign_id: int,
+    lost_lists: set[int],
+    current_lists: set[int],
+    version: str,
+) -> list[Change]:
+    """``remove`` changes for lists that left scope and everything only they brought in."""
+    if not lost_lists:
+        return []
+    changes: list[Change] = []
+    for list_id in sorted(lost_lists):
+        changes.append(Remove(entity="walk_list", id=str(list_id), version=version))
+    stops = (
+        await session.execute(
+            select(WalkListStop.id, WalkListStop.address_id).where(
+                WalkListStop.walk_list_id.in_(lost_lists)
+            )
+        )
+    ).all()
+    for stop_id, _ in stops:
+        changes.append(Remove(entity="stop", id=str(stop_id), version=version))
+    kept_addresses: set[int] = set()
+    if current_lists:
+        kept_addresses = set(
+            (
+                await session.scalars(
+                    select(WalkListStop.address_id).where(
+                        WalkListStop.walk_list_id.in_(current_lists)
+                    )
+                )
+            ).all()
+        )
+    lost_addresses = sorted({a for _, a in stops} - kept_addresses)
+    if not lost_addresses:
+        return changes
+    for address_id in lost_addresses:
+        changes.append(Remove(entity="address", id=str(address_id), version=version))
+    for person_id in await session.scalars(
+        select(Person.id).where(Person.address_id.in_(lost_addresses))
+    ):
+        changes.append(Remove(entity="person", id=str(person_id), version=version))
+    for entity, model in _EVENT_MODELS.items():
+        for event_id in await session.scalars(
+            select(model.id).where(
+                model.campaign_id == campaign_id, model.address_id.in_(lost_addresses)
+            )
+        ):
+            changes.append(Remove(entity=entity, id=str(event_id), version=version))  # type: ignore[arg-type]
+    flag_keys = (
+        await session.execute(
+            select(Flag.address_id, Flag.person_key)
+            .where(Flag.campaign_id == campaign_id, Flag.address_id.in_(lost_addresses))
+            .distinct()
+        )
+    ).all()
+    for address_id, person_key in flag_keys:
+        changes.append(
+            Remove(entity="flag", id=flag_key(address_id, person_key or None), version=version)
+        )
+    return changes
+
+
+async def pull_changes(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    campaign_id: int,
+    cursor: str | None,
+    limit: int,
+) -> PullResponse:
+    """One page of the device's change feed, scoped to what its user may see now.
+
+    Order of a page: scope changes first (``remove`` for lost lists, ``upsert``
+    for new lists, which the phone then downloads with ``list_page``), then
+    feed rows after the cursor that belong to the current scope, then
+    ``erase`` for every tombstone of the campaign (erasure reaches every phone).
+    """
+    horizon = await _horizon(session)
+    head = (horizon - 1, MAX_KEY)
+    current_lists = await assigned_lists(session, user_id, campaign_id)
+    if cursor is None:
+        start = Cursor(key=head[0], id=head[1], lists=())
+        first_pull = True
+    else:
+        start = decode_cursor(cursor)
+        first_pull = False
+
+    changes: list[Change] = []
+    known_lists = set(start.lists)
+    head_version = position_version(*head)
+    changes += await _scope_removals(
+        session, campaign_id, known_lists - current_lists, current_lists, head_version
+    )
+    new_lists = sorted(current_lists - known_lists)
+    scope_upserts: list[tuple[str, str]] = [("walk_list", str(i)) for i in new_lists]
+    if first_pull:
+        scope_upserts += [
+            ("survey", str(s))
+            for s in await session.scalars(
+                select(Survey.id).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True))
+            )
+        ]
+    changes += await load_upserts(
+        session, campaign_id, scope_upserts, {k: head_version for k in scope_upserts}
+    )
+
+    lists_q = assigned_lists_query(user_id, campaign_id)
+    rows = (
+        await session.execute(
+            select(
+                ChangeFeed.id,
+                ChangeFeed.txid,
+                ChangeFeed.entity,
+                ChangeFeed.entity_id,
+                ChangeFeed.op,
+            )
+            .where(
+                ChangeFeed.campaign_id == campaign_id,
+                ChangeFeed.txid < horizon,
+                tuple_(ChangeFeed.txid, ChangeFeed.id) > tuple_(start.key, start.id),
+                or_(
+                    ChangeFeed.op == "erase",
+                    ChangeFeed.entity == "survey",
+                    ChangeFeed.walk_list_id.in_(lists_q),
+                    ChangeFeed.address_id.in_(scope_addresses_query(lists_q)),
+                ),
+            )
+            .order_by(ChangeFeed.txid, ChangeFeed.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+
+    upsert_keys: list[tuple[str, str]] = []
+    versions: dict[tuple[str, str], str] = {}
+    erases: list[Change] = []
+    for row_id, key, entity, entity_id, op in rows:
+        version = position_version(key, row_id)
+        if op == "erase":
+            erases.append(Erase(entity=entity, id=entity_id))
+            continue
+        item = (entity, entity_id)
+        if item not in versions:
+            upsert_keys.append(item)
+        versions[item] = version  # the latest position of this record on the page
+    changes += await load_upserts(session, campaign_id, upsert_keys, versions)
+    changes += erases
+
+    if has_more:
+        position = (rows[-1][1], rows[-1][0])
+    else:  # everything in scope below the horizon has been sent: jump to the head
+        position = max(head, (start.key, start.id))
+    next_cursor = Cursor(key=position[0], id=position[1], lists=tuple(sorted(current_lists)))
+    return PullResponse(changes=changes, cursor=encode_cursor(next_cursor), has_more=has_more)
+
+
+# ------------------------------------------------------------------ list download
+
+
+class PageToken(msgspec.Struct, frozen=True):
+    """Where a list download resumes: the next stop position."""
+
+    after_position: int
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    campaign_id: int,
+    list_id: int,
+    page_token: str | None,
+    page_stops: int = LIST_PAGE_STOPS,
+) -> ListPage | None:
+    """One page of a walk list's initial download; ``None`` if the list is not assigned to the user.
+
+    Each page carries a run of stops with their addresses, people, events and
+    flags. Versions are the feed head at read time, so anything newer arriving
+    through the feed replaces them and nothing older does.
+    """
+    if list_id not in await assigned_lists(session, user_id, campaign_id):
+        return None
+    after = -1
+    if page_token:
+        try:
+            after = msgspec.json.decode(
+                base64.urlsafe_b64decode(page_token + "=" * (-len(page_token) % 4)),
+                type=PageToken,
+            ).after_position
+        except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
+            raise InvalidInput("The page token is not valid; restart the download.") from exc
+    head_version = position_version(*(await feed_head(session)))
+    stops = list(
+        await session.scalars(
+            select(WalkListStop)
+            .where(WalkListStop.walk_list_id == list_id, WalkListStop.position > after)
+            .order_by(WalkListStop.position)
+            .limit(page_stops + 1)
+        )
+    )
+    more = len(stops) > page_stops
+    stops = stops[:page_stops]
+    keys: list[tuple[str, str]] = []
+    if after < 0:
+        keys.append(("walk_list", str(list_id)))
+    keys += [("stop", str(s.id)) for s in stops]
+    address_ids = sorted({s.address_id for s in stops})
+    keys += [("address", str(a)) for a in address_ids]
+    if address_ids:
+        keys += [
+            ("person", str(p))
+            for p in await session.scalars(
+                select(Person.id)
+                .where(Person.address_id.in_(address_ids), Person.campaign_id == campaign_id)
+                .order_by(Person.id)
+            )
+        ]
+        for entity, model in _EVENT_MODELS.items():
+            keys += [
+                (entity, str(e))
+                for e in await session.scalars(
+                    select(model.id)
+                    .where(model.campaign_id == campaign_id, model.address_id.in_(address_ids))
+                    .order_by(model.id)
+                )
+            ]
+        flag_rows = (
+            await session.execute(
+                select(Flag.address_id, Flag.person_key)
+                .where(Flag.campaign_id == campaign_id, Flag.address_id.in_(address_ids))
+                .distinct()
+            )
+        ).all()
+        keys += [("flag", flag_key(a, p or None)) for a, p in sorted(flag_rows)]
+    changes = await load_upserts(session, campaign_id, keys, {k: head_version for k in keys})
+    token = None
+    if more and stops:
+        token = (
+            base64.urlsafe_b64encode(msgspec.json.encode(PageToken(after_position=stops[-1].position)))
+            .decode()
+            .rstrip("=")
+        )
+    return ListPage(list_id=list_id, changes=changes, next_page_token=token)
+
+
+# ------------------------------------------------------------------ erasure
+
+
+async def erase_person(
+    session: AsyncSession, campaign_id: int, person_id: int, erased_by: int | None
+) -> None:
+    """Hard-delete a person and everything about them; keep an id-only tombstone sent as ``erase``."""
+    person = await session.get(Person, person_id)
+    if person is None or person.campaign_id != campaign_id:
+        return
+    address_id = person.address_id
+    for entity, model in _EVENT_MODELS.items():
+        for event_id in list(
+            await session.scalars(
+                select(model.id).where(model.campaign_id == campaign_id, model.person_id == person_id)
+            )
+        ):
+            await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
+        await session.execute(
+            delete(model).where(model.campaign_id == campaign_id, model.person_id == person_id)
+        )
+    await _erase_field_history(session, "person", [person_id])
+    await session.execute(
+        delete(Flag).where(Flag.campaign_id == campaign_id, Flag.person_key == person_id)
+    )
+    await session.delete(person)
+    await session.flush()
+    await _tombstone(session, campaign_id, "person", str(person_id), erased_by, address_id)
+    if address_id is not None:
+        await _tombstone_flag(session, campaign_id, address_id, person_id, erased_by)
+
+
+async def erase_address(
+    session: AsyncSession, campaign_id: int, address_id: int, erased_by: int | None
+) -> None:
+    """Hard-delete an address, its people and events; tombstones for each id."""
+    address = await session.get(Address, address_id)
+    if address is None or address.campaign_id != campaign_id:
+        return
+    for person_id in list(
+        await session.scalars(select(Person.id).where(Person.address_id == address_id))
+    ):
+        await erase_person(session, campaign_id, person_id, erased_by)
+    for entity, model in _EVENT_MODELS.items():
+        for event_id in list(
+            await session.scalars(
+                select(model.id).where(model.campaign_id == campaign_id, model.address_id == address_id)
+            )
+        ):
+            await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
+        await session.execute(
+            delete(model).where(model.campaign_id == campaign_id, model.address_id == address_id)
+        )
+    await _tombstone_flag(session, campaign_id, address_id, None, erased_by)
+    await session.execute(
+        delete(Flag).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id)
+    )
+    await _erase_field_history(session, "address", [address_id])
+    stop_ids = list(
+        await session.scalars(select(WalkListStop.id).where(WalkListStop.address_id == address_id))
+    )
+    for stop_id in stop_ids:
+        await _tombstone(session, campaign_id, "stop", str(stop_id), erased_by, address_id)
+    await session.execute(delete(WalkListStop).where(WalkListStop.address_id == address_id))
+    await session.delete(address)
+    await session.flush()
+    await _tombstone(session, campaign_id, "address", str(address_id), erased_by, address_id)
+
+
+async def _erase_field_history(session: AsyncSession, entity: str, ids: list[int]) -> None:
+    await session.execute(
+        delete(FieldVersion).where(FieldVersion.entity == entity, FieldVersion.entity_id.in_(ids))
+    )
+    await session.execute(
+        delete(Conflict).where(Conflict.entity == entity, Conflict.entity_id.in_(ids))
+    )
+
+
+async def _tombstone_flag(
+    session: AsyncSession,
+    campaign_id: int,
+    address_id: int,
+    person_id: int | None,
+    erased_by: int | None,
+) -> None:
+    exists = await session.scalar(
+        select(Flag.id).where(
+            Flag.campaign_id == campaign_id,
+            Flag.address_id == address_id,
+            Flag.person_key == (person_id or 0),
+        )
+    )
+    if exists is not None:
+        await record_change(
+            session,
+            campaign_id=campaign_id,
+            entity="flag",
+            entity_id=flag_key(address_id, person_id),
+            op="erase",
+            address_id=address_id,
+        )
+
+
+async def _tombstone(
+    session: AsyncSession,
+    campaign_id: int,
+    entity: str,
+    entity_id: str,
+    erased_by: int | None,
+    address_id: int | None,
+) -> None:
+    existing = await session.scalar(
+        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == entity_id)
+    )
+    if existing is None:
+        session.add(
+            Tombstone(
+                campaign_id=campaign_id, entity=entity, entity_id=entity_id, erased_by=erased_by
+            )
+        )
+    await record_change(
+        session,
+        campaign_id=campaign_id,
+        entity=entity,
+        entity_id=entity_id,
+        op="erase",
+        address_id=address_id,
+    )
+
+
+async def is_erased(session: AsyncSession, entity: str, entity_id: int | str) -> bool:
+    """True if an id-only tombstone exists for the entity."""
+    found = await session.scalar(
+        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == str(entity_id))
+    )
+    return found is not None
+
+
+__all__ = [
+    "EDITABLE_FIELDS",
+    "Cursor",
+    "decode_cursor",
+    "encode_cursor",
+    "erase_address",
+    "erase_person",
+    "feed_head",
+    "is_erased",
+    "list_page",
+    "load_upserts",
+    "pull_changes",
+    "record_change",
+]

@@ -1,0 +1,567 @@
+"""Applying a push: every mutation of a batch in one transaction, idempotent per (device, seq).
+
+The caller's session is the transaction (the request's session, committed by
+the framework on success, rolled back on any error), so a push is atomic: a
+failed push changes nothing, and the device's receipts (``DeviceReceipt``,
+one ``MutationResult`` row per seq) commit together with the effects.
+
+Per mutation:
+
+1. A seq that already has a ``MutationResult`` row is a replay: its stored
+   result is returned and nothing else happens.
+2. Otherwise it is validated and applied; a mutation that can never be
+   applied (malformed, clock too far ahead, unknown or erased record,
+   forbidden) is *processed* with status ``rejected`` and a reason, never
+   dropped silently and never worth retrying.
+
+Concurrency: the device's receipt row is locked first (``SELECT ... FOR
+UPDATE`` on PostgreSQL; SQLite serialises all writers with ``BEGIN
+IMMEDIATE``), so two deliveries of the same push cannot both apply it; a
+record being edited or flagged is locked the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import (
+    Address,
+    Answer,
+    Assignment,
+    Conflict,
+    ContactAttempt,
+    Device,
+    DeviceReceipt,
+    FieldVersion,
+    Flag,
+    Observation,
+    Person,
+    Role,
+    WalkList,
+)
+from server.db.models import MutationResult as MutationResultRow
+from server.sync.feed import is_erased, is_postgres, record_change
+from sync.clock import HybridClock, check_skew, parse, system_wall_ms
+from sync.merge import FieldState, FlagState, apply_observation, merge_field_edit
+from sync.protocol import (
+    EDITABLE_FIELDS,
+    EditField,
+    Mutation,
+    MutationResult,
+    PushResponse,
+    RecordAnswer,
+    RecordContactAttempt,
+    RecordObservation,
+    ServerRequest,
+    flag_key,
+    mutation_hlc,
+)
+
+SERVER_CLOCK = HybridClock(f"server-{os.getpid()}", max_skew_ms=None)
+"""This process's hybrid logical clock (skew is checked explicitly before ``receive``)."""
+
+_mutation_decoder = msgspec.json.Decoder(Mutation)
+
+
+class RawEnvelope(msgspec.Struct, frozen=True):
+    """An envelope whose mutation is decoded one by one, so one bad mutation is rejected alone."""
+
+    seq: int
+    mutation: msgspec.Raw
+
+
+class RawPushRequest(msgspec.Struct, frozen=True):
+    """A push as received: envelope list with undecoded mutations."""
+
+    protocol_version: int
+    device_id: str
+    mutations: list[RawEnvelope]
+
+
+class Rejected(Exception):
+    """A mutation that can never be applied; becomes a ``rejected`` result with this reason."""
+
+
+class PushContext(msgspec.Struct, kw_only=True):
+    """Who is pushing: the device row's ids and the user's role in the device's campaign."""
+
+    device_id: int
+    node_id: str
+    user_id: int
+    campaign_id: int
+    role: Role | None
+    max_skew_ms: int
+    wall: Any = system_wall_ms
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _lock_receipt(session: AsyncSession, device_id: int) -> DeviceReceipt:
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    await session.execute(
+        insert(DeviceReceipt)
+        .values(device_id=device_id, last_seq=0, updated_at=_now())
+        .on_conflict_do_nothing()
+    )
+    receipt = await session.scalar(
+        select(DeviceReceipt)
+        .where(DeviceReceipt.device_id == device_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert receipt is not None
+    return receipt
+
+
+async def apply_push(
+    session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
+) -> PushResponse:
+    """Apply a batch in seq order inside the caller's transaction; replays return stored results."""
+    receipt = await _lock_receipt(session, context.device_id)
+    seqs = [e.seq for e in envelopes]
+    stored = {
+        row.seq: row
+        for row in await session.scalars(
+            select(MutationResultRow).where(
+                MutationResultRow.device_id == context.device_id,
+                MutationResultRow.seq.in_(seqs),
+            )
+        )
+    }
+    results: list[MutationResult] = []
+    seen_in_batch: set[int] = set()
+    for envelope in sorted(envelopes, key=lambda e: e.seq):
+        if envelope.seq in seen_in_batch:
+            continue
+        seen_in_batch.add(envelope.seq)
+        previous = stored.get(envelope.seq)
+        if previous is not None:
+            results.append(
+                MutationResult(
+                    seq=previous.seq,
+                    status=previous.status,  # type: ignore[arg-type]
+                    reason=previous.reason,
+                    server_hlc=previous.server_hlc,
+                )
+            )
+            continue
+        result, op, entity, entity_id = await _apply_one(session, context, envelope)
+        session.add(
+            MutationResultRow(
+                device_id=context.device_id,
+                seq=envelope.seq,
+                campaign_id=context.campaign_id,
+                op=op,
+                status=result.status,
+                reason=result.reason,
+                entity=entity,
+                entity_id=entity_id,
+                server_hlc=result.server_hlc,
+                user_id=context.user_id,
+            )
+        )
+        results.append(result)
+        receipt.last_seq = max(receipt.last_seq, envelope.seq)
+    receipt.updated_at = _now()
+    await session.flush()
+    return PushResponse(results=results, last_seq=receipt.last_seq)
+
+
+async def _apply_one(
+    session: AsyncSession, context: PushContext, envelope: RawEnvelope
+) -> tuple[MutationResult, str, str | None, str | None]:
+    """Apply one mutation; returns its result and what to record about it."""
+    op, entity, entity_id = "unknown", None, None
+    try:
+        if envelope.seq < 1:
+            raise Rejected("invalid seq: must be >= 1")
+        try:
+            mutation = _mutation_decoder.decode(envelope.mutation)
+        except msgspec.DecodeError as exc:
+            raise Rejected(f"malformed mutation: {exc}") from None
+        op = type(mutation).__struct_config__.tag  # type: ignore[assignment]
+        entity, entity_id = _target(mutation)
+        stamp = mutation_hlc(mutation)
+        if stamp is not None:
+            _check_stamp(context, stamp)
+        async with session.begin_nested():
+            status, reason = await _dispatch(session, context, mutation)
+    except Rejected as exc:
+        status, reason = "rejected", str(exc)
+    server_hlc = SERVER_CLOCK.now().encode()
+    return (
+        MutationResult(seq=envelope.seq, status=status, reason=reason, server_hlc=server_hlc),  # type: ignore[arg-type]
+        op,
+        entity,
+        entity_id,
+    )
+
+
+def _target(mutation: Mutation) -> tuple[str | None, str | None]:
+    if isinstance(mutation, EditField):
+        return mutation.entity, str(mutation.entity_id)
+    if isinstance(mutation, RecordContactAttempt):
+        return "contact_attempt", str(mutation.id)
+    if isinstance(mutation, RecordAnswer):
+        return "answer", str(mutation.id)
+    if isinstance(mutation, RecordObservation):
+        return "observation", str(mutation.id)
+    return None, None
+
+
+def _check_stamp(context: PushContext, stamp: str) -> None:
+    """Reject stamps from another node or too far in the future; otherwise advance the server clock."""
+    remote = parse(stamp)
+    if remote.node != context.node_id:
+        raise Rejected(f"hlc node {remote.node!r} is not this device's node id")
+    if not check_skew(remote, context.wall(), context.max_skew_ms):
+        raise Rejected(
+            f"clock_skew: stamped {remote.wall_ms - context.wall()} ms in the future "
+            f"(limit {context.max_skew_ms} ms); fix the phone's clock"
+        )
+    SERVER_CLOCK.receive(remote)
+
+
+async def _dispatch(
+    session: AsyncSession, context: PushContext, mutation: Mutation
+) -> tuple[str, str]:
+    if isinstance(mutation, EditField):
+        return await _apply_edit(session, context, mutation)
+    if isinstance(mutation, ServerRequest):
+        return await _apply_request(session, context, mutation)
+    return await _apply_event(session, context, mutation)
+
+
+async def _check_address(
+    session: AsyncSession, context: PushContext, address_id: int, *, lock: bool = False
+) -> Address:
+    query = select(Address).where(Address.id == address_id)
+    if lock:
+        query = query.with_for_update()
+    address = await session.scalar(query)
+    if address is None or address.campaign_id != context.campaign_id:
+        if await is_erased(session, "address", address_id):
+            raise Rejected(f"address {address_id} was erased")
+        raise Rejected(f"unknown address {address_id}")
+    return address
+
+
+async def _check_person(
+    session: AsyncSession, context: PushContext, person_id: int | None, address_id: int | None
+) -> Person | None:
+    if person_id is None:
+        return None
+    person = await session.get(Person, person_id)
+    if person is None or person.campaign_id != context.campaign_id:
+        if await is_erased(session, "person", person_id):
+            raise Rejected(f"person {person_id} was erased")
+        raise Rejected(f"unknown person {person_id}")
+    if address_id is not None and person.address_id != address_id:
+        raise Rejected(f"person {person_id} is not registered at address {address_id}")
+    return person
+
+
+_EVENT_MODELS: dict[type, Any] = {
+    RecordContactAttempt: ContactAttempt,
+    RecordAnswer: Answer,
+    RecordObservation: Observation,
+}
+_EVENT_ENTITY = {
+    RecordContactAttempt: "contact_attempt",
+    RecordAnswer: "answer",
+    RecordObservation: "observation",
+}
+
+
+async def _apply_event(
+    session: AsyncSession,
+    context: PushContext,
+    event: RecordContactAttempt | RecordAnswer | RecordObservation,
+) -> tuple[str, str]:
+    model = _EVENT_MODELS[type(event)]
+    entity = _EVENT_ENTITY[type(event)]
+    event_id = str(event.id)
+    if await is_erased(session, entity, event_id):
+        raise Rejected(f"{entity} {event_id} was erased")
+    if await session.get(model, event_id) is not None:
+        return "duplicate", "event already recorded"
+    is_observation = isinstance(event, RecordObservation)
+    await _check_address(session, context, event.address_id, lock=is_observation)
+    await _check_person(session, context, event.person_id, event.address_id)
+    common: dict[str, Any] = {
+        "id": event_id,
+        "campaign_id": context.campaign_id,
+        "address_id": event.address_id,
+        "person_id": event.person_id,
+        "hlc": event.at,
+        "user_id": context.user_id,
+        "device_id": context.device_id,
+    }
+    if isinstance(event, RecordContactAttempt):
+        if event.walk_list_id is not None:
+            owner = await session.scalar(
+                select(WalkList.campaign_id).where(WalkList.id == event.walk_list_id)
+            )
+            if owner != context.campaign_id:
+                raise Rejected(f"unknown walk list {event.walk_list_id}")
+        session.add(
+            ContactAttempt(
+                **common,
+                walk_list_id=event.walk_list_id,
+                outcome=event.outcome,
+                at=datetime.fromtimestamp(parse(event.at).wall_ms / 1000, UTC),
+            )
+        )
+    elif isinstance(event, RecordAnswer):
+        session.add(Answer(**common, question_key=event.question_key, value=event.value))
+    else:
+        if event.kind == "do_not_visit_cleared" and context.role not in (
+            Role.admin,
+            Role.organiser,
+        ):
+            raise Rejected("only an organiser may clear do-not-visit")
+        session.add(Observation(**common, kind=event.kind, note=event.note))
+    await session.flush()
+    await record_change(
+        session,
+        campaign_id=context.campaign_id,
+        entity=entity,
+        entity_id=event_id,
+        address_id=event.address_id,
+    )
+    if isinstance(event, RecordObservation):
+        await _update_flags(session, context, event)
+    return "applied", ""
+
+
+async def _update_flags(
+    session: AsyncSession, context: PushContext, observation: RecordObservation
+) -> None:
+    """Fold an accepted observation into the key's Flag rows (``sync.merge.apply_observation``)."""
+    person_key = observation.person_id or 0
+    rows = {
+        row.kind: row
+        for row in await session.scalars(
+            select(Flag).where(
+                Flag.address_id == observation.address_id, Flag.person_key == person_key
+            )
+        )
+    }
+    dnv = rows.get("do_not_visit")
+    before = FlagState(
+        address_id=observation.address_id,
+        person_id=observation.person_id,
+        do_not_visit=bool(dnv and dnv.active),
+        moved_away="moved_away" in rows,
+        deceased="deceased" in rows,
+        set_hlc=dnv.set_hlc if dnv and dnv.active else "",
+        cleared_hlc=(dnv.cleared_hlc or "") if dnv else "",
+    )
+    after = apply_observation(before, observation)
+    if observation.kind in ("do_not_visit", "do_not_visit_cleared"):
+        if dnv is None:
+            if after.do_not_visit:
+                session.add(
+                    Flag(
+                        campaign_id=context.campaign_id,
+                        address_id=observation.address_id,
+                        person_key=person_key,
+                        kind="do_not_visit",
+                        active=True,
+                        set_hlc=after.set_hlc,
+                        cleared_hlc=after.cleared_hlc or None,
+                    )
+                )
+        else:
+            dnv.active = after.do_not_visit
+            if after.do_not_visit:
+                dnv.set_hlc = after.set_hlc
+            dnv.cleared_hlc = after.cleared_hlc or None
+    for kind in ("moved_away", "deceased"):
+        if getattr(after, kind) and kind not in rows:
+            session.add(
+                Flag(
+                    campaign_id=context.campaign_id,
+                    address_id=observation.address_id,
+                    person_key=person_key,
+                    kind=kind,
+                    active=True,
+                    set_hlc=observation.at,
+                )
+            )
+        elif kind == observation.kind and kind in rows and observation.at > rows[kind].set_hlc:
+            rows[kind].set_hlc = observation.at
+    await session.flush()
+    await record_change(
+        session,
+        campaign_id=context.campaign_id,
+        entity="flag",
+        entity_id=flag_key(observation.address_id, observation.person_id),
+        address_id=observation.address_id,
+    )
+
+
+async def _apply_edit(
+    session: AsyncSession, context: PushContext, edit: EditField
+) -> tuple[str, str]:
+    """Last writer wins per field by HLC; the loser of concurrent edits becomes a Conflict row.
+
+    The server sees edits in causal order (a phone can only base an edit on a
+    version it pulled, or on its own earlier edit, which it pushed first), so
+    the field's merge state is: the winner (column value + ``FieldVersion``)
+    and the open conflicts (the other tips). ``sync.merge.merge_field_edit``
+    decides; this function persists its verdict.
+    """
+    if edit.field not in EDITABLE_FIELDS[edit.entity]:
+        raise Rejected(f"{edit.entity}.{edit.field} is not editable from a phone")
+    model: Any = Person if edit.entity == "person" else Address
+    row = await session.scalar(select(model).where(model.id == edit.entity_id).with_for_update())
+    if row is None or row.campaign_id != context.campaign_id:
+        if await is_erased(session, edit.entity, edit.entity_id):
+            raise Rejected(f"{edit.entity} {edit.entity_id} was erased")
+        raise Rejected(f"unknown {edit.entity} {edit.entity_id}")
+    version = await session.get(FieldVersion, (edit.entity, edit.entity_id, edit.field))
+    open_conflicts = list(
+        await session.scalars(
+            select(Conflict).where(
+                Conflict.entity == edit.entity,
+                Conflict.entity_id == edit.entity_id,
+                Conflict.field == edit.field,
+                Conflict.resolved_at.is_(None),
+            )
+        )
+    )
+    state: FieldState | None = None
+    if version is not None:
+        winner = EditField(
+            entity=edit.entity,
+            entity_id=edit.entity_id,
+            field=edit.field,
+            value=getattr(row, edit.field),
+            hlc=version.hlc,
+        )
+        tips = [winner] + [
+            EditField(
+                entity=edit.entity,
+                entity_id=edit.entity_id,
+                field=edit.field,
+                value=c.losing_value,
+                hlc=c.losing_hlc,
+            )
+            for c in open_conflicts
+        ]
+        state = FieldState(winner=winner, tips=tuple(sorted(tips, key=lambda t: t.hlc)), bases=())
+    result = merge_field_edit(state, edit)
+    previous_device = version.device_id if version is not None else None
+    if result.outcome == "duplicate":
+        return "duplicate", "edit already merged"
+    if result.outcome == "applied":
+        setattr(row, edit.field, edit.value)
+        if edit.entity == "person" and edit.field == "contact_consent":
+            row.consent_at = _now()
+        if version is None:
+            session.add(
+                FieldVersion(
+                    entity=edit.entity,
+                    entity_id=edit.entity_id,
+                    field=edit.field,
+                    hlc=edit.hlc,
+                    device_id=context.device_id,
+                )
+            )
+        else:
+            version.hlc = edit.hlc
+            version.device_id = context.device_id
+    if result.conflict is not None:
+        loser = result.conflict
+        losing_device = context.device_id if loser.hlc == edit.hlc else previous_device
+        session.add(
+            Conflict(
+                campaign_id=context.campaign_id,
+                entity=loser.entity,
+                entity_id=loser.entity_id,
+                field=loser.field,
+                losing_value=loser.value,
+                losing_hlc=loser.hlc,
+                losing_device_id=losing_device,
+                winning_value=loser.winner_value,
+                winning_hlc=loser.winner_hlc,
+            )
+        )
+    if result.resolved is not None:
+        for conflict in open_conflicts:
+            if conflict.losing_hlc == result.resolved.hlc:
+                conflict.resolved_at = _now()
+    await session.flush()
+    address_id = row.id if edit.entity == "address" else row.address_id
+    await record_change(
+        session,
+        campaign_id=context.campaign_id,
+        entity=edit.entity,
+        entity_id=edit.entity_id,
+        address_id=address_id,
+    )
+    if result.outcome == "applied":
+        return "applied", ""
+    if result.outcome == "conflict":
+        return "conflict", f"a concurrent edit ({result.new_state.hlc}) won; kept for review"
+    return "duplicate", "superseded by a later edit based on it"
+
+
+async def _apply_request(
+    session: AsyncSession, context: PushContext, request: ServerRequest
+) -> tuple[str, str]:
+    """Server-authoritative requests; each may be refused (``rejected`` with a reason)."""
+    if request.name == "release_walk_list":
+        list_id = request.args.get("walk_list_id")
+        if not isinstance(list_id, int):
+            raise Rejected("release_walk_list needs an integer walk_list_id")
+        assignment = await session.scalar(
+            select(Assignment)
+            .join(WalkList, WalkList.id == Assignment.walk_list_id)
+            .where(
+                Assignment.walk_list_id == list_id,
+                Assignment.user_id == context.user_id,
+                Assignment.ended_at.is_(None),
+                WalkList.campaign_id == context.campaign_id,
+            )
+        )
+        if assignment is None:
+            raise Rejected(f"walk list {list_id} is not assigned to you")
+        assignment.ended_at = _now()
+        await session.flush()
+        return "applied", ""
+    raise Rejected(f"unknown server request {request.name!r}")
+
+
+async def push_context_for(
+    session: AsyncSession, device_id: int, user_id: int, role: Role | None, max_skew_ms: int
+) -> PushContext:
+    """Build the push context from the device row (the server-held truth, not the request body)."""
+    device = await session.get(Device, device_id)
+    if device is None:
+        raise Rejected("unknown device")
+    return PushContext(
+        device_id=device.id,
+        node_id=device.node_id,
+        user_id=user_id,
+        campaign_id=device.campaign_id,
+        role=role,
+        max_skew_ms=max_skew_ms,
+    )
+
+
+def new_event_id() -> uuid.UUID:
+    """A fresh event id (server-made events use the same UUID space as phones)."""
+    return uuid.uuid4()
