@@ -11,7 +11,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 
 from server.accounts.controllers import AuthController, CampaignPeopleController
 from server.accounts.guards import device_token_guard
@@ -21,8 +20,10 @@ from server.console.controllers import ConsoleController
 from server.db.session import create_engine_for, create_sessionmaker
 from server.dependencies import provide_db_session, provide_settings, provide_user
 from server.errors import EXCEPTION_HANDLERS
+from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
 from server.settings import Settings, get_settings
+from server.targeting.controllers import TargetingController
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -37,6 +38,9 @@ ROUTE_HANDLERS = [
     AuthController,
     CampaignController,
     CampaignPeopleController,
+    ImportController,
+    AreaController,
+    TargetingController,
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -21,6 +22,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+import_app = typer.Typer(help="Import census areas, census tables, addresses and the register.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -108,6 +111,104 @@ def demo() -> None:
         typer.echo(f"  {role:<10} {email} / {password}")
 
 
+def _campaign_id(session: object, slug: str) -> int:
+    """Look a campaign up by slug (or numeric id) for CLI commands."""
+    from sqlalchemy import select
+
+    from server.db.models import Campaign
+
+    async def find() -> int:
+        query = select(Campaign.id).where(Campaign.id == int(slug)) if slug.isdigit() else select(Campaign.id).where(Campaign.slug == slug)
+        found = await session.scalar(query)  # type: ignore[attr-defined]
+        if found is None:
+            fail(f"no campaign {slug!r}")
+        return int(found)
+
+    return find()  # type: ignore[return-value]
+
+
+def _run_import(what: str, path: Path, campaign: str, **options: object) -> None:
+    """Run one importer with a progress bar; print the report; exit 1 on refusal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from server.geography import services
+
+    if not path.exists():
+        fail(f"no such file: {path}")
+    importer = {
+        "boundaries": services.import_boundaries,
+        "census": services.import_census_table,
+        "addresses": services.import_addresses,
+        "register": services.import_register,
+    }[what]
+    kind = what
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(kind, total=None)
+
+        def progress(stage: str, done: int, total: int | None) -> None:
+            bar.update(task, description=f"{kind}: {stage}", completed=done, total=total)
+
+        async def work(session: object) -> object:
+            campaign_id = await _campaign_id(session, campaign)
+            return await importer(session, campaign_id, path, progress=progress, **options)  # type: ignore[arg-type]
+
+        report = run_with_session(work)
+    typer.echo(f"{kind}: read {report.rows_read}, wrote {report.rows_written}, skipped {report.rows_skipped}, unmatched {report.unmatched}")  # type: ignore[attr-defined]
+    for key, value in report.details.items():  # type: ignore[attr-defined]
+        typer.echo(f"  {key}: {value}")
+    for error in report.errors:  # type: ignore[attr-defined]
+        typer.echo(f"  line {error.line}: {error.reason}", err=True)
+
+
+CampaignOption = Annotated[str, typer.Option("--campaign", "-c", help="Campaign slug or id")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad-rows", help="Import good rows and report bad ones (default: refuse the file)")]
+
+
+@import_app.command("boundaries")
+def import_boundaries_cmd(
+    path: Path, campaign: CampaignOption, vintage: Annotated[int, typer.Option()] = 2011,
+    kind: Annotated[str | None, typer.Option(help="OA, LSOA, MSOA, ward, constituency (default: from codes)")] = None,
+) -> None:
+    """Area polygons from GeoJSON, GeoPackage or Shapefile (any CRS)."""
+    _run_import("boundaries", path, campaign, vintage=vintage, kind=kind)
+
+
+@import_app.command("census")
+def import_census_cmd(path: Path, campaign: CampaignOption, skip_bad_rows: SkipBad = False) -> None:
+    """A census table CSV (KS201EW, TS021 or the per-OA MLID layout)."""
+    _run_import("census", path, campaign, skip_bad_rows=skip_bad_rows)
+
+
+@import_app.command("addresses")
+def import_addresses_cmd(
+    path: Path, campaign: CampaignOption,
+    fmt: Annotated[str, typer.Option("--format", help="osm, codepoint or csv")] = "osm",
+    crs: Annotated[str | None, typer.Option(help="CRS of x/y columns in a CSV")] = None,
+    skip_bad_rows: SkipBad = False,
+) -> None:
+    """Address points from an OSM PBF, Code-Point Open or a CSV of points."""
+    _run_import("addresses", path, campaign, fmt=fmt, crs=crs, skip_bad_rows=skip_bad_rows)
+
+
+@import_app.command("register")
+def import_register_cmd(path: Path, campaign: CampaignOption, skip_bad_rows: SkipBad = False) -> None:
+    """An electoral register CSV (columns: see README)."""
+    _run_import("register", path, campaign, skip_bad_rows=skip_bad_rows)
+
+
+@app.command("campaign")
+def campaign_create(slug: str, name: Annotated[str, typer.Option("--name")] = "") -> None:
+    """Create a campaign (for imports of real data)."""
+    from server.campaigns.schemas import CampaignCreate
+    from server.campaigns.services import create_campaign
+
+    async def work(session: object) -> int:
+        campaign = await create_campaign(session, CampaignCreate(name=name or slug, slug=slug), None)  # type: ignore[arg-type]
+        return campaign.id
+
+    typer.echo(f"created campaign {run_with_session(work)} ({slug})")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -132,8 +233,16 @@ def _redact(url: str) -> str:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: unexpected errors become one line on stderr and exit status 1."""
+    import os
+
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("CANVASS_DEBUG"):
+            raise
+        typer.echo(f"error: {exc.__class__.__name__}: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

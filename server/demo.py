@@ -11,10 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fixtures.town import Town, generate_town
 from server.accounts.security import hash_password
-from server.db.models import Address, CampaignArea, CensusArea, Membership, Person, Role, Survey, User
 from server.campaigns.schemas import CampaignCreate
 from server.campaigns.services import create_campaign
-from server.db.models import Campaign
+from server.db.models import (
+    Address,
+    Campaign,
+    CampaignArea,
+    CensusArea,
+    Membership,
+    Person,
+    Role,
+    Survey,
+    User,
+)
 
 DEMO_SLUG = "demo-town"
 DEMO_PASSWORD = "canvass-demo"

@@ -71,7 +71,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     values: dict[str, object] = {}
     defaults = Settings()
     for field in Settings.__struct_fields__:
-        names = _ENV_MAP.get(field, ()) + ("CANVASS_" + field.upper(),)
+        names = (*_ENV_MAP.get(field, ()), "CANVASS_" + field.upper())
         for name in names:
             if name in env and env[name] != "":
                 values[field] = _coerce(env[name], getattr(defaults, field))

@@ -53,6 +53,20 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/campaigns/{campaign_id:int}/devices"): MEMBERS_A,
     # The device in the test belongs to the canvasser: owner or organisers may revoke it.
     ("DELETE", "/api/campaigns/{campaign_id:int}/devices/{device_id:int}"): ORGANISERS_A | {"canvasser"},
+    # geography: imports are organisers' work; area lists are visible to members
+    ("POST", "/api/campaigns/{campaign_id:int}/imports/boundaries"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/imports/census"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/imports/addresses"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/imports/register"): ORGANISERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/areas"): MEMBERS_A,
+    # targeting: leads review, organisers decide
+    ("GET", "/api/campaigns/{campaign_id:int}/measures"): REVIEWERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/areas/rank"): REVIEWERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/targets/preview"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/targets"): ORGANISERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/targets"): REVIEWERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/targets/{target_id:int}"): REVIEWERS_A,
+    ("DELETE", "/api/campaigns/{campaign_id:int}/targets/{target_id:int}"): ORGANISERS_A,
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from litestar import Litestar
@@ -61,11 +61,11 @@ async def test_oversize_body_is_413(settings: Settings) -> None:
 
 async def test_expired_and_forged_tokens_are_401(client: AsyncTestClient[Litestar], world: World, settings: Settings) -> None:
     """An expired token and one signed with another key each get 401 problem details."""
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    past = datetime.now(UTC) - timedelta(hours=1)
     claims = {"sub": str(world.users["organiser"]), "exp": past, "iat": past - timedelta(minutes=15)}
     expired = jwt.encode(claims, settings.secret_key, algorithm="HS256")
     assert_problem(await client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}), 401)
-    claims["exp"] = datetime.now(timezone.utc) + timedelta(hours=1)
+    claims["exp"] = datetime.now(UTC) + timedelta(hours=1)
     forged = jwt.encode(claims, "some-other-secret-" + "y" * 32, algorithm="HS256")
     assert_problem(await client.get("/api/me", headers={"Authorization": f"Bearer {forged}"}), 401)
     assert_problem(await client.get("/api/me", headers={"Authorization": "Bearer not-a-jwt"}), 401)

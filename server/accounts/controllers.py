@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
-from server.accounts.guards import ORGANISERS, REVIEWERS, MEMBERS, require_role
+from server.accounts.guards import MEMBERS, ORGANISERS, REVIEWERS, require_role
 from server.accounts.schemas import (
     DeviceCreate,
     DeviceOut,
@@ -28,10 +27,9 @@ from server.accounts.schemas import (
     TokenPair,
     UserCreate,
 )
-from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.accounts.services import AccountService
 from server.db.models import Device, Membership, User
-
+from server.dependencies import AppSettings, CurrentUser, DbSession
 
 
 def provide_account_service(db_session: DbSession, state: State) -> AccountService:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -21,6 +21,7 @@ from litestar.security.jwt import JWTAuth, Token
 from sqlalchemy import select
 
 from server.db.models import Device, RevokedAccessToken, Role, User
+
 
 def _make_hasher() -> PasswordHasher:
     """Argon2id with the library's RFC 9106 defaults; `CANVASS_ARGON2_PROFILE=test` makes it cheap for test suites only."""
@@ -84,7 +85,7 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
             if device is None or device.revoked_at is not None or device.user_id != user.id:
                 return None
             device_campaign_id = device.campaign_id
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             last_seen = device.last_seen_at
             if last_seen is None or (now - _aware(last_seen)).total_seconds() > 60:
                 device.last_seen_at = now
@@ -103,7 +104,7 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def is_token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

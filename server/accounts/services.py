@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from litestar.security.jwt import JWTAuth
 from sqlalchemy import select, update
@@ -13,19 +13,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.schemas import DeviceToken, TokenPair
 from server.accounts.security import AuthUser, hash_password, token_digest, verify_password
-from server.db.models import Campaign, Device, JoinCode, Membership, RefreshToken, RevokedAccessToken, Role, User
-from server.errors import ConflictError, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthenticated
+from server.db.models import (
+    Campaign,
+    Device,
+    JoinCode,
+    Membership,
+    RefreshToken,
+    RevokedAccessToken,
+    Role,
+    User,
+)
+from server.errors import (
+    ConflictError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+)
 from server.settings import Settings
 
 JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: typed on phones
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class AccountService:

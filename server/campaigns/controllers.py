@@ -6,9 +6,9 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 
 from server.accounts.guards import MEMBERS, require_authenticated, require_role, require_superuser
-from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.campaigns import services
 from server.campaigns.schemas import CampaignCreate, CampaignOut
+from server.dependencies import CurrentUser, DbSession
 
 
 class CampaignController(Controller):

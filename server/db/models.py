@@ -12,7 +12,7 @@ the bbox in SQL and the exact predicate is computed with shapely.
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -44,7 +44,7 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     """Timezone-aware now, the only clock the models use."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -54,7 +54,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """A user's role within one campaign; guards read it from `Membership`."""
 
     admin = "admin"

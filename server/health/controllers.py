@@ -53,7 +53,7 @@ class HealthController(Controller):
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             revision = await current_revision(engine)
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             raise NotReady(f"Database unreachable: {exc.__class__.__name__}") from exc
         expected = head_revision()
         if revision != expected:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from server.accounts.security import AuthUser
 from server.audit import record_audit
@@ -108,7 +108,7 @@ class SyncController(Controller):
             max_skew_ms=settings.max_clock_skew_seconds * 1000,
         )
         response = await apply_push(db_session, context, push.mutations)
-        device.last_sync_at = datetime.now(timezone.utc)
+        device.last_sync_at = datetime.now(UTC)
         device.protocol_version = push.protocol_version
         return response
 
@@ -154,7 +154,7 @@ class SyncController(Controller):
         list_id: FromPath[int],
         db_session: DbSession,
         user: CurrentUser,
-        page_token: str | None = None,
+        page_token: FromQuery[str | None] = None,
     ) -> ListPage:
         """One page of a walk list assigned to the caller (resumable with ``page_token``)."""
         check_protocol_version(request.headers.get(PROTOCOL_HEADER))

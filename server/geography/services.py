@@ -1,0 +1,337 @@
+"""Imports of public and campaign data: census boundaries and tables, addresses, the register.
+
+Each import runs in one unit of work: either every row lands or (on error) none
+does. Bad rows are reported by file line; by default any bad row fails the
+import (nothing changes), and `skip_bad_rows=True` imports the good rows and
+reports the skipped ones. The file readers live in `geo/` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from geo.addresses import read_address_csv, read_codepoint, read_osm_addresses
+from geo.census import CensusFormatError, RowError, read_area_boundaries, read_census_table
+from geo.register import match_register, read_register_csv
+from geo.targeting import assign_points_to_areas
+from server.db.models import Address, CampaignArea, CensusArea, Person
+from server.errors import InvalidInput
+from server.geography.schemas import ImportReport, ImportRowError
+
+Progress = Callable[[str, int, int | None], None]
+BATCH = 2000
+MAX_REPORTED_ERRORS = 200
+
+
+def _missing(value: object) -> bool:
+    """None or a pandas missing value (NaN/NA)."""
+    return value is None or bool(pd.isna(value))
+
+
+def _noop(_stage: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+def _row_errors(errors: Sequence[RowError]) -> list[ImportRowError]:
+    return [ImportRowError(line=e.line, reason=e.reason) for e in errors[:MAX_REPORTED_ERRORS]]
+
+
+def _refuse_bad_rows(kind: str, errors: Sequence[RowError], skip_bad_rows: bool) -> None:
+    if errors and not skip_bad_rows:
+        first = errors[0]
+        raise InvalidInput(
+            f"{kind} import refused: {len(errors)} bad row(s), first at line {first.line}: {first.reason}. "
+            "Nothing was imported; fix the rows or import with skip_bad_rows.",
+            errors=[{"field": f"line {e.line}", "message": e.reason} for e in errors[:MAX_REPORTED_ERRORS]],
+        )
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking reader (GDAL, pyosmium, pandas) off the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def _link_areas(session: AsyncSession, campaign_id: int, area_ids: Sequence[int]) -> None:
+    existing = set(
+        (await session.scalars(select(CampaignArea.area_id).where(CampaignArea.campaign_id == campaign_id))).all()
+    )
+    new = [{"campaign_id": campaign_id, "area_id": i} for i in area_ids if i not in existing]
+    for start in range(0, len(new), BATCH):
+        await session.execute(insert(CampaignArea), new[start : start + BATCH])
+
+
+async def import_boundaries(
+    session: AsyncSession,
+    campaign_id: int,
+    path: Path,
+    *,
+    vintage: int = 2011,
+    kind: str | None = None,
+    code_field: str | None = None,
+    name_field: str | None = None,
+    progress: Progress = _noop,
+) -> ImportReport:
+    """Census or electoral area polygons (GeoJSON, GPKG, Shapefile; any CRS) stored as WGS84 WKB."""
+    try:
+        frame: gpd.GeoDataFrame = await _in_thread(read_area_boundaries, path, code_field, name_field, kind)
+    except (CensusFormatError, ValueError, OSError) as exc:
+        raise InvalidInput(f"Cannot read boundaries from {path.name}: {exc}") from exc
+    total = len(frame)
+    progress("boundaries", 0, total)
+    codes = frame["code"].astype(str).tolist()
+    existing = dict(
+        (await session.execute(select(CensusArea.code, CensusArea.id).where(CensusArea.code.in_(codes), CensusArea.vintage == vintage))).all()
+    )
+    bounds = shapely.bounds(frame.geometry.to_numpy())
+    wkb = shapely.to_wkb(frame.geometry.to_numpy())
+    new_rows, updated = [], 0
+    for i, code in enumerate(codes):
+        values = {
+            "name": str(frame["name"].iloc[i] or ""),
+            "kind": str(frame["kind"].iloc[i] or kind or "area"),
+            "geometry": wkb[i],
+            "min_lon": float(bounds[i, 0]),
+            "min_lat": float(bounds[i, 1]),
+            "max_lon": float(bounds[i, 2]),
+            "max_lat": float(bounds[i, 3]),
+        }
+        if code in existing:
+            await session.execute(update(CensusArea).where(CensusArea.id == existing[code]).values(**values))
+            updated += 1
+        else:
+            new_rows.append({"code": code, "vintage": vintage, "counts": {}, **values})
+        if i % BATCH == 0:
+            progress("boundaries", i, total)
+    for start in range(0, len(new_rows), BATCH):
+        await session.execute(insert(CensusArea), new_rows[start : start + BATCH])
+    ids = (await session.scalars(select(CensusArea.id).where(CensusArea.code.in_(codes), CensusArea.vintage == vintage))).all()
+    await _link_areas(session, campaign_id, ids)
+    progress("boundaries", total, total)
+    kinds = frame["kind"].fillna("area").value_counts().to_dict()
+    return ImportReport(
+        kind="boundaries", source=path.name, rows_read=total, rows_written=total,
+        details={"created": len(new_rows), "updated": updated, **{f"kind_{k}": int(v) for k, v in kinds.items()}},
+    )
+
+
+async def import_census_table(
+    session: AsyncSession, campaign_id: int, path: Path, *, skip_bad_rows: bool = False, progress: Progress = _noop
+) -> ImportReport:
+    """Census counts joined to areas by code; codes with no boundary are kept as count-only areas and reported."""
+    try:
+        table = await _in_thread(read_census_table, path)
+    except (CensusFormatError, ValueError, OSError) as exc:
+        raise InvalidInput(f"Cannot read census table {path.name}: {exc}") from exc
+    _refuse_bad_rows("census", table.errors, skip_bad_rows)
+    counts: pd.DataFrame = table.counts
+    codes = [str(c) for c in counts.index]
+    total = len(codes)
+    progress("census", 0, total)
+    existing: dict[str, int] = {}
+    for start in range(0, total, 5000):
+        chunk = codes[start : start + 5000]
+        existing.update(
+            (await session.execute(select(CensusArea.code, CensusArea.id).where(CensusArea.code.in_(chunk), CensusArea.vintage == table.vintage))).all()
+        )
+    records = counts.astype("int64").to_dict(orient="index")
+    from geo.census import infer_area_kind
+
+    new_rows = []
+    unmatched: list[str] = []
+    updates = []
+    for i, code in enumerate(codes):
+        row = {k: int(v) for k, v in records[code].items()}
+        population = row.get("total")
+        if code in existing:
+            updates.append({"id": existing[code], "counts": row, "population": population, "census_table": table.table})
+        else:
+            unmatched.append(code)
+            new_rows.append(
+                {"code": code, "vintage": table.vintage, "kind": infer_area_kind(code) or "area", "name": "",
+                 "counts": row, "population": population, "census_table": table.table}
+            )
+        if i % BATCH == 0:
+            progress("census", i, total)
+    for start in range(0, len(updates), BATCH):
+        batch = updates[start : start + BATCH]
+        await session.execute(update(CensusArea), batch)
+    for start in range(0, len(new_rows), BATCH):
+        await session.execute(insert(CensusArea), new_rows[start : start + BATCH])
+    ids: list[int] = []
+    for start in range(0, total, 5000):
+        chunk = codes[start : start + 5000]
+        ids += (await session.scalars(select(CensusArea.id).where(CensusArea.code.in_(chunk), CensusArea.vintage == table.vintage))).all()
+    await _link_areas(session, campaign_id, ids)
+    progress("census", total, total)
+    return ImportReport(
+        kind="census", source=path.name, rows_read=total + len(table.errors), rows_written=total,
+        rows_skipped=len(table.errors), unmatched=len(unmatched), unmatched_examples=unmatched[:20],
+        details={"vintage": table.vintage, "matched_boundaries": len(updates)},
+        errors=_row_errors(table.errors),
+    )
+
+
+async def campaign_area_polygons(session: AsyncSession, campaign_id: int, kind: str | None = "OA") -> gpd.GeoDataFrame:
+    """The campaign's areas that have boundaries, as a WGS84 GeoDataFrame with code and counts."""
+    query = (
+        select(CensusArea.code, CensusArea.name, CensusArea.kind, CensusArea.geometry, CensusArea.counts, CensusArea.population)
+        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
+        .where(CampaignArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None))
+    )
+    if kind:
+        query = query.where(CensusArea.kind == kind)
+    rows = (await session.execute(query)).all()
+    return gpd.GeoDataFrame(
+        {
+            "code": [r.code for r in rows],
+            "name": [r.name for r in rows],
+            "kind": [r.kind for r in rows],
+            "population": [r.population for r in rows],
+            "counts": [r.counts for r in rows],
+        },
+        geometry=shapely.from_wkb([r.geometry for r in rows]) if rows else [],
+        crs="EPSG:4326",
+    )
+
+
+ADDRESS_FORMATS = ("osm", "codepoint", "csv")
+
+
+async def import_addresses(
+    session: AsyncSession,
+    campaign_id: int,
+    path: Path,
+    *,
+    fmt: str,
+    crs: str | None = None,
+    skip_bad_rows: bool = False,
+    progress: Progress = _noop,
+) -> ImportReport:
+    """Address points (OSM PBF, Code-Point Open postcodes, generic CSV) placed in the campaign's areas."""
+    errors: list[RowError] = []
+    try:
+        if fmt == "osm":
+            frame = await _in_thread(read_osm_addresses, path, lambda d, t: progress("reading", d, t))
+        elif fmt == "codepoint":
+            frame = await _in_thread(read_codepoint, path)
+            frame = frame.assign(
+                uprn=None, lines=[(pc,) for pc in frame["postcode"]], street="", house_number="", flat=None,
+                building_key=["pc:" + pc for pc in frame["postcode"]],
+            )
+        elif fmt == "csv":
+            frame, errors = await _in_thread(read_address_csv, path, crs)
+        else:
+            raise InvalidInput(f"Unknown address format {fmt!r}; use one of {', '.join(ADDRESS_FORMATS)}.")
+    except (CensusFormatError, ValueError, OSError) as exc:
+        raise InvalidInput(f"Cannot read addresses from {path.name}: {exc}") from exc
+    _refuse_bad_rows("address", errors, skip_bad_rows)
+    areas = await campaign_area_polygons(session, campaign_id, kind=None)
+    oa = areas[areas["kind"] == "OA"] if (areas["kind"] == "OA").any() else areas
+    area_codes = assign_points_to_areas(frame, oa) if len(oa) else pd.Series([None] * len(frame), index=frame.index)
+    xs, ys = frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()
+    total = len(frame)
+    rows = []
+    for i in range(total):
+        lines = frame["lines"].iloc[i]
+        uprn = frame["uprn"].iloc[i]
+        flat = frame["flat"].iloc[i]
+        rows.append(
+            {
+                "campaign_id": campaign_id,
+                "uprn": None if _missing(uprn) else str(uprn),
+                "lines": [str(x) for x in (lines or ())],
+                "postcode": str(frame["postcode"].iloc[i] or ""),
+                "lon": float(xs[i]),
+                "lat": float(ys[i]),
+                "building_key": str(frame["building_key"].iloc[i] or f"{fmt}:{i}"),
+                "street": str(frame["street"].iloc[i] or ""),
+                "house_number": str(frame["house_number"].iloc[i] or ""),
+                "flat": None if _missing(flat) else str(flat),
+                "area_code": area_codes.iloc[i],
+                "source": fmt,
+            }
+        )
+    for start in range(0, total, BATCH):
+        await session.execute(insert(Address), rows[start : start + BATCH])
+        progress("addresses", min(start + BATCH, total), total)
+    outside = int(area_codes.isna().sum())
+    return ImportReport(
+        kind="addresses", source=path.name, rows_read=total + len(errors), rows_written=total, rows_skipped=len(errors),
+        unmatched=outside, details={"outside_campaign_areas": outside, "with_house_number": int((frame["house_number"].astype(str) != "").sum())},
+        errors=_row_errors(errors),
+    )
+
+
+async def campaign_addresses_frame(session: AsyncSession, campaign_id: int) -> gpd.GeoDataFrame:
+    """The campaign's addresses as a WGS84 GeoDataFrame indexed by address id."""
+    rows = (
+        await session.execute(
+            select(Address.id, Address.uprn, Address.lines, Address.postcode, Address.lon, Address.lat, Address.building_key,
+                   Address.street, Address.house_number, Address.flat, Address.area_code)
+            .where(Address.campaign_id == campaign_id)
+            .order_by(Address.id)
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["id", "uprn", "lines", "postcode", "lon", "lat", "building_key", "street", "house_number", "flat", "area_code"])
+    frame["lines"] = frame["lines"].map(lambda v: tuple(v or ()))
+    return gpd.GeoDataFrame(frame.set_index("id"), geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
+
+
+async def import_register(
+    session: AsyncSession, campaign_id: int, path: Path, *, skip_bad_rows: bool = False, replace: bool = False, progress: Progress = _noop
+) -> ImportReport:
+    """Register entries matched to the campaign's addresses by UPRN, else address, else postcode (flagged)."""
+    try:
+        register, errors = await _in_thread(read_register_csv, path)
+    except (ValueError, OSError) as exc:
+        raise InvalidInput(f"Cannot read register {path.name}: {exc}") from exc
+    _refuse_bad_rows("register", errors, skip_bad_rows)
+    addresses = await campaign_addresses_frame(session, campaign_id)
+    progress("matching", 0, len(register))
+    matched = await _in_thread(match_register, register, addresses)
+    if replace:
+        await session.execute(delete(Person).where(Person.campaign_id == campaign_id))
+    rows = []
+    for record in matched.to_dict(orient="records"):
+        address_index = record.get("address_index")
+        rows.append(
+            {
+                "campaign_id": campaign_id,
+                "address_id": None if _missing(address_index) else int(address_index),
+                "polling_district": str(record["polling_district"]),
+                "elector_number": int(record["elector_number"]),
+                "elector_suffix": str(record.get("suffix") or ""),
+                "franchise": str(record.get("franchise") or "")[:8],
+                "surname": str(record["surname"]),
+                "forenames": str(record["forenames"]),
+                "match": str(record["match"]),
+            }
+        )
+    for start in range(0, len(rows), BATCH):
+        await session.execute(insert(Person), rows[start : start + BATCH])
+        progress("register", min(start + BATCH, len(rows)), len(rows))
+    by_match = matched["match"].value_counts().to_dict()
+    unmatched_lines = matched.loc[matched["match"] == "unmatched", "line"].astype(int).tolist()
+    return ImportReport(
+        kind="register", source=path.name, rows_read=len(rows) + len(errors), rows_written=len(rows), rows_skipped=len(errors),
+        unmatched=int(by_match.get("unmatched", 0)), unmatched_examples=[f"line {n}" for n in unmatched_lines[:20]],
+        details={f"matched_by_{k}": int(v) for k, v in by_match.items()}, errors=_row_errors(errors),
+    )
+
+
+async def count_rows(session: AsyncSession, model: Any, campaign_id: int) -> int:
+    """Rows of a campaign-scoped model (for reports and tests)."""
+    return int(await session.scalar(select(func.count()).select_from(model).where(model.campaign_id == campaign_id)) or 0)
+
+
+__all__ = ["ADDRESS_FORMATS", "import_addresses", "import_boundaries", "import_census_table", "import_register", "np"]
