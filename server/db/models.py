@@ -298,6 +298,24 @@ class Flag(Base):
     cleared_hlc: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class Street(Base):
+    """A walkable street segment (OSM way or synthetic street); major roads act as barriers when cutting."""
+
+    __tablename__ = "streets"
+    __table_args__ = (Index("ix_streets_campaign_bbox", "campaign_id", "min_lon", "max_lon", "min_lat", "max_lat"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    highway: Mapped[str] = mapped_column(String(32))
+    geometry: Mapped[bytes] = mapped_column(LargeBinary)
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(32), default="")
+
+
 # ---------------------------------------------------------------- targets and walk lists
 
 
