@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
@@ -22,8 +25,10 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
+from server.results.controllers import ResultsController, ResultsExportController
 from server.settings import Settings, get_settings
 from server.targeting.controllers import TargetingController
+from server.walklists.controllers import WalkListController
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -41,7 +46,32 @@ ROUTE_HANDLERS = [
     ImportController,
     AreaController,
     TargetingController,
+    WalkListController,
+    ResultsController,
+    ResultsExportController,
 ]
+
+
+def _rate_limits(settings: Settings) -> list[RateLimitConfig]:
+    """Per-client limits: sign-in/refresh/join codes (by IP) and sync (by bearer token), chosen by the handler's `rate_limit` opt."""
+
+    def by_token(request: Any) -> str:
+        header = request.headers.get("authorization", "")
+        return hashlib.sha256(header.encode()).hexdigest() if header else f"ip:{request.client.host if request.client else '?'}"
+
+    return [
+        RateLimitConfig(
+            rate_limit=("minute", settings.auth_rate_per_minute),
+            check_throttle_handler=lambda request: request.route_handler.opt.get("rate_limit") == "auth",
+            store="rate_limit_auth",
+        ),
+        RateLimitConfig(
+            rate_limit=("minute", settings.sync_rate_per_minute),
+            check_throttle_handler=lambda request: request.route_handler.opt.get("rate_limit") == "sync",
+            identifier_for_request=by_token,
+            store="rate_limit_sync",
+        ),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -75,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "user": Provide(provide_user, sync_to_thread=False),
         },
         guards=[device_token_guard],
+        middleware=[limit.middleware for limit in _rate_limits(settings)],
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,

@@ -74,6 +74,11 @@ async def load_demo(
     say(f"loaded {len(address_ids)} addresses")
     people = await load_town_register(session, campaign.id, town, address_ids)
     say(f"loaded {people} electors")
+    from fixtures.town import town_streets_gdf
+    from server.walklists.services import store_streets
+
+    streets = await store_streets(session, campaign.id, town_streets_gdf(town), "demo")
+    say(f"loaded {streets} street segments")
     session.add(
         Survey(
             campaign_id=campaign.id,

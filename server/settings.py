@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_request_bytes: int = 10 * 1024 * 1024
     max_upload_bytes: int = 200 * 1024 * 1024
     max_polygon_vertices: int = 10_000
+    auth_rate_per_minute: int = 30
+    sync_rate_per_minute: int = 600
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
     cors_origins: tuple[str, ...] = ()

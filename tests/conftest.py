@@ -62,7 +62,7 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
         urls["postgresql"] = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_name}"
         upgrade_database(urls["postgresql"])
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         pg_error = exc
     urls["pg_error"] = repr(pg_error) if pg_error else None
     yield urls
@@ -107,7 +107,9 @@ async def _has_sqlite_sequence(conn: Any) -> bool:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     """Test settings on the parametrised database."""
-    return load_settings(environ={}, database_url=db_url, secret_key="test-secret-key-" + "x" * 32)
+    return load_settings(
+        environ={}, database_url=db_url, secret_key="test-secret-key-" + "x" * 32, auth_rate_per_minute=10_000, sync_rate_per_minute=100_000
+    )
 
 
 @pytest.fixture
@@ -151,8 +153,8 @@ ROLES_IN_WORLD = ("superuser", "admin", "organiser", "lead", "canvasser", "other
 @pytest.fixture
 async def world(client: AsyncTestClient[Litestar], sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> World:
     """Arrange campaigns A and B; admin/organiser/lead/canvasser in A; a canvasser of B; a superuser."""
-    from server.accounts.services import AccountService
     from server.accounts.security import build_jwt_auth
+    from server.accounts.services import AccountService
     from server.campaigns.schemas import CampaignCreate
     from server.campaigns.services import create_campaign
     from server.db.models import Role

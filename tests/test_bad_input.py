@@ -80,3 +80,26 @@ async def test_revoked_token_is_401(client: AsyncTestClient[Litestar], world: Wo
     assert_problem(await client.get("/api/me", headers={"Authorization": f"Bearer {device['token']}"}), 401)
     await client.post("/api/auth/logout", json={}, headers=headers)
     assert_problem(await client.get("/api/me", headers=headers), 401)
+
+
+async def test_sign_in_is_rate_limited(settings: Settings) -> None:
+    """Beyond the per-minute sign-in budget a client gets 429 problem details with a reset header."""
+    import msgspec
+
+    limited = create_app(msgspec.structs.replace(settings, auth_rate_per_minute=3))
+    async with AsyncTestClient(app=limited) as client:
+        statuses = [(await client.post("/api/auth/login", json={"email": "x@y.z", "password": "nope"})).status_code for _ in range(4)]
+        assert statuses[:3] == [401, 401, 401]
+        response = await client.post("/api/auth/login", json={"email": "x@y.z", "password": "nope"})
+        body = assert_problem(response, 429)
+        assert body["status"] == 429
+        # Other routes are not throttled by the sign-in budget.
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_cors_closed_by_default(client: AsyncTestClient[Litestar]) -> None:
+    """Without configured origins no browser origin is allowed."""
+    response = await client.options(
+        "/api/me", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert "access-control-allow-origin" not in response.headers

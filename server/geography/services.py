@@ -38,6 +38,16 @@ def _missing(value: object) -> bool:
     return value is None or bool(pd.isna(value))
 
 
+def _clip_to_columns(model: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """Cut strings to their column's length (PostgreSQL refuses longer ones; real OSM tags can be long)."""
+    columns = model.__table__.c
+    for key, value in row.items():
+        length = getattr(columns[key].type, "length", None) if isinstance(value, str) else None
+        if length and len(value) > length:
+            row[key] = value[:length]
+    return row
+
+
 def _noop(_stage: str, _done: int, _total: int | None) -> None:
     return None
 
@@ -245,7 +255,7 @@ async def import_addresses(
         lines = frame["lines"].iloc[i]
         uprn = frame["uprn"].iloc[i]
         flat = frame["flat"].iloc[i]
-        rows.append(
+        rows.append(_clip_to_columns(Address,
             {
                 "campaign_id": campaign_id,
                 "uprn": None if _missing(uprn) else str(uprn),
@@ -257,10 +267,10 @@ async def import_addresses(
                 "street": str(frame["street"].iloc[i] or ""),
                 "house_number": str(frame["house_number"].iloc[i] or ""),
                 "flat": None if _missing(flat) else str(flat),
-                "area_code": area_codes.iloc[i],
+                "area_code": None if _missing(area_codes.iloc[i]) else str(area_codes.iloc[i]),
                 "source": fmt,
             }
-        )
+        ))
     for start in range(0, total, BATCH):
         await session.execute(insert(Address), rows[start : start + BATCH])
         progress("addresses", min(start + BATCH, total), total)
@@ -304,7 +314,7 @@ async def import_register(
     rows = []
     for record in matched.to_dict(orient="records"):
         address_index = record.get("address_index")
-        rows.append(
+        rows.append(_clip_to_columns(Person,
             {
                 "campaign_id": campaign_id,
                 "address_id": None if _missing(address_index) else int(address_index),
@@ -316,7 +326,7 @@ async def import_register(
                 "forenames": str(record["forenames"]),
                 "match": str(record["match"]),
             }
-        )
+        ))
     for start in range(0, len(rows), BATCH):
         await session.execute(insert(Person), rows[start : start + BATCH])
         progress("register", min(start + BATCH, len(rows)), len(rows))

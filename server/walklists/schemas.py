@@ -1,0 +1,135 @@
+"""API shapes of the walk-lists domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Size = Annotated[int, msgspec.Meta(ge=1, le=500)]
+
+
+class CutRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Cut a target into lists of about `size` doors (or minutes of walking)."""
+
+    size: Size = 50
+    unit: Literal["doors", "minutes"] = "doors"
+    minutes_per_door: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.5
+    walk_speed_m_per_min: Annotated[float, msgspec.Meta(gt=10, le=200)] = 80.0
+    replace: bool = False
+
+
+class JobOut(msgspec.Struct):
+    """A background job (cutting, imports) with progress."""
+
+    id: int
+    kind: str
+    status: str
+    done: int
+    total: int | None
+    message: str
+    result: dict[str, Any]
+
+
+class Assignee(msgspec.Struct):
+    """Who holds a list now."""
+
+    user_id: int
+    display_name: str
+    assigned_at: datetime
+
+
+class WalkListOut(msgspec.Struct):
+    """A walk list's summary."""
+
+    id: int
+    name: str
+    status: str
+    target_id: int | None
+    doors: int
+    stops: int
+    length_m: float
+    minutes: float
+    assignee: Assignee | None = None
+
+
+class PersonOnList(msgspec.Struct):
+    """An elector at a door (personal data: audited when read)."""
+
+    id: int
+    name: str
+    polling_district: str
+    elector_number: int | None
+    elector_suffix: str
+
+
+class StopOut(msgspec.Struct):
+    """A door on a list, in walking order."""
+
+    position: int
+    stop_number: int
+    address_id: int
+    address: str
+    postcode: str
+    lon: float
+    lat: float
+    do_not_visit: bool
+    people: list[PersonOnList]
+
+
+class WalkListDetail(msgspec.Struct):
+    """A list with its ordered stops and route."""
+
+    list: WalkListOut
+    route: dict[str, Any] | None
+    stops: list[StopOut]
+
+
+class RenameRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """New name for a list."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class AssignRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Give a list to a canvasser of the campaign (reassignment allowed any time)."""
+
+    user_id: int
+
+
+class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Merge lists into the first one (re-routed)."""
+
+    walk_list_ids: Annotated[list[int], msgspec.Meta(min_length=2, max_length=20)]
+
+
+class SplitRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Split a list into `parts` compact, re-routed lists."""
+
+    parts: Annotated[int, msgspec.Meta(ge=2, le=10)] = 2
+
+
+class PaperOutcome(msgspec.Struct, forbid_unknown_fields=True):
+    """One door's result keyed in from a paper sheet."""
+
+    address_id: int
+    outcome: Literal["spoke", "not_home", "refused", "moved", "deceased", "inaccessible", "come_back", "do_not_visit", "wrong_address"]
+    person_id: int | None = None
+    answers: dict[str, str | int | bool] = msgspec.field(default_factory=dict)
+    knocked_at: datetime | None = None
+
+
+class PaperResults(msgspec.Struct, forbid_unknown_fields=True):
+    """A paper sheet's results; applied through the same merge path as phones."""
+
+    entries: Annotated[list[PaperOutcome], msgspec.Meta(min_length=1, max_length=2000)]
+    sheet_id: str | None = None
+
+
+class PaperResultsOut(msgspec.Struct):
+    """What happened to each keyed entry."""
+
+    applied: int
+    duplicates: int
+    rejected: list[dict[str, Any]]

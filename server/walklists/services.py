@@ -1,0 +1,663 @@
+"""Walk lists: cut a target into balanced, routed lists; assign, rename, merge, split, re-route; export.
+
+The cutting and routing are pure (geo/walklists.py, geo/routing.py); this
+module gathers the doors of a target from the database (a block of flats is
+one stop with many doors; households flagged do-not-visit are left off),
+builds the street network from the campaign's streets (major roads are
+barriers), stores the plans, and records feed changes so phones see
+assignments. Assignments are server-authoritative.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import geopandas as gpd
+import msgspec
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import mapping
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from geo.streets import StreetNetwork, street_network_from_lines
+from geo.walklists import WalkListError, WalkListPlan, cut_walk_lists
+from server.accounts.security import AuthUser
+from server.audit import record_audit
+from server.db.models import (
+    Address,
+    Assignment,
+    Device,
+    DeviceReceipt,
+    Flag,
+    ImportJob,
+    Membership,
+    Person,
+    Role,
+    Street,
+    Survey,
+    Target,
+    User,
+    WalkList,
+    WalkListStop,
+)
+from server.errors import ConflictError, InvalidInput, NotFound
+from server.walklists.schemas import (
+    Assignee,
+    CutRequest,
+    JobOut,
+    PaperResults,
+    PaperResultsOut,
+    PersonOnList,
+    StopOut,
+    WalkListDetail,
+    WalkListOut,
+)
+
+Progress = Callable[[int, int], None]
+PAPER_NAMESPACE = uuid.UUID("6f1c2b0e-58a4-4a8e-9d7f-2b1f3c7a9e10")
+STREET_MARGIN_DEG = 0.004  # ~400 m of streets around a target, so routes can leave and re-enter it
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _natural_key(text: object) -> tuple[Any, ...]:
+    """Sort "Flat 2" before "Flat 10" (missing values first)."""
+    value = text if isinstance(text, str) else ""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", value))
+
+
+# ------------------------------------------------------------------ gathering doors
+
+
+async def target_doors(session: AsyncSession, campaign_id: int, target: Target) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
+    """Stops (one per building) inside a target, the addresses behind them, and how many were left off as do-not-visit."""
+    if target.geometry is None:
+        raise InvalidInput("This target has no geometry.")
+    polygon = shapely.from_wkb(target.geometry)
+    rows = (
+        await session.execute(
+            select(Address.id, Address.lon, Address.lat, Address.building_key, Address.street, Address.house_number, Address.flat)
+            .where(
+                Address.campaign_id == campaign_id,
+                Address.lon >= target.min_lon, Address.lon <= target.max_lon,
+                Address.lat >= target.min_lat, Address.lat <= target.max_lat,
+            )
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["address_id", "lon", "lat", "building_key", "street", "house_number", "flat"])
+    if frame.empty:
+        raise InvalidInput("The target holds no addresses: import addresses, or draw it over the loaded data.")
+    inside = shapely.contains_xy(polygon, frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    frame = frame[inside]
+    blocked = set(
+        (await session.scalars(
+            select(Flag.address_id).where(Flag.campaign_id == campaign_id, Flag.kind == "do_not_visit", Flag.active.is_(True), Flag.person_key == 0)
+        )).all()
+    )
+    skipped = int(frame["address_id"].isin(blocked).sum())
+    frame = frame[~frame["address_id"].isin(blocked)]
+    if frame.empty:
+        raise InvalidInput("The target holds no addresses that may be visited.")
+    grouped = frame.groupby("building_key", sort=True).agg(
+        lon=("lon", "mean"), lat=("lat", "mean"), doors=("address_id", "size"), street=("street", "first"), house_number=("house_number", "first")
+    )
+    stops = gpd.GeoDataFrame(
+        {"stop_id": grouped.index.to_numpy(), "doors": grouped["doors"].to_numpy(), "street": grouped["street"].to_numpy(),
+         "house_number": grouped["house_number"].to_numpy()},
+        geometry=gpd.points_from_xy(grouped["lon"], grouped["lat"]),
+        crs="EPSG:4326",
+    )
+    return stops, frame, skipped
+
+
+async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> StreetNetwork | None:
+    """The campaign's streets around the given lon/lat bounds as a routable network (None when none are loaded)."""
+    minx, miny, maxx, maxy = bounds
+    m = STREET_MARGIN_DEG
+    rows = (
+        await session.execute(
+            select(Street.name, Street.highway, Street.geometry).where(
+                Street.campaign_id == campaign_id,
+                Street.max_lon >= minx - m, Street.min_lon <= maxx + m,
+                Street.max_lat >= miny - m, Street.min_lat <= maxy + m,
+            )
+        )
+    ).all()
+    if not rows:
+        return None
+    lines = gpd.GeoDataFrame(
+        {"name": [r.name for r in rows], "highway": [r.highway for r in rows]},
+        geometry=shapely.from_wkb([r.geometry for r in rows]),
+        crs="EPSG:4326",
+    )
+    return await asyncio.to_thread(street_network_from_lines, lines)
+
+
+async def store_streets(session: AsyncSession, campaign_id: int, lines: gpd.GeoDataFrame, source: str) -> int:
+    """Insert street lines (WGS84; columns name, highway) for a campaign."""
+    from sqlalchemy import insert
+
+    lines = lines.to_crs("EPSG:4326")
+    bounds = shapely.bounds(lines.geometry.to_numpy())
+    wkb = shapely.to_wkb(lines.geometry.to_numpy())
+    rows = [
+        {
+            "campaign_id": campaign_id, "name": str(name or ""), "highway": str(highway), "geometry": wkb[i],
+            "min_lon": float(bounds[i, 0]), "min_lat": float(bounds[i, 1]), "max_lon": float(bounds[i, 2]), "max_lat": float(bounds[i, 3]),
+            "source": source,
+        }
+        for i, (name, highway) in enumerate(zip(lines["name"], lines["highway"], strict=True))
+    ]
+    for start in range(0, len(rows), 2000):
+        await session.execute(insert(Street), rows[start : start + 2000])
+    return len(rows)
+
+
+# ------------------------------------------------------------------ cutting
+
+
+async def cut_target(
+    session: AsyncSession, campaign_id: int, target_id: int, request: CutRequest, progress: Progress | None = None
+) -> list[WalkList]:
+    """Cut a target into routed walk lists and store them (replacing unassigned ones when asked)."""
+    target = await session.get(Target, target_id)
+    if target is None or target.campaign_id != campaign_id:
+        raise NotFound(f"No target {target_id} in this campaign.")
+    stops, addresses, _skipped = await target_doors(session, campaign_id, target)
+    network = await street_network_for(session, campaign_id, stops.total_bounds)
+    try:
+        plans: list[WalkListPlan] = await asyncio.to_thread(
+            cut_walk_lists, stops, request.size, request.unit, network, request.minutes_per_door, request.walk_speed_m_per_min, progress
+        )
+    except WalkListError as exc:
+        raise InvalidInput(str(exc), errors=[{"field": "size", "message": str(exc)}]) from exc
+    if request.replace:
+        await _delete_unassigned_lists(session, campaign_id, target_id)
+    existing = int(await session.scalar(select(func.count()).select_from(WalkList).where(WalkList.target_id == target_id)) or 0)
+    by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id))
+                   for key, group in addresses.groupby("building_key")}
+    lists = []
+    for number, plan in enumerate(plans, start=existing + 1):
+        walk_list = WalkList(
+            campaign_id=campaign_id, target_id=target_id, name=f"{target.name} {number:02d}", status="ready",
+            doors=int(plan.doors), length_m=round(float(plan.length_m), 1), minutes=round(float(plan.minutes), 1),
+            route=shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None,
+        )
+        session.add(walk_list)
+        lists.append((walk_list, plan))
+    await session.flush()
+    stop_rows = []
+    for walk_list, plan in lists:
+        position = 0
+        for stop_number, building_key in enumerate(plan.stop_ids, start=1):
+            for row in by_building[building_key]:
+                position += 1
+                stop_rows.append({"walk_list_id": walk_list.id, "address_id": int(row.address_id), "stop_number": stop_number, "position": position})
+    if stop_rows:
+        from sqlalchemy import insert
+
+        for start in range(0, len(stop_rows), 2000):
+            await session.execute(insert(WalkListStop), stop_rows[start : start + 2000])
+    return [w for w, _ in lists]
+
+
+async def _delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
+    assigned = select(Assignment.walk_list_id).where(Assignment.ended_at.is_(None))
+    await session.execute(
+        delete(WalkList).where(WalkList.campaign_id == campaign_id, WalkList.target_id == target_id, WalkList.id.not_in(assigned))
+    )
+
+
+# ------------------------------------------------------------------ reading
+
+
+async def list_outs(session: AsyncSession, campaign_id: int, walk_list_ids: Sequence[int] | None = None, user_id: int | None = None) -> list[WalkListOut]:
+    """Summaries of the campaign's lists (optionally only those assigned to `user_id`)."""
+    query = select(WalkList).where(WalkList.campaign_id == campaign_id).order_by(WalkList.id)
+    if walk_list_ids is not None:
+        query = query.where(WalkList.id.in_(list(walk_list_ids)))
+    if user_id is not None:
+        query = query.where(WalkList.id.in_(select(Assignment.walk_list_id).where(Assignment.user_id == user_id, Assignment.ended_at.is_(None))))
+    lists = (await session.scalars(query)).all()
+    ids = [w.id for w in lists]
+    stop_counts = dict(
+        (await session.execute(
+            select(WalkListStop.walk_list_id, func.count(func.distinct(WalkListStop.stop_number))).where(WalkListStop.walk_list_id.in_(ids)).group_by(WalkListStop.walk_list_id)
+        )).all()
+    ) if ids else {}
+    assignees = {
+        row.walk_list_id: Assignee(user_id=row.user_id, display_name=row.display_name, assigned_at=row.assigned_at)
+        for row in (await session.execute(
+            select(Assignment.walk_list_id, Assignment.user_id, Assignment.assigned_at, User.display_name)
+            .join(User, User.id == Assignment.user_id)
+            .where(Assignment.walk_list_id.in_(ids), Assignment.ended_at.is_(None))
+        )).all()
+    } if ids else {}
+    return [
+        WalkListOut(
+            id=w.id, name=w.name, status=w.status, target_id=w.target_id, doors=w.doors, stops=int(stop_counts.get(w.id, 0)),
+            length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id),
+        )
+        for w in lists
+    ]
+
+
+async def get_list(session: AsyncSession, campaign_id: int, walk_list_id: int) -> WalkList:
+    """A list of the campaign, or 404."""
+    walk_list = await session.get(WalkList, walk_list_id)
+    if walk_list is None or walk_list.campaign_id != campaign_id:
+        raise NotFound(f"No walk list {walk_list_id} in this campaign.")
+    return walk_list
+
+
+async def may_see_list(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> bool:
+    """Organisers, leads and admins see every list; a canvasser only the lists assigned to them now."""
+    role = user.role_in(campaign_id)
+    if user.is_superuser or role in (Role.admin, Role.organiser, Role.lead):
+        return True
+    held = await session.scalar(
+        select(Assignment.id).where(Assignment.walk_list_id == walk_list_id, Assignment.user_id == user.id, Assignment.ended_at.is_(None))
+    )
+    return held is not None
+
+
+async def list_detail(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> WalkListDetail:
+    """A list with its stops and electors (an audited read of personal data)."""
+    walk_list = await get_list(session, campaign_id, walk_list_id)
+    if not await may_see_list(session, user, campaign_id, walk_list_id):
+        raise NotFound(f"No walk list {walk_list_id} in this campaign.")
+    stops = await _stop_rows(session, campaign_id, walk_list_id)
+    record_audit(session, user, "read", f"walk_list:{walk_list_id}", campaign_id=campaign_id,
+                 row_count=sum(len(s.people) for s in stops), detail={"stops": len(stops)})
+    summary = (await list_outs(session, campaign_id, [walk_list_id]))[0]
+    route = mapping(shapely.from_wkb(walk_list.route)) if walk_list.route else None
+    return WalkListDetail(list=summary, route=route, stops=stops)
+
+
+async def _stop_rows(session: AsyncSession, campaign_id: int, walk_list_id: int) -> list[StopOut]:
+    rows = (
+        await session.execute(
+            select(WalkListStop.position, WalkListStop.stop_number, Address)
+            .join(Address, Address.id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id == walk_list_id)
+            .order_by(WalkListStop.position)
+        )
+    ).all()
+    address_ids = [a.id for _, _, a in rows]
+    people: dict[int, list[PersonOnList]] = {}
+    for person in (await session.scalars(
+        select(Person).where(Person.address_id.in_(address_ids)).order_by(Person.polling_district, Person.elector_number, Person.elector_suffix)
+    )).all():
+        people.setdefault(person.address_id or 0, []).append(
+            PersonOnList(id=person.id, name=f"{person.forenames} {person.surname}".strip(), polling_district=person.polling_district,
+                         elector_number=person.elector_number, elector_suffix=person.elector_suffix)
+        )
+    blocked = set(
+        (await session.scalars(
+            select(Flag.address_id).where(Flag.campaign_id == campaign_id, Flag.address_id.in_(address_ids), Flag.kind == "do_not_visit", Flag.active.is_(True))
+        )).all()
+    ) if address_ids else set()
+    return [
+        StopOut(
+            position=position, stop_number=stop_number, address_id=a.id, address=", ".join(a.lines), postcode=a.postcode,
+            lon=a.lon, lat=a.lat, do_not_visit=a.id in blocked, people=people.get(a.id, []),
+        )
+        for position, stop_number, a in rows
+    ]
+
+
+async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int | None = None) -> dict[str, Any]:
+    """Every list's route as GeoJSON for the organiser map (no personal data)."""
+    outs = {o.id: o for o in await list_outs(session, campaign_id)}
+    query = select(WalkList.id, WalkList.route).where(WalkList.campaign_id == campaign_id)
+    if target_id is not None:
+        query = query.where(WalkList.target_id == target_id)
+    features = []
+    for list_id, route in (await session.execute(query.order_by(WalkList.id))).all():
+        out = outs[list_id]
+        features.append({
+            "type": "Feature",
+            "geometry": mapping(shapely.from_wkb(route)) if route else None,
+            "properties": {"id": out.id, "name": out.name, "doors": out.doors, "stops": out.stops, "minutes": out.minutes,
+                           "length_m": out.length_m, "status": out.status, "target_id": out.target_id,
+                           "assignee": out.assignee.display_name if out.assignee else None},
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+# ------------------------------------------------------------------ editing
+
+
+async def record_list_change(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
+    """Tell phones holding the list that it changed (assignment, name, order)."""
+    from server.sync.feed import record_change
+
+    await record_change(session, campaign_id=campaign_id, entity="walk_list", entity_id=walk_list_id, walk_list_id=walk_list_id)
+
+
+async def assign_list(session: AsyncSession, actor: AuthUser, campaign_id: int, walk_list_id: int, user_id: int) -> WalkListOut:
+    """Give a list to a member of the campaign, ending any current assignment (work done so far is kept)."""
+    walk_list = await get_list(session, campaign_id, walk_list_id)
+    member = await session.scalar(select(Membership).where(Membership.user_id == user_id, Membership.campaign_id == campaign_id))
+    if member is None:
+        raise InvalidInput(f"User {user_id} is not a member of this campaign.", errors=[{"field": "user_id", "message": "not a member"}])
+    current = (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all()
+    if any(a.user_id == user_id for a in current):
+        return (await list_outs(session, campaign_id, [walk_list_id]))[0]
+    for assignment in current:
+        assignment.ended_at = _now()
+    session.add(Assignment(walk_list_id=walk_list_id, user_id=user_id, assigned_by=actor.id))
+    walk_list.status = "assigned"
+    await session.flush()
+    await record_list_change(session, campaign_id, walk_list_id)
+    return (await list_outs(session, campaign_id, [walk_list_id]))[0]
+
+
+async def unassign_list(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
+    """Take a list back (phones get `remove`; their events already pushed are kept)."""
+    walk_list = await get_list(session, campaign_id, walk_list_id)
+    for assignment in (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all():
+        assignment.ended_at = _now()
+    walk_list.status = "ready"
+    await record_list_change(session, campaign_id, walk_list_id)
+
+
+async def rename_list(session: AsyncSession, campaign_id: int, walk_list_id: int, name: str) -> WalkListOut:
+    """Rename a list."""
+    walk_list = await get_list(session, campaign_id, walk_list_id)
+    walk_list.name = name.strip()
+    await record_list_change(session, campaign_id, walk_list_id)
+    return (await list_outs(session, campaign_id, [walk_list_id]))[0]
+
+
+async def _list_stops_frame(session: AsyncSession, walk_list_ids: Sequence[int]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    rows = (
+        await session.execute(
+            select(WalkListStop.walk_list_id, Address.id, Address.lon, Address.lat, Address.building_key, Address.street, Address.house_number, Address.flat)
+            .join(Address, Address.id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id.in_(list(walk_list_ids)))
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["walk_list_id", "address_id", "lon", "lat", "building_key", "street", "house_number", "flat"])
+    grouped = frame.groupby("building_key", sort=True).agg(
+        lon=("lon", "mean"), lat=("lat", "mean"), doors=("address_id", "size"), street=("street", "first"), house_number=("house_number", "first")
+    )
+    stops = gpd.GeoDataFrame(
+        {"stop_id": grouped.index.to_numpy(), "doors": grouped["doors"].to_numpy(), "street": grouped["street"].to_numpy(), "house_number": grouped["house_number"].to_numpy()},
+        geometry=gpd.points_from_xy(grouped["lon"], grouped["lat"]), crs="EPSG:4326",
+    )
+    return stops, frame
+
+
+async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame) -> None:
+    from sqlalchemy import insert
+
+    await session.execute(delete(WalkListStop).where(WalkListStop.walk_list_id == walk_list.id))
+    by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id)) for key, group in addresses.groupby("building_key")}
+    rows, position = [], 0
+    for stop_number, building_key in enumerate(plan.stop_ids, start=1):
+        for row in by_building[building_key]:
+            position += 1
+            rows.append({"walk_list_id": walk_list.id, "address_id": int(row.address_id), "stop_number": stop_number, "position": position})
+    if rows:
+        await session.execute(insert(WalkListStop), rows)
+    walk_list.doors = int(plan.doors)
+    walk_list.length_m = round(float(plan.length_m), 1)
+    walk_list.minutes = round(float(plan.minutes), 1)
+    walk_list.route = shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None
+
+
+async def _route_stops(stops: gpd.GeoDataFrame, network: StreetNetwork | None) -> list[WalkListPlan]:
+    """Order one group of stops as a single list (one plan per side of a major road, if it spans one)."""
+    size = min(max(int(stops["doors"].sum()), 1), 500)
+    try:
+        return await asyncio.to_thread(cut_walk_lists, stops, size, "doors", network)
+    except WalkListError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+async def _stop_order(session: AsyncSession, walk_list_ids: Sequence[int]) -> list[str]:
+    """Building keys in the lists' current walking order (list by list)."""
+    rows = (
+        await session.execute(
+            select(WalkListStop.walk_list_id, WalkListStop.position, Address.building_key)
+            .join(Address, Address.id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id.in_(list(walk_list_ids)))
+        )
+    ).all()
+    rank = {list_id: i for i, list_id in enumerate(walk_list_ids)}
+    ordered: list[str] = []
+    for _, _, key in sorted(rows, key=lambda r: (rank[r[0]], r[1])):
+        if key not in ordered:
+            ordered.append(key)
+    return ordered
+
+
+async def reroute_lists(session: AsyncSession, campaign_id: int, walk_list_ids: Sequence[int], parts: int = 1) -> list[WalkList]:
+    """Re-route lists as one (merge, or re-order with one id), or split one into `parts` along its walking order."""
+    lists = [await get_list(session, campaign_id, i) for i in walk_list_ids]
+    stops, addresses = await _list_stops_frame(session, walk_list_ids)
+    if stops.empty:
+        raise InvalidInput("These lists have no stops.")
+    network = await street_network_for(session, campaign_id, stops.total_bounds)
+    if parts > 1:
+        # Cut the current route into `parts` runs of about equal doors (never splitting a building), then route each.
+        order = await _stop_order(session, walk_list_ids)
+        by_key = stops.set_index("stop_id")
+        doors = by_key.loc[order, "doors"].to_numpy()
+        bounds = np.searchsorted(np.cumsum(doors), [doors.sum() * k / parts for k in range(1, parts)], side="left")
+        chunks = [c for c in np.split(np.array(order, dtype=object), np.unique(bounds + 1)) if len(c)]
+        if len(chunks) < 2:
+            raise InvalidInput("This list is a single building and cannot be split.", errors=[{"field": "parts", "message": "cannot split"}])
+        plans = []
+        for chunk in chunks:
+            plans += await _route_stops(stops[stops["stop_id"].isin(set(chunk))], network)
+    else:
+        plans = await _route_stops(stops, network)
+    first = lists[0]
+    kept = [first]
+    await _replace_stops(session, first, plans[0], addresses)
+    for extra_plan in plans[1:]:
+        extra = WalkList(campaign_id=campaign_id, target_id=first.target_id, name=f"{first.name} ({len(kept) + 1})", status="ready")
+        session.add(extra)
+        await session.flush()
+        await _replace_stops(session, extra, extra_plan, addresses)
+        kept.append(extra)
+    for other in lists[1:]:
+        held = await session.scalar(select(Assignment.id).where(Assignment.walk_list_id == other.id, Assignment.ended_at.is_(None)))
+        if held is not None:
+            raise ConflictError(f"List {other.id} is assigned; unassign it before merging.")
+        await session.delete(other)
+    await session.flush()
+    for walk_list in kept:
+        await record_list_change(session, campaign_id, walk_list.id)
+    return kept
+
+
+# ------------------------------------------------------------------ exports
+
+
+async def export_geojson(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> dict[str, Any]:
+    """Stops (with addresses, no names) and the route of one list, for QGIS or a phone."""
+    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    features: list[dict[str, Any]] = []
+    if detail.route:
+        features.append({"type": "Feature", "geometry": detail.route, "properties": {"kind": "route", "walk_list_id": walk_list_id,
+                         "length_m": detail.list.length_m, "minutes": detail.list.minutes}})
+    for stop in detail.stops:
+        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [stop.lon, stop.lat]},
+                         "properties": {"kind": "stop", "position": stop.position, "stop_number": stop.stop_number, "address_id": stop.address_id,
+                                        "address": stop.address, "postcode": stop.postcode, "electors": len(stop.people), "do_not_visit": stop.do_not_visit}})
+    record_audit(session, user, "export", f"walk_list:{walk_list_id}.geojson", campaign_id=campaign_id, row_count=len(detail.stops))
+    return {"type": "FeatureCollection", "features": features}
+
+
+async def export_csv(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> str:
+    """One row per elector (or per empty door) in walking order, with names and elector numbers."""
+    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["position", "stop", "address_id", "address", "postcode", "person_id", "name", "polling_district", "elector_number", "do_not_visit"])
+    rows = 0
+    for stop in detail.stops:
+        for person in stop.people or [None]:
+            rows += 1
+            writer.writerow([
+                stop.position, stop.stop_number, stop.address_id, stop.address, stop.postcode,
+                person.id if person else "", person.name if person else "", person.polling_district if person else "",
+                f"{person.elector_number}{person.elector_suffix and '/' + person.elector_suffix}" if person and person.elector_number is not None else "",
+                "yes" if stop.do_not_visit else "",
+            ])
+    record_audit(session, user, "export", f"walk_list:{walk_list_id}.csv", campaign_id=campaign_id, row_count=rows)
+    return out.getvalue()
+
+
+async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, public_url: str) -> bytes:
+    """A printable walk sheet: map from our geometries, doors in order with names, tick boxes, survey, QR code."""
+    from geo.walksheet import render_walk_sheet_pdf
+
+    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    survey = await session.scalar(select(Survey).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True)).order_by(Survey.version.desc()))
+    questions = [{"text": q.get("text", ""), "options": list(q.get("options", []))} for q in (survey.questions if survey else [])]
+    rows = [
+        {"number": s.position, "address": s.address + (" (DO NOT VISIT)" if s.do_not_visit else ""),
+         "people": [{"name": p.name, "elector_number": f"{p.polling_district}-{p.elector_number}{p.elector_suffix and '/' + p.elector_suffix}"} for p in s.people]}
+        for s in detail.stops
+    ]
+    route = detail.route["coordinates"] if detail.route and detail.route["type"] == "LineString" else []
+    pdf = await asyncio.to_thread(
+        render_walk_sheet_pdf,
+        {"title": detail.list.name, "list_id": walk_list_id, "doors": detail.list.doors, "length_m": detail.list.length_m, "minutes": detail.list.minutes,
+         "date": _now().date().isoformat()},
+        rows, questions, route, [(s.lon, s.lat) for s in detail.stops], f"{public_url}/console#/lists/{walk_list_id}",
+    )
+    record_audit(session, user, "export", f"walk_list:{walk_list_id}.pdf", campaign_id=campaign_id, row_count=sum(len(s.people) for s in detail.stops))
+    return pdf
+
+
+# ------------------------------------------------------------------ paper results
+
+
+async def _paper_device(session: AsyncSession, user: AuthUser, campaign_id: int) -> Device:
+    """Each organiser keys paper sheets through their own 'paper entry' device (so receipts and audit work as for phones)."""
+    device = await session.scalar(
+        select(Device).where(Device.user_id == user.id, Device.campaign_id == campaign_id, Device.name == "paper entry", Device.revoked_at.is_(None))
+    )
+    if device is None:
+        device = Device(user_id=user.id, campaign_id=campaign_id, name="paper entry", node_id="paper-" + uuid.uuid4().hex[:12])
+        session.add(device)
+        await session.flush()
+    return device
+
+
+async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, data: PaperResults, max_skew_ms: int) -> PaperResultsOut:
+    """Apply results keyed from a paper sheet through the phones' push path (events insert-if-absent).
+
+    With a `sheet_id` the event ids are derived from it, so keying the same sheet twice adds nothing.
+    """
+    from server.sync.store import RawEnvelope, apply_push, push_context_for
+    from sync.clock import HybridClock
+    from sync.protocol import RecordAnswer, RecordContactAttempt
+
+    await get_list(session, campaign_id, walk_list_id)
+    on_list = set((await session.scalars(select(WalkListStop.address_id).where(WalkListStop.walk_list_id == walk_list_id))).all())
+    device = await _paper_device(session, user, campaign_id)
+    context = await push_context_for(session, device.id, user.id, user.role_in(campaign_id) or (Role.admin if user.is_superuser else None), max_skew_ms)
+    last_seq = int(await session.scalar(select(DeviceReceipt.last_seq).where(DeviceReceipt.device_id == device.id)) or 0)
+    clock = HybridClock(device.node_id)
+    envelopes, rejected = [], []
+    sheet = data.sheet_id or uuid.uuid4().hex
+
+    def event_id(*parts: object) -> uuid.UUID:
+        return uuid.uuid5(PAPER_NAMESPACE, ":".join(str(p) for p in (campaign_id, walk_list_id, sheet, *parts)))
+
+    for index, entry in enumerate(data.entries):
+        if entry.address_id not in on_list:
+            rejected.append({"index": index, "address_id": entry.address_id, "reason": "address is not on this walk list"})
+            continue
+        stamp = clock.now().encode()
+        mutations: list[Any] = [RecordContactAttempt(id=event_id(index, "attempt"), address_id=entry.address_id, outcome=entry.outcome, at=stamp,
+                                                     person_id=entry.person_id, walk_list_id=walk_list_id)]
+        for key, value in sorted(entry.answers.items()):
+            mutations.append(RecordAnswer(id=event_id(index, "answer", key), address_id=entry.address_id, question_key=key, value=value,
+                                          at=clock.now().encode(), person_id=entry.person_id))
+        for mutation in mutations:
+            last_seq += 1
+            envelopes.append(RawEnvelope(seq=last_seq, mutation=msgspec.Raw(msgspec.json.encode(mutation))))
+    applied = duplicates = 0
+    if envelopes:
+        response = await apply_push(session, context, envelopes)
+        for result in response.results:
+            if result.status == "applied":
+                applied += 1
+            elif result.status == "duplicate":
+                duplicates += 1
+            elif result.status == "rejected":
+                rejected.append({"seq": result.seq, "reason": result.reason})
+    record_audit(session, user, "write", f"walk_list:{walk_list_id}:paper", campaign_id=campaign_id, row_count=len(data.entries), detail={"sheet": sheet})
+    return PaperResultsOut(applied=applied, duplicates=duplicates, rejected=rejected)
+
+
+# ------------------------------------------------------------------ jobs
+
+
+def job_out(job: ImportJob) -> JobOut:
+    """Struct for a job row."""
+    return JobOut(id=job.id, kind=job.kind, status=job.status, done=job.done, total=job.total, message=job.message, result=job.result)
+
+
+async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_id: int, request: CutRequest) -> None:
+    """Run a cut in the background, writing progress to the job row; the cut itself commits atomically."""
+    loop = asyncio.get_running_loop()
+    progress_state = {"done": 0, "total": 0}
+
+    def progress(done: int, total: int) -> None:
+        progress_state.update(done=done, total=total)
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            async with sessionmaker() as session:
+                job = await session.get(ImportJob, job_id)
+                if job is None or job.status != "running":
+                    return
+                job.done, job.total = progress_state["done"], progress_state["total"] or None
+                await session.commit()
+
+    async with sessionmaker() as session:
+        job = await session.get(ImportJob, job_id)
+        job.status = "running"
+        await session.commit()
+    reporter = loop.create_task(report())
+    try:
+        async with sessionmaker() as session:
+            lists = await cut_target(session, campaign_id, target_id, request, progress)
+            await session.commit()
+            result = {"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists)}
+        status, message = "done", f"{len(lists)} lists cut"
+    except Exception as exc:
+        status, message, result = "failed", getattr(exc, "detail", None) or f"{exc.__class__.__name__}: {exc}", {}
+    reporter.cancel()
+    async with sessionmaker() as session:
+        job = await session.get(ImportJob, job_id)
+        job.status, job.message, job.result, job.finished_at = status, message, result, _now()
+        if status == "done":
+            job.done = job.total = progress_state["total"] or len(result.get("walk_list_ids", []))
+        await session.commit()
+
+
+def json_dumps(value: Any) -> str:
+    """Compact JSON for GeoJSON downloads."""
+    return json.dumps(value, separators=(",", ":"))
