@@ -1,0 +1,367 @@
+"""Benchmark walk-list cutting and routing on Camden (OSM) and a synthetic 40,000-door town.
+
+Run: `python -m bench.walklists [--sample-hk 100] [--sample-ortools 20] [--only camden|synthetic_40k]`.
+Progress goes to stderr; the last stdout line is one JSON object with the metrics per dataset.
+Route ratios compare each list's route cost (walked metres + crossing penalties, the cost
+the ordering minimises) with the same list's bounds and reference solvers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+from shapely.geometry import LineString
+
+from geo.bounds import held_karp_lower_bound, mst_length, ortools_path
+from geo.routing import nearest_neighbour_order, path_length
+from geo.streets import (
+    StreetNetwork,
+    bng_to_lonlat,
+    lonlat_to_bng,
+    read_street_network,
+    street_network_from_lines,
+)
+from geo.walklists import WalkListPlan, cut_walk_lists, stop_cost_matrix
+
+ORIGIN_X, ORIGIN_Y = 520000.0, 175000.0  # somewhere in west London, EPSG:27700
+ORIGIN = np.array([ORIGIN_X, ORIGIN_Y])
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def synthetic_town(
+    doors: int = 40000, seed: int = 0, size_m: float = 3000.0
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A grid town (WGS84): streets (name, highway, geometry) and stops (stop_id, doors,
+    street, house_number, geometry) with exactly `doors` doors.
+
+    Streets every 100 m (north-south) and 80 m (east-west); every 8th north-south street is
+    a primary road, every 10th east-west one a secondary road (barriers), every 4th
+    east-west one tertiary (busy). Houses every 12 m on both sides, 8 m from the centre
+    line; about 3% of them are blocks of flats with 6-40 doors.
+    """
+    rng = np.random.default_rng(seed)
+    xs = np.arange(0.0, size_m + 1e-6, 100.0)
+    ys = np.arange(0.0, size_m + 1e-6, 80.0)
+    lines: list[tuple[str, str, np.ndarray]] = []
+    for i, x in enumerate(xs):
+        hw = "primary" if i % 8 == 4 else "residential"
+        lines.append((f"North Street {i}", hw, np.array([[x, ys[0]], [x, ys[-1]]])))
+    for j, y in enumerate(ys):
+        hw = "secondary" if j % 10 == 5 else ("tertiary" if j % 4 == 2 else "residential")
+        lines.append((f"East Road {j}", hw, np.array([[xs[0], y], [xs[-1], y]])))
+    # split each street at every crossing so they share nodes
+    seg_rows: list[tuple[str, str, np.ndarray]] = []
+    for name, hw, c in lines:
+        if c[0, 0] == c[1, 0]:  # north-south
+            cuts = ys
+            for a, b in itertools.pairwise(cuts):
+                seg_rows.append((name, hw, np.array([[c[0, 0], a], [c[0, 0], b]])))
+        else:
+            cuts = xs
+            for a, b in itertools.pairwise(cuts):
+                seg_rows.append((name, hw, np.array([[a, c[0, 1]], [b, c[0, 1]]])))
+    street_geoms = [LineString(bng_to_lonlat(np.asarray(c) + ORIGIN)) for _, _, c in seg_rows]
+    streets = gpd.GeoDataFrame(
+        {"name": [r[0] for r in seg_rows], "highway": [r[1] for r in seg_rows]},
+        geometry=street_geoms,
+        crs="EPSG:4326",
+    )
+    # houses
+    pts: list[tuple[float, float]] = []
+    st: list[str] = []
+    num: list[str] = []
+    for name, _hw, c in lines:
+        vertical = c[0, 0] == c[1, 0]
+        cross = ys if vertical else xs
+        along = np.arange(6.0, size_m, 12.0)
+        near = np.min(np.abs(along[:, None] - cross[None, :]), axis=1) < 12.0
+        along = along[~near]
+        for side, off in ((0, -8.0), (1, 8.0)):
+            for k, t in enumerate(along):
+                if vertical:
+                    pts.append((c[0, 0] + off, t))
+                else:
+                    pts.append((t, c[0, 1] + off))
+                st.append(name)
+                num.append(str(2 * k + 1 + side))
+    xy = np.asarray(pts)
+    n = len(xy)
+    d = np.ones(n, dtype=np.int64)
+    flats = rng.random(n) < 0.03
+    d[flats] = rng.integers(6, 41, flats.sum())
+    # trim from the east edge to the requested number of doors
+    order = np.argsort(-xy[:, 0], kind="stable")
+    excess = int(d.sum()) - doors
+    if excess < 0:
+        raise ValueError("town too small for the requested doors; raise size_m")
+    drop: list[int] = []
+    for i in order:
+        if excess <= 0:
+            break
+        if d[i] <= excess:
+            drop.append(int(i))
+            excess -= int(d[i])
+        elif d[i] > 1:
+            d[i] -= excess
+            excess = 0
+    keep = np.setdiff1d(np.arange(n), np.asarray(drop, dtype=np.int64))
+    assert int(d[keep].sum()) == doors
+    lonlat = bng_to_lonlat(xy[keep] + ORIGIN)
+    stops = gpd.GeoDataFrame(
+        {
+            "stop_id": [f"s{i}" for i in range(len(keep))],
+            "doors": d[keep],
+            "street": [st[i] for i in keep],
+            "house_number": [num[i] for i in keep],
+        },
+        geometry=gpd.points_from_xy(lonlat[:, 0], lonlat[:, 1]),
+        crs="EPSG:4326",
+    )
+    return streets, stops
+
+
+def data_dir() -> Path:
+    """Shared real-data folder: $CANVASS_DATA_DIR or ../shared/data beside the repo."""
+    env = os.environ.get("CANVASS_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def read_osm_addresses(pbf_path: str | Path) -> gpd.GeoDataFrame:
+    """Addresses (nodes, and building ways by centroid) with addr:housenumber, as stops.
+
+    building:flats, when tagged, gives the number of doors; otherwise one door.
+    """
+    import osmium
+
+    rows: list[tuple[str, float, float, str, str, int]] = []
+    fp = (
+        osmium.FileProcessor(str(pbf_path))
+        .with_locations()
+        .with_filter(osmium.filter.KeyFilter("addr:housenumber"))
+    )
+    for obj in fp:
+        tags = obj.tags
+        hn = tags.get("addr:housenumber")
+        street = tags.get("addr:street", "")
+        flats = tags.get("building:flats")
+        try:
+            doors = max(1, int(flats)) if flats else 1
+        except ValueError:
+            doors = 1
+        if obj.is_node():
+            if not obj.location.valid():
+                continue
+            rows.append((f"n{obj.id}", obj.location.lon, obj.location.lat, street, hn, doors))
+        elif obj.is_way():
+            c = [(n.lon, n.lat) for n in obj.nodes if n.location.valid()]
+            if not c:
+                continue
+            a = np.asarray(c)
+            rows.append(
+                (f"w{obj.id}", float(a[:, 0].mean()), float(a[:, 1].mean()), street, hn, doors)
+            )
+    df = gpd.GeoDataFrame(
+        {
+            "stop_id": [r[0] for r in rows],
+            "street": [r[3] for r in rows],
+            "house_number": [r[4] for r in rows],
+            "doors": np.asarray([r[5] for r in rows], dtype=np.int64),
+        },
+        geometry=gpd.points_from_xy([r[1] for r in rows], [r[2] for r in rows]),
+        crs="EPSG:4326",
+    )
+    return df
+
+
+def camden_inputs() -> tuple[StreetNetwork, gpd.GeoDataFrame]:
+    """Camden street network and the OSM addresses inside the borough's wards."""
+    base = data_dir() / "camden"
+    net = read_street_network(base / "osm" / "camden.osm.pbf")
+    stops = read_osm_addresses(base / "osm" / "camden.osm.pbf")
+    wards = gpd.read_file(base / "electoral" / "wards_by_lad_E09000007.geojson").to_crs("EPSG:4326")
+    borough = wards.union_all()
+    stops = stops[stops.within(borough)].reset_index(drop=True)
+    return net, stops
+
+
+def evaluate(
+    plans: list[WalkListPlan],
+    stops: gpd.GeoDataFrame,
+    network: StreetNetwork | None,
+    target: int,
+    cut_s: float,
+    sample_hk: int,
+    sample_ortools: int,
+    ortools_seconds: float,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Quality metrics for a set of plans (see module docstring)."""
+    xy_all = lonlat_to_bng(np.column_stack([stops.geometry.x, stops.geometry.y]))
+    sizes = np.array([p.size for p in plans])
+    normal = np.array([p.size_exception is None for p in plans])
+    dev = np.abs(sizes[normal] - target) / target * 100
+    spread = float(dev.max()) if dev.size else 0.0
+    rng = np.random.default_rng(seed)
+    routable = [i for i, p in enumerate(plans) if len(p.stop_ids) >= 3]
+    mst_r, nn_r, times = [], [], []
+    hk_idx = set(rng.choice(routable, size=min(sample_hk, len(routable)), replace=False).tolist())
+    or_idx = set(
+        rng.choice(routable, size=min(sample_ortools, len(routable)), replace=False).tolist()
+    )
+    hk_r, or_r, or_same = [], [], []
+    or_same_failed = 0
+    for n_done, i in enumerate(routable, start=1):
+        p = plans[i]
+        xy = xy_all[p.stop_index]
+        t0 = time.perf_counter()
+        costs = stop_cost_matrix(network, xy)
+        from geo.routing import order_stops
+
+        order = order_stops(costs.cost)
+        times.append((time.perf_counter() - t0) * 1000)
+        # the plan's own order is identity over p.stop_index
+        ours = path_length(costs.cost, list(range(len(xy))))
+        mst_r.append(ours / max(mst_length(costs.cost), 1e-9))
+        nn_r.append(ours / max(path_length(costs.cost, nearest_neighbour_order(costs.cost)), 1e-9))
+        if i in hk_idx:
+            hk = held_karp_lower_bound(costs.cost, upper_bound=ours, iterations=1000)
+            hk_r.append(ours / max(hk, 1e-9))
+        if i in or_idx:
+            oo = ortools_path(costs.cost, seconds=ortools_seconds)
+            or_r.append(ours / max(path_length(costs.cost, oo), 1e-9))
+            # OR-Tools given the same time our ordering took on this list
+            same = max(0.001, times[-1] / 1000.0)
+            try:
+                oo = ortools_path(costs.cost, seconds=same)
+                or_same.append(ours / max(path_length(costs.cost, oo), 1e-9))
+            except RuntimeError:  # no first solution within that time
+                or_same_failed += 1
+        if n_done % 100 == 0:
+            _log(f"  evaluated {n_done}/{len(routable)} lists")
+        del order
+    crossings = int(sum(p.major_road_crossings for p in plans))
+    return {
+        "doors": int(stops["doors"].sum()),
+        "stops": len(stops),
+        "lists": len(plans),
+        "undersized_lists": int(sum(p.undersized for p in plans)),
+        "oversized_lists": int(sum(p.oversized for p in plans)),
+        "small_region_lists": int(sum(p.size_exception == "small_region" for p in plans)),
+        "big_block_lists": int(sum(p.size_exception == "big_block" for p in plans)),
+        "indivisible_region_lists": int(
+            sum(p.size_exception == "indivisible_region" for p in plans)
+        ),
+        "lists_within_10pct_pct": round(100.0 * float(np.mean(dev <= 10.0 + 1e-9)), 2)
+        if dev.size
+        else None,
+        "size_dev_p95_pct": round(float(np.percentile(dev, 95)), 2) if dev.size else None,
+        "cut_route_s": round(cut_s, 2),
+        "size_spread_pct": round(spread, 2),
+        "major_road_crossings": crossings,
+        "route_vs_mst_mean": round(float(np.mean(mst_r)), 4) if mst_r else None,
+        "route_vs_heldkarp_mean": round(float(np.mean(hk_r)), 4) if hk_r else None,
+        "route_vs_heldkarp_p95": round(float(np.percentile(hk_r, 95)), 4) if hk_r else None,
+        "heldkarp_sample": len(hk_r),
+        "route_vs_ortools_mean": round(float(np.mean(or_r)), 4) if or_r else None,
+        "ortools_sample": len(or_r),
+        "route_vs_ortools_same_time_mean": round(float(np.mean(or_same)), 4) if or_same else None,
+        "ortools_same_time_no_solution": or_same_failed,
+        "ortools_seconds": ortools_seconds,
+        "route_vs_nearest_neighbour_mean": round(float(np.mean(nn_r)), 4) if nn_r else None,
+        "route_p95_ms": round(float(np.percentile(times, 95)), 2) if times else None,
+        "route_mean_stops": round(float(np.mean([len(plans[i].stop_ids) for i in routable])), 1),
+    }
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    last = [0.0]
+
+    def cb(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] > 2.0 or done == total:
+            last[0] = now
+            _log(f"  {label}: routed {done}/{total} lists")
+
+    return cb
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Cut, route and evaluate each dataset; returns {dataset: metrics}."""
+    out: dict[str, Any] = {}
+    if args.only in (None, "camden"):
+        if (data_dir() / "camden" / "osm" / "camden.osm.pbf").exists():
+            _log("camden: reading streets and addresses")
+            t0 = time.perf_counter()
+            net, stops = camden_inputs()
+            _log(
+                f"camden: {len(stops)} stops, {int(stops['doors'].sum())} doors, "
+                f"{net.n_edges} edges, {len(net.regions)} regions ({time.perf_counter() - t0:.1f}s)"
+            )
+            t0 = time.perf_counter()
+            plans = cut_walk_lists(stops, args.target, network=net, progress=_progress("camden"))
+            cut_s = time.perf_counter() - t0
+            _log(f"camden: {len(plans)} lists in {cut_s:.1f}s; evaluating")
+            out["camden"] = evaluate(
+                plans,
+                stops,
+                net,
+                args.target,
+                cut_s,
+                args.sample_hk,
+                args.sample_ortools,
+                args.ortools_seconds,
+            )
+        else:
+            _log("camden: data missing, skipped")
+            out["camden"] = None
+    if args.only in (None, "synthetic_40k"):
+        _log("synthetic_40k: building the town")
+        streets, stops = synthetic_town(40000)
+        net = street_network_from_lines(streets)
+        t0 = time.perf_counter()
+        plans = cut_walk_lists(stops, args.target, network=net, progress=_progress("synthetic_40k"))
+        cut_s = time.perf_counter() - t0
+        _log(f"synthetic_40k: {len(plans)} lists in {cut_s:.1f}s; evaluating")
+        out["synthetic_40k"] = evaluate(
+            plans,
+            stops,
+            net,
+            args.target,
+            cut_s,
+            args.sample_hk,
+            args.sample_ortools,
+            args.ortools_seconds,
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: print progress to stderr and the JSON metrics last."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--target", type=int, default=50)
+    ap.add_argument("--sample-hk", type=int, default=100)
+    ap.add_argument("--sample-ortools", type=int, default=20)
+    ap.add_argument("--ortools-seconds", type=float, default=1.0)
+    ap.add_argument("--only", choices=["camden", "synthetic_40k"], default=None)
+    args = ap.parse_args(argv)
+    out = run(args)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
