@@ -140,6 +140,7 @@ def _run_import(what: str, path: Path, campaign: str, **options: object) -> None
         "census": services.import_census_table,
         "addresses": services.import_addresses,
         "register": services.import_register,
+        "streets": services.import_streets,
     }[what]
     kind = what
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
@@ -188,6 +189,12 @@ def import_addresses_cmd(
 ) -> None:
     """Address points from an OSM PBF, Code-Point Open or a CSV of points."""
     _run_import("addresses", path, campaign, fmt=fmt, crs=crs, skip_bad_rows=skip_bad_rows)
+
+
+@import_app.command("streets")
+def import_streets_cmd(path: Path, campaign: CampaignOption) -> None:
+    """Walkable streets from an OSM PBF (major roads become walk-list boundaries)."""
+    _run_import("streets", path, campaign)
 
 
 @import_app.command("register")

@@ -32,6 +32,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ready"): ALL,
     ("GET", "/"): ALL,
     ("GET", "/console"): ALL,
+    ("GET", "/console/config.json"): ALL,
+    ("GET", "/static/{file_path:path}"): ALL,
     ("GET", "/schema"): ALL,
     ("GET", "/schema/openapi.json"): ALL,
     ("GET", "/schema/scalar"): ALL,
@@ -58,6 +60,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/campaigns/{campaign_id:int}/imports/census"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/imports/addresses"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/imports/register"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/imports/streets"): ORGANISERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/areas"): MEMBERS_A,
     # targeting: leads review, organisers decide
     ("GET", "/api/campaigns/{campaign_id:int}/measures"): REVIEWERS_A,

@@ -80,8 +80,10 @@ async def test_cut_sizes_flats_and_order(client: AsyncTestClient[Litestar], demo
     lists = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists", params={"target_id": target_id}, headers=demo.headers["organiser"])).json()
     assert [w["id"] for w in lists] == ids
     sizes = [w["doors"] for w in lists]
-    within = [36 <= s <= 44 for s in sizes]
-    assert sum(within) >= len(sizes) - 2, str(sizes)  # region remnants may be undersized
+    # Every list is within +-10% unless the cutter says why not (a region too small or indivisible, or one big block).
+    unexplained = [w for w in lists if not 36 <= w["doors"] <= 44 and not w["size_exception"]]
+    assert not unexplained, unexplained
+    assert sum(36 <= s <= 44 for s in sizes) >= len(sizes) / 2, sizes
     target = (await client.get(f"/api/campaigns/{demo.campaign_id}/targets/{target_id}", headers=demo.headers["organiser"])).json()
     assert sum(sizes) == target["preview"]["addresses"]
     async with sessionmaker() as session:

@@ -351,6 +351,7 @@ class WalkList(Base):
     length_m: Mapped[float] = mapped_column(Float, default=0.0)
     minutes: Mapped[float] = mapped_column(Float, default=0.0)
     route: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    size_exception: Mapped[str | None] = mapped_column(String(24), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -599,3 +600,80 @@ PERSON_LEVEL_TABLES = (
     "mutation_results",
 )
 """Tables that describe or are about an individual; the privacy test scans these."""
+
+
+# ---------------------------------------------------------------- results (summaries and follow-ups)
+#
+# The result tallies are derived data, maintained by database triggers on
+# `contact_attempts` and `answers` (created in migration 0003) so every writer
+# (sync push, paper key-in, bulk load) keeps them right in the same
+# transaction; `server.results.services.rebuild_result_tallies` recomputes
+# them from the events. They hold counts only, never a person's id.
+
+
+class ResultDoorTally(Base):
+    """Attempts and outcome counts per door, walk list and canvasser (0 = none): feeds progress figures."""
+
+    __tablename__ = "result_door_tally"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    walk_list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    contacts: Mapped[int] = mapped_column(Integer, default=0)
+    n_spoke: Mapped[int] = mapped_column(Integer, default=0)
+    n_not_home: Mapped[int] = mapped_column(Integer, default=0)
+    n_refused: Mapped[int] = mapped_column(Integer, default=0)
+    n_moved: Mapped[int] = mapped_column(Integer, default=0)
+    n_deceased: Mapped[int] = mapped_column(Integer, default=0)
+    n_inaccessible: Mapped[int] = mapped_column(Integer, default=0)
+    n_come_back: Mapped[int] = mapped_column(Integer, default=0)
+    n_do_not_visit: Mapped[int] = mapped_column(Integer, default=0)
+    n_wrong_address: Mapped[int] = mapped_column(Integer, default=0)
+    n_other: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ResultHourTally(Base):
+    """Attempts and contacts per UTC hour (hours since the epoch), walk list and canvasser (0 = none)."""
+
+    __tablename__ = "result_hour_tally"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    walk_list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    contacts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ResultAnswerCell(Base):
+    """How many respondents' current answer (latest by HLC) is `value` per area and walk list (0 = none)."""
+
+    __tablename__ = "result_answer_cells"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    walk_list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FollowUp(Base):
+    """A follow-up of a person's doorstep request (join, volunteer, call back, language) marked done."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (UniqueConstraint("person_id", "reason"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(24))
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+# Lets the answer-tally triggers find a respondent's previous answer to a question without a scan.
+Index("ix_answers_respondent", Answer.campaign_id, Answer.question_key, Answer.person_id, Answer.address_id)

@@ -74,6 +74,13 @@ class ImportController(Controller):
             path = await _save_upload(data, tmp)
             return await services.import_addresses(db_session, campaign_id, path, fmt=format, crs=crs, skip_bad_rows=skip_bad_rows)
 
+    @post("/streets", status_code=201)
+    async def streets(self, campaign_id: FromPath[int], data: Upload, db_session: DbSession) -> ImportReport:
+        """Walkable streets from an OSM PBF (replacing the campaign's streets); major roads bound walk lists."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = await _save_upload(data, tmp)
+            return await services.import_streets(db_session, campaign_id, path)
+
     @post("/register", status_code=201)
     async def register(
         self, campaign_id: FromPath[int], data: Upload, db_session: DbSession,

@@ -52,6 +52,8 @@ class WalkListOut(msgspec.Struct):
     length_m: float
     minutes: float
     assignee: Assignee | None = None
+    size_exception: str | None = None
+    """Why a list is outside +-10% of the requested size: small_region, indivisible_region or big_block."""
 
 
 class PersonOnList(msgspec.Struct):

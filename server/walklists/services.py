@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from shapely.geometry import mapping
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from geo.streets import StreetNetwork, street_network_from_lines
+from geo.streets import StreetNetwork, StreetNetworkError, street_network_from_lines
 from geo.walklists import WalkListError, WalkListPlan, cut_walk_lists
 from server.accounts.security import AuthUser
 from server.audit import record_audit
@@ -63,6 +64,7 @@ from server.walklists.schemas import (
     WalkListOut,
 )
 
+logger = logging.getLogger("canvass.walklists")
 Progress = Callable[[int, int], None]
 PAPER_NAMESPACE = uuid.UUID("6f1c2b0e-58a4-4a8e-9d7f-2b1f3c7a9e10")
 STREET_MARGIN_DEG = 0.004  # ~400 m of streets around a target, so routes can leave and re-enter it
@@ -142,7 +144,12 @@ async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Se
         geometry=shapely.from_wkb([r.geometry for r in rows]),
         crs="EPSG:4326",
     )
-    return await asyncio.to_thread(street_network_from_lines, lines)
+    try:
+        return await asyncio.to_thread(street_network_from_lines, lines)
+    except StreetNetworkError as exc:
+        # Unroutable street data must not block cutting: fall back to straight-line distances.
+        logger.warning("campaign %s: street network unusable (%s); routing by straight lines", campaign_id, exc)
+        return None
 
 
 async def store_streets(session: AsyncSession, campaign_id: int, lines: gpd.GeoDataFrame, source: str) -> int:
@@ -194,6 +201,7 @@ async def cut_target(
             campaign_id=campaign_id, target_id=target_id, name=f"{target.name} {number:02d}", status="ready",
             doors=int(plan.doors), length_m=round(float(plan.length_m), 1), minutes=round(float(plan.minutes), 1),
             route=shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None,
+            size_exception=plan.size_exception,
         )
         session.add(walk_list)
         lists.append((walk_list, plan))
@@ -248,7 +256,7 @@ async def list_outs(session: AsyncSession, campaign_id: int, walk_list_ids: Sequ
     return [
         WalkListOut(
             id=w.id, name=w.name, status=w.status, target_id=w.target_id, doors=w.doors, stops=int(stop_counts.get(w.id, 0)),
-            length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id),
+            length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id), size_exception=w.size_exception,
         )
         for w in lists
     ]
@@ -417,6 +425,7 @@ async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkL
     walk_list.length_m = round(float(plan.length_m), 1)
     walk_list.minutes = round(float(plan.minutes), 1)
     walk_list.route = shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None
+    walk_list.size_exception = plan.size_exception
 
 
 async def _route_stops(stops: gpd.GeoDataFrame, network: StreetNetwork | None) -> list[WalkListPlan]:
