@@ -180,8 +180,14 @@ def assign_points_to_areas(points_gdf: gpd.GeoDataFrame, areas_gdf: gpd.GeoDataF
     """Area code containing each point (missing where none does); a point on a shared edge gets one area."""
     areas = areas_gdf.to_crs(points_gdf.crs) if areas_gdf.crs != points_gdf.crs else areas_gdf
     codes = areas["code"].to_numpy() if "code" in areas.columns else areas.index.to_numpy()
-    tree = shapely.STRtree(areas.geometry.to_numpy())
-    point_idx, area_idx = tree.query(points_gdf.geometry.to_numpy(), predicate="intersects")
+    area_geoms = areas.geometry.to_numpy()
+    point_geoms = points_gdf.geometry.to_numpy()
+    if len(point_geoms) >= len(area_geoms):
+        # Many points, fewer areas: index the points and query with each area, which shapely
+        # prepares, so each point test runs against a prepared polygon (several times faster).
+        area_idx, point_idx = shapely.STRtree(point_geoms).query(area_geoms, predicate="intersects")
+    else:
+        point_idx, area_idx = shapely.STRtree(area_geoms).query(point_geoms, predicate="intersects")
     result = np.full(len(points_gdf), None, dtype=object)
     if len(point_idx):
         # Keep the first (lowest-index) area per point so edges are assigned deterministically.

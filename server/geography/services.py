@@ -361,7 +361,7 @@ async def import_register(
     return ImportReport(
         kind="register", source=path.name, rows_read=len(rows) + len(errors), rows_written=len(rows), rows_skipped=len(errors),
         unmatched=int(by_match.get("unmatched", 0)), unmatched_examples=[f"line {n}" for n in unmatched_lines[:20]],
-        details={f"matched_by_{k}": int(v) for k, v in by_match.items()}, errors=_row_errors(errors),
+        details={(f"matched_by_{k}" if k != "unmatched" else "unmatched"): int(v) for k, v in by_match.items()}, errors=_row_errors(errors),
     )
 
 
