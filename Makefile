@@ -27,13 +27,22 @@ install: $(STAMP)
 
 install-dev: $(DEV_STAMP)
 
-run: install
+run: install console
 	$(BIN)/canvass db upgrade
 	$(BIN)/canvass demo
 	$(BIN)/canvass serve --host $(HOST) --port $(PORT)
 
-test: install-dev
+test: install-dev console
 	$(BIN)/pytest
+
+# The console's front-end libraries: npm ci (pinned by package-lock.json), then copy their dist
+# files into server/console/static/vendor/ (git-ignored). Re-runs only when the pins change.
+CONSOLE_WEB := server/console/web
+$(CONSOLE_STAMP): $(CONSOLE_WEB)/package.json $(CONSOLE_WEB)/package-lock.json $(CONSOLE_WEB)/copy-vendor.mjs
+	@command -v npm >/dev/null || { echo "make console: node and npm are needed to build the console's libraries" >&2; exit 1; }
+	cd $(CONSOLE_WEB) && npm ci --no-audit --no-fund --loglevel=error && node copy-vendor.mjs
+
+console: $(CONSOLE_STAMP)
 
 lint: install-dev
 	$(BIN)/ruff check server sync geo fixtures bench tests

@@ -4,20 +4,36 @@ A change row (``ChangeFeed``) holds ids only; the record itself is read when
 a device pulls, so a pull always sends current data and personal data lives
 in one place (which makes erasure complete).
 
-Feed positions are pairs ``(key, id)`` ordered lexicographically:
+Completeness (a cursor never misses a committed row):
 
-* PostgreSQL: ``key`` is the writing transaction's id (``pg_current_xact_id()``,
-  xid8). A pull only returns rows with ``key < pg_snapshot_xmin(pg_current_snapshot())``:
-  every transaction below that horizon has finished, so no row can later
-  appear behind the cursor (a long transaction delays pulls, never loses rows).
-* SQLite: ``key`` is a counter bumped for every change row. Every write
-  transaction begins with ``BEGIN IMMEDIATE`` (see ``server.db.session``), so
-  writers are serialised and counter order is commit order.
+* PostgreSQL: each change row carries its writer's transaction id
+  (``pg_current_xact_id()``, xid8). The cursor holds a horizon ``H`` (the
+  ``pg_snapshot_xmin(pg_current_snapshot())`` of an earlier pull: every
+  transaction below it had finished, so every row below it was delivered)
+  and the set ``D`` of transaction ids at or above ``H`` already delivered.
+  A pull returns the visible rows with ``txid >= H`` and ``txid`` not in
+  ``D``; after the last page ``H`` moves up to the snapshot's xmin. So a
+  transaction that commits late (a lower xid than rows already sent) is
+  still delivered, and a long transaction anywhere in the cluster (an
+  import, another database's idle session) does not stall every phone, as a
+  plain "only below xmin" rule would. ``D`` is bounded (``MAX_DONE``); when
+  full, the pull falls back to that plain rule until the horizon moves.
+* SQLite: ``txid`` is a counter bumped for every change row. Every write
+  transaction begins with ``BEGIN IMMEDIATE`` (``server.db.session``), so
+  writers are serialised and counter order is commit order; the same cursor
+  logic then degenerates to "rows after the last counter value".
 
-The cursor a device gets back is opaque (URL-safe base64 JSON) and holds the
-position plus the walk-list ids the device has been told about, so a pull can
-send ``remove`` for lists that left its scope without any server-side
-per-device state: replaying a pull with an old cursor replays the same diff.
+Versions: every record in a pull or list page carries the *read version* of
+the snapshot it was read from (PostgreSQL ``pg_snapshot_xmax``, SQLite the
+counter), taken before the reads. Per device, pulls are sequential, so a
+later read never has a smaller version: a phone keeps the copy with the
+greater-or-equal version and never goes back in time, whatever order the
+feed delivered rows in.
+
+The cursor is opaque (URL-safe base64 JSON) and also holds the walk-list
+ids the device has been told about, so a pull can send ``remove`` for lists
+that left its scope with no per-device state on the server: replaying a
+pull with an old cursor replays the same diff.
 """
 
 from __future__ import annotations
@@ -29,7 +45,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, or_, select, text, tuple_, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,7 +80,6 @@ from sync.protocol import (
 )
 
 COUNTER_NAME = "change_feed"
-MAX_KEY = 2**62
 LIST_PAGE_STOPS = 100
 
 
@@ -129,11 +144,17 @@ async def record_change(
 
 
 class Cursor(msgspec.Struct, frozen=True):
-    """What a device's pull cursor holds: feed position and the walk lists it knows."""
+    """What a device's pull cursor holds (see the module docstring)."""
 
-    key: int
-    id: int
+    horizon: int
+    done: tuple[int, ...] = ()
+    partial_txid: int = 0
+    partial_id: int = 0
     lists: tuple[int, ...] = ()
+
+
+MAX_DONE = 500
+"""How many delivered transaction ids above the horizon a cursor may remember."""
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -150,13 +171,8 @@ def decode_cursor(text_value: str) -> Cursor:
         raise InvalidInput("The pull cursor is not valid; pull again without a cursor.") from exc
 
 
-def position_version(key: int, row_id: int) -> str:
-    """A feed position as an entity version string (sorts lexicographically in feed order)."""
-    return f"{key:019d}-{row_id:019d}"
-
-
-async def _horizon(session: AsyncSession) -> int:
-    """The exclusive upper bound of keys that are safe to return now."""
+async def snapshot_horizon(session: AsyncSession) -> int:
+    """Every transaction id below this had finished when it was taken (SQLite: next counter value)."""
     if is_postgres(session):
         value = await session.scalar(
             text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
@@ -166,9 +182,15 @@ async def _horizon(session: AsyncSession) -> int:
     return int(value or 0) + 1
 
 
-async def feed_head(session: AsyncSession) -> tuple[int, int]:
-    """The position just below the horizon: everything at or before it is final."""
-    return await _horizon(session) - 1, MAX_KEY
+async def read_version(session: AsyncSession) -> str:
+    """A version for records read from now on: never smaller than any earlier read's."""
+    if is_postgres(session):
+        value = await session.scalar(
+            text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        )
+    else:
+        value = await session.scalar(select(func.max(ChangeFeed.txid)))
+    return f"{int(value or 0):019d}"
 
 
 # ------------------------------------------------------------------ scope
@@ -361,7 +383,7 @@ async def load_upserts(
     session: AsyncSession,
     campaign_id: int,
     keys: Sequence[tuple[str, str]],
-    versions: dict[tuple[str, str], str],
+    version: str,
 ) -> list[Change]:
     """Read current records for (entity, id) keys and turn them into ``Upsert`` changes."""
     by_entity: dict[str, list[str]] = {}
@@ -432,7 +454,7 @@ async def load_upserts(
                     entity=key[0],  # type: ignore[arg-type]
                     id=key[1],
                     data={k: _json_safe(v) for k, v in data[key].items()},
-                    version=versions[key],
+                    version=version,
                 )
             )
     return changes
@@ -519,11 +541,11 @@ async def pull_changes(
     feed rows after the cursor that belong to the current scope, then
     ``erase`` for every tombstone of the campaign (erasure reaches every phone).
     """
-    horizon = await _horizon(session)
-    head = (horizon - 1, MAX_KEY)
+    version = await read_version(session)  # before any read: the data is at least this new
+    xmin = await snapshot_horizon(session)
     current_lists = await assigned_lists(session, user_id, campaign_id)
     if cursor is None:
-        start = Cursor(key=head[0], id=head[1], lists=())
+        start = Cursor(horizon=xmin)
         first_pull = True
     else:
         start = decode_cursor(cursor)
@@ -531,12 +553,12 @@ async def pull_changes(
 
     changes: list[Change] = []
     known_lists = set(start.lists)
-    head_version = position_version(*head)
     changes += await _scope_removals(
-        session, campaign_id, known_lists - current_lists, current_lists, head_version
+        session, campaign_id, known_lists - current_lists, current_lists, version
     )
-    new_lists = sorted(current_lists - known_lists)
-    scope_upserts: list[tuple[str, str]] = [("walk_list", str(i)) for i in new_lists]
+    scope_upserts: list[tuple[str, str]] = [
+        ("walk_list", str(i)) for i in sorted(current_lists - known_lists)
+    ]
     if first_pull:
         scope_upserts += [
             ("survey", str(s))
@@ -544,31 +566,31 @@ async def pull_changes(
                 select(Survey.id).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True))
             )
         ]
-    changes += await load_upserts(
-        session, campaign_id, scope_upserts, {k: head_version for k in scope_upserts}
-    )
+    changes += await load_upserts(session, campaign_id, scope_upserts, version)
 
     lists_q = assigned_lists_query(user_id, campaign_id)
+    conditions = [
+        ChangeFeed.campaign_id == campaign_id,
+        ChangeFeed.txid >= start.horizon,
+        or_(
+            ChangeFeed.op == "erase",
+            ChangeFeed.entity == "survey",
+            ChangeFeed.walk_list_id.in_(lists_q),
+            ChangeFeed.address_id.in_(scope_addresses_query(lists_q)),
+        ),
+    ]
+    if start.done:
+        conditions.append(ChangeFeed.txid.not_in(start.done))
+    if len(start.done) >= MAX_DONE:
+        conditions.append(ChangeFeed.txid < xmin)  # bounded cursor: fall back to the plain rule
+    if start.partial_txid:
+        conditions.append(
+            or_(ChangeFeed.txid != start.partial_txid, ChangeFeed.id > start.partial_id)
+        )
     rows = (
         await session.execute(
-            select(
-                ChangeFeed.id,
-                ChangeFeed.txid,
-                ChangeFeed.entity,
-                ChangeFeed.entity_id,
-                ChangeFeed.op,
-            )
-            .where(
-                ChangeFeed.campaign_id == campaign_id,
-                ChangeFeed.txid < horizon,
-                tuple_(ChangeFeed.txid, ChangeFeed.id) > tuple_(start.key, start.id),
-                or_(
-                    ChangeFeed.op == "erase",
-                    ChangeFeed.entity == "survey",
-                    ChangeFeed.walk_list_id.in_(lists_q),
-                    ChangeFeed.address_id.in_(scope_addresses_query(lists_q)),
-                ),
-            )
+            select(ChangeFeed.id, ChangeFeed.txid, ChangeFeed.entity, ChangeFeed.entity_id, ChangeFeed.op)
+            .where(*conditions)
             .order_by(ChangeFeed.txid, ChangeFeed.id)
             .limit(limit + 1)
         )
@@ -577,25 +599,40 @@ async def pull_changes(
     rows = rows[:limit]
 
     upsert_keys: list[tuple[str, str]] = []
-    versions: dict[tuple[str, str], str] = {}
+    seen: set[tuple[str, str]] = set()
     erases: list[Change] = []
-    for row_id, key, entity, entity_id, op in rows:
-        version = position_version(key, row_id)
+    for _row_id, _txid, entity, entity_id, op in rows:
         if op == "erase":
             erases.append(Erase(entity=entity, id=entity_id))
-            continue
-        item = (entity, entity_id)
-        if item not in versions:
-            upsert_keys.append(item)
-        versions[item] = version  # the latest position of this record on the page
-    changes += await load_upserts(session, campaign_id, upsert_keys, versions)
+        elif (entity, entity_id) not in seen:
+            seen.add((entity, entity_id))
+            upsert_keys.append((entity, entity_id))
+    changes += await load_upserts(session, campaign_id, upsert_keys, version)
     changes += erases
 
-    if has_more:
-        position = (rows[-1][1], rows[-1][0])
-    else:  # everything in scope below the horizon has been sent: jump to the head
-        position = max(head, (start.key, start.id))
-    next_cursor = Cursor(key=position[0], id=position[1], lists=tuple(sorted(current_lists)))
+    done = set(start.done)
+    delivered = {txid for _, txid, _, _, _ in rows}
+    partial_txid = partial_id = 0
+    if has_more:  # the last transaction may continue on the next page
+        last_id, last_txid = rows[-1][0], rows[-1][1]
+        done |= delivered - {last_txid}
+        if start.partial_txid and start.partial_txid != last_txid:
+            done.add(start.partial_txid)
+        partial_txid, partial_id = last_txid, last_id
+        horizon = start.horizon
+    else:  # everything visible has been sent: the horizon moves up to the snapshot's xmin
+        done |= delivered
+        if start.partial_txid:
+            done.add(start.partial_txid)
+        horizon = max(start.horizon, xmin)
+        done = {t for t in done if t >= horizon}
+    next_cursor = Cursor(
+        horizon=horizon,
+        done=tuple(sorted(done)),
+        partial_txid=partial_txid,
+        partial_id=partial_id,
+        lists=tuple(sorted(current_lists)),
+    )
     return PullResponse(changes=changes, cursor=encode_cursor(next_cursor), has_more=has_more)
 
 
@@ -615,7 +652,7 @@ async def list_page(
     campaign_id: int,
     list_id: int,
     page_token: str | None,
-    page_stops: int = LIST_PAGE_STOPS,
+    page_stops: int | None = None,
 ) -> ListPage | None:
     """One page of a walk list's initial download; ``None`` if the list is not assigned to the user.
 
@@ -634,7 +671,8 @@ async def list_page(
             ).after_position
         except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
             raise InvalidInput("The page token is not valid; restart the download.") from exc
-    head_version = position_version(*(await feed_head(session)))
+    page_stops = page_stops or LIST_PAGE_STOPS
+    version = await read_version(session)
     stops = list(
         await session.scalars(
             select(WalkListStop)
@@ -677,7 +715,7 @@ async def list_page(
             )
         ).all()
         keys += [("flag", flag_key(a, p or None)) for a, p in sorted(flag_rows)]
-    changes = await load_upserts(session, campaign_id, keys, {k: head_version for k in keys})
+    changes = await load_upserts(session, campaign_id, keys, version)
     token = None
     if more and stops:
         token = (
@@ -833,10 +871,11 @@ __all__ = [
     "encode_cursor",
     "erase_address",
     "erase_person",
-    "feed_head",
     "is_erased",
     "list_page",
     "load_upserts",
     "pull_changes",
+    "read_version",
     "record_change",
+    "snapshot_horizon",
 ]
