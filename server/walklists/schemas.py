@@ -83,7 +83,7 @@ class StopOut(msgspec.Struct):
 class WalkListDetail(msgspec.Struct):
     """A list with its ordered stops and route."""
 
-    list: WalkListOut
+    summary: WalkListOut
     route: dict[str, Any] | None
     stops: list[StopOut]
 

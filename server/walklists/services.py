@@ -291,7 +291,7 @@ async def list_detail(session: AsyncSession, user: AuthUser, campaign_id: int, w
                  row_count=sum(len(s.people) for s in stops), detail={"stops": len(stops)})
     summary = (await list_outs(session, campaign_id, [walk_list_id]))[0]
     route = mapping(shapely.from_wkb(walk_list.route)) if walk_list.route else None
-    return WalkListDetail(list=summary, route=route, stops=stops)
+    return WalkListDetail(summary=summary, route=route, stops=stops)
 
 
 async def _stop_rows(session: AsyncSession, campaign_id: int, walk_list_id: int) -> list[StopOut]:
@@ -504,7 +504,7 @@ async def export_geojson(session: AsyncSession, user: AuthUser, campaign_id: int
     features: list[dict[str, Any]] = []
     if detail.route:
         features.append({"type": "Feature", "geometry": detail.route, "properties": {"kind": "route", "walk_list_id": walk_list_id,
-                         "length_m": detail.list.length_m, "minutes": detail.list.minutes}})
+                         "length_m": detail.summary.length_m, "minutes": detail.summary.minutes}})
     for stop in detail.stops:
         features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [stop.lon, stop.lat]},
                          "properties": {"kind": "stop", "position": stop.position, "stop_number": stop.stop_number, "address_id": stop.address_id,
@@ -548,7 +548,7 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
     route = detail.route["coordinates"] if detail.route and detail.route["type"] == "LineString" else []
     pdf = await asyncio.to_thread(
         render_walk_sheet_pdf,
-        {"title": detail.list.name, "list_id": walk_list_id, "doors": detail.list.doors, "length_m": detail.list.length_m, "minutes": detail.list.minutes,
+        {"title": detail.summary.name, "list_id": walk_list_id, "doors": detail.summary.doors, "length_m": detail.summary.length_m, "minutes": detail.summary.minutes,
          "date": _now().date().isoformat()},
         rows, questions, route, [(s.lon, s.lat) for s in detail.stops], f"{public_url}/console#/lists/{walk_list_id}",
     )

@@ -1,0 +1,95 @@
+// Walk lists: assign and reassign to canvassers, download sheets and exports; and People.
+
+import { getJSON, postJSON, del, download } from "./api.js";
+import { $, el, fmt, clearError, setStatus, guarded } from "./ui.js";
+import { routeColour, focusList, loadRoutes } from "./plan.js";
+
+let state;
+
+export function initLists(appState) {
+  state = appState;
+  $("#user-form").addEventListener("submit", (e) => { e.preventDefault(); guarded("Creating the account", createUser); });
+  $("#joincode-form").addEventListener("submit", (e) => { e.preventDefault(); guarded("Creating a join code", createJoinCode); });
+}
+
+export async function loadMembers() {
+  try {
+    state.members = await getJSON(`/api/campaigns/${state.campaignId}/members`);
+  } catch (err) {
+    state.members = [];
+    throw err;
+  }
+  $("#members tbody").replaceChildren(...state.members.map((m) => el("tr", {},
+    el("td", {}, m.display_name), el("td", {}, m.email), el("td", {}, m.role))));
+}
+
+export async function loadLists() {
+  state.lists = await getJSON(`/api/campaigns/${state.campaignId}/walklists`);
+  const body = $("#lists-table tbody");
+  if (!state.lists.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, "No walk lists yet: draw a target on the map and cut it.")));
+    return;
+  }
+  const canvassers = (state.members || []).filter((m) => m.role === "canvasser");
+  const others = (state.members || []).filter((m) => m.role !== "canvasser");
+  body.replaceChildren(...state.lists.map((list) => {
+    const selectId = `assign-${list.id}`;
+    const select = el("select", { id: selectId, "data-list": list.id },
+      el("option", { value: "" }, "— nobody —"),
+      el("optgroup", { label: "Canvassers" }, canvassers.map((m) => el("option", { value: m.user_id }, m.display_name))),
+      others.length ? el("optgroup", { label: "Others" }, others.map((m) => el("option", { value: m.user_id }, `${m.display_name} (${m.role})`))) : null);
+    select.value = list.assignee ? String(list.assignee.user_id) : "";
+    const base = `/api/campaigns/${state.campaignId}/walklists/${list.id}`;
+    const safe = list.name.replace(/[^\w.-]+/g, "_");
+    return el("tr", { "data-list-id": list.id },
+      el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${routeColour(list.id)}` }), list.name,
+        " ", el("button", { type: "button", onclick: () => { state.showView("plan"); setTimeout(() => focusList(list.id), 50); } }, "Show on map")),
+      el("td", { class: "num" }, `${fmt.int(list.doors)} doors`, el("br"), `${fmt.int(list.stops)} stops`),
+      el("td", { class: "num" }, fmt.mins(list.minutes), el("br"), fmt.km(list.length_m)),
+      el("td", {}, list.status),
+      el("td", {}, el("div", { class: "row" },
+        el("label", { for: selectId, class: "visually-hidden" }, `Canvasser for ${list.name}`), select,
+        el("button", { type: "button", onclick: () => guarded(`Assigning ${list.name}`, () => assign(list, select.value)) }, "Assign"))),
+      el("td", {}, el("div", { class: "row" },
+        el("button", { type: "button", onclick: () => guarded("Downloading the sheet", () => download(`${base}/sheet.pdf`, `${safe}.pdf`)) }, "PDF sheet"),
+        el("button", { type: "button", onclick: () => guarded("Downloading the CSV", () => download(`${base}/export.csv`, `${safe}.csv`)) }, "CSV"),
+        el("button", { type: "button", onclick: () => guarded("Downloading the GeoJSON", () => download(`${base}/export.geojson`, `${safe}.geojson`)) }, "GeoJSON"))));
+  }));
+}
+
+async function assign(list, userId) {
+  clearError();
+  const base = `/api/campaigns/${state.campaignId}/walklists/${list.id}/assign`;
+  if (userId) {
+    await postJSON(base, { user_id: Number(userId) });
+    const who = (state.members || []).find((m) => String(m.user_id) === String(userId));
+    setStatus(`${list.name} assigned to ${who ? who.display_name : `user ${userId}`}.`);
+  } else {
+    await del(base);
+    setStatus(`${list.name} unassigned.`);
+  }
+  await loadLists();
+  await loadRoutes();
+}
+
+async function createUser() {
+  clearError();
+  const body = {
+    display_name: $("#new-name").value.trim(), email: $("#new-email").value.trim(),
+    password: $("#new-password").value, role: $("#new-role").value,
+  };
+  await postJSON(`/api/campaigns/${state.campaignId}/users`, body);
+  setStatus(`Account created for ${body.display_name} (${body.role}).`);
+  $("#user-form").reset();
+  await loadMembers();
+  await loadLists();
+}
+
+async function createJoinCode() {
+  clearError();
+  const code = await postJSON(`/api/campaigns/${state.campaignId}/join-codes`,
+    { hours_valid: Number($("#jc-hours").value), max_uses: Number($("#jc-uses").value) });
+  $("#joincode-out").replaceChildren("Code ", el("code", { class: "big" }, code.code), el("br"),
+    `valid until ${new Date(code.expires_at).toLocaleString("en-GB")}, ${code.max_uses} uses. Link: `,
+    el("a", { href: code.join_url }, code.join_url));
+}
