@@ -1,4 +1,11 @@
 # Canvass server image: non-root, migrates then serves; configure with DATABASE_URL (PostgreSQL in production).
+
+# Front-end libraries for the console come from npm at build time (never committed, never from a CDN).
+FROM node:20-bookworm-slim AS console
+WORKDIR /build/server/console/web
+COPY server/console/web/package.json server/console/web/package-lock.json server/console/web/copy-vendor.mjs ./
+RUN npm ci --no-audit --no-fund && node copy-vendor.mjs
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +24,7 @@ COPY sync ./sync
 COPY geo ./geo
 COPY fixtures ./fixtures
 COPY bench ./bench
+COPY --from=console /build/server/console/static/vendor ./server/console/static/vendor
 RUN pip install . && mkdir -p /app/var && chown -R canvass:canvass /app
 
 USER canvass
