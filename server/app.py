@@ -27,6 +27,8 @@ from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.settings import Settings, get_settings
+from server.sync.controllers import SyncController
+from server.sync.review import ConflictReviewController
 from server.targeting.controllers import TargetingController
 from server.walklists.controllers import WalkListController
 
@@ -47,6 +49,8 @@ ROUTE_HANDLERS = [
     AreaController,
     TargetingController,
     WalkListController,
+    SyncController,
+    ConflictReviewController,
     ResultsController,
     ResultsExportController,
 ]

@@ -88,6 +88,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.csv"): MEMBERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/sheet.pdf"): MEMBERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/paper-results"): ORGANISERS_A,
+    # sync: only a registered phone's device token (its scope is computed from assignments)
+    ("POST", "/api/sync/push"): frozenset({"device"}),
+    ("POST", "/api/sync/pull"): frozenset({"device"}),
+    ("GET", "/api/sync/lists/{list_id:int}"): frozenset({"device"}),
+    # conflict review: organisers
+    ("GET", "/api/campaigns/{campaign_id:int}/conflicts"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/conflicts/{conflict_id:int}/resolve"): ORGANISERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/rejections"): ORGANISERS_A,
     # results: reviewers read; a canvasser only their own assigned lists' progress (403 for list 1 here,
     # which is nobody's; tests/test_results.py covers the allowed case); exports reviewers only, audited
     ("GET", "/api/campaigns/{campaign_id:int}/results/progress"): REVIEWERS_A,

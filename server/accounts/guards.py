@@ -69,3 +69,9 @@ def require_superuser(connection: ASGIConnection[Any, Any, Any, Any], _handler: 
 def require_authenticated(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: any signed-in caller (the auth middleware already enforces this; explicit for the matrix)."""
     current_user(connection)
+
+
+def require_device(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Guard: sync routes take a registered phone's device token, not a password sign-in."""
+    if current_user(connection).device_id is None:
+        raise Forbidden("Sync needs a device token: register this phone first (POST /api/campaigns/{id}/devices).")

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 
+from server.accounts.guards import require_device
 from server.accounts.security import AuthUser
 from server.audit import record_audit
 from server.db.models import Device
@@ -78,7 +79,8 @@ class SyncController(Controller):
 
     path = "/api/sync"
     tags = ["sync"]
-    opt = {"device_ok": True}
+    opt = {"device_ok": True, "rate_limit": "sync"}
+    guards = [require_device]
 
     @post("/push", status_code=200)
     async def push(

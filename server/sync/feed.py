@@ -137,7 +137,9 @@ async def record_change(
         )
     else:
         version = await _next_sqlite_version(session)
-        await session.execute(sqlite_insert(ChangeFeed).values(**row, txid=version, version=version))
+        await session.execute(
+            sqlite_insert(ChangeFeed).values(**row, txid=version, version=version)
+        )
 
 
 # ------------------------------------------------------------------ positions and cursors
@@ -334,6 +336,8 @@ def event_data(entity: str, row: Any) -> dict[str, Any]:
             "id": row.id,
             "address_id": row.address_id,
             "person_id": row.person_id,
+            "walk_list_id": row.walk_list_id,
+            "survey_id": row.survey_id,
             "question_key": row.question_key,
             "value": row.value,
             "at": row.hlc,
@@ -563,7 +567,9 @@ async def pull_changes(
         scope_upserts += [
             ("survey", str(s))
             for s in await session.scalars(
-                select(Survey.id).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True))
+                select(Survey.id).where(
+                    Survey.campaign_id == campaign_id, Survey.is_active.is_(True)
+                )
             )
         ]
     changes += await load_upserts(session, campaign_id, scope_upserts, version)
@@ -589,7 +595,13 @@ async def pull_changes(
         )
     rows = (
         await session.execute(
-            select(ChangeFeed.id, ChangeFeed.txid, ChangeFeed.entity, ChangeFeed.entity_id, ChangeFeed.op)
+            select(
+                ChangeFeed.id,
+                ChangeFeed.txid,
+                ChangeFeed.entity,
+                ChangeFeed.entity_id,
+                ChangeFeed.op,
+            )
             .where(*conditions)
             .order_by(ChangeFeed.txid, ChangeFeed.id)
             .limit(limit + 1)
@@ -719,7 +731,9 @@ async def list_page(
     token = None
     if more and stops:
         token = (
-            base64.urlsafe_b64encode(msgspec.json.encode(PageToken(after_position=stops[-1].position)))
+            base64.urlsafe_b64encode(
+                msgspec.json.encode(PageToken(after_position=stops[-1].position))
+            )
             .decode()
             .rstrip("=")
         )
@@ -740,7 +754,9 @@ async def erase_person(
     for entity, model in _EVENT_MODELS.items():
         for event_id in list(
             await session.scalars(
-                select(model.id).where(model.campaign_id == campaign_id, model.person_id == person_id)
+                select(model.id).where(
+                    model.campaign_id == campaign_id, model.person_id == person_id
+                )
             )
         ):
             await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
@@ -772,7 +788,9 @@ async def erase_address(
     for entity, model in _EVENT_MODELS.items():
         for event_id in list(
             await session.scalars(
-                select(model.id).where(model.campaign_id == campaign_id, model.address_id == address_id)
+                select(model.id).where(
+                    model.campaign_id == campaign_id, model.address_id == address_id
+                )
             )
         ):
             await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
@@ -859,7 +877,9 @@ async def _tombstone(
 async def is_erased(session: AsyncSession, entity: str, entity_id: int | str) -> bool:
     """True if an id-only tombstone exists for the entity."""
     found = await session.scalar(
-        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == str(entity_id))
+        select(Tombstone.id).where(
+            Tombstone.entity == entity, Tombstone.entity_id == str(entity_id)
+        )
     )
     return found is not None
 

@@ -46,6 +46,7 @@ from server.db.models import (
     Observation,
     Person,
     Role,
+    Survey,
     WalkList,
 )
 from server.db.models import MutationResult as MutationResultRow
@@ -324,7 +325,25 @@ async def _apply_event(
             )
         )
     elif isinstance(event, RecordAnswer):
-        session.add(Answer(**common, question_key=event.question_key, value=event.value))
+        for list_id in (event.walk_list_id,) if event.walk_list_id is not None else ():
+            owner = await session.scalar(select(WalkList.campaign_id).where(WalkList.id == list_id))
+            if owner != context.campaign_id:
+                raise Rejected(f"unknown walk list {list_id}")
+        if event.survey_id is not None:
+            survey_campaign = await session.scalar(
+                select(Survey.campaign_id).where(Survey.id == event.survey_id)
+            )
+            if survey_campaign != context.campaign_id:
+                raise Rejected(f"unknown survey {event.survey_id}")
+        session.add(
+            Answer(
+                **common,
+                walk_list_id=event.walk_list_id,
+                survey_id=event.survey_id,
+                question_key=event.question_key,
+                value=event.value,
+            )
+        )
     else:
         if event.kind == "do_not_visit_cleared" and context.role not in (
             Role.admin,

@@ -1,0 +1,763 @@
+"""A reference sync client that behaves like a phone.
+
+It is what tests, load tests and benchmarks drive, and the executable form
+of ``docs/sync-protocol.md``: a local store, an outbox of mutations with a
+per-device sequence number that survives restarts (``to_state`` /
+``from_state``), push with retry and backoff, pull with rebase, resumable
+initial download of newly assigned walk lists.
+
+The network is an injected async callable, so the same client runs over
+Litestar's test client, httpx against a real server, or a simulated lossy
+network::
+
+    async def transport(method, path, body, headers) -> tuple[int, bytes]: ...
+
+A transport signals "the request may or may not have reached the server"
+by raising any exception (``TransportError`` or the HTTP library's own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import msgspec
+from msgspec import Struct
+
+from sync.clock import HybridClock
+from sync.merge import FlagState, apply_observation
+from sync.protocol import (
+    EDITABLE_FIELDS,
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    AnswerValue,
+    Change,
+    EditField,
+    Envelope,
+    Erase,
+    EventMutation,
+    ListPage,
+    Mutation,
+    MutationResult,
+    ObservationKind,
+    OutcomeCode,
+    PullRequest,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    RecordAnswer,
+    RecordContactAttempt,
+    RecordObservation,
+    Remove,
+    ServerRequest,
+    Upsert,
+)
+
+Transport = Callable[[str, str, bytes, dict[str, str]], Awaitable[tuple[int, bytes]]]
+"""``transport(method, path, body, headers) -> (status, body)``; raises on network failure."""
+
+PUSH_PATH = "/api/sync/push"
+PULL_PATH = "/api/sync/pull"
+LIST_PATH = "/api/sync/lists/{list_id}"
+
+EVENT_ENTITIES = {
+    "contact_attempt": RecordContactAttempt,
+    "answer": RecordAnswer,
+    "observation": RecordObservation,
+}
+_EVENT_ENTITY_OF: dict[type, str] = {v: k for k, v in EVENT_ENTITIES.items()}
+
+
+class TransportError(Exception):
+    """The request failed in transit (timeout, connection reset): outcome unknown, retry later."""
+
+
+class StoredEntity(Struct):
+    """A pulled copy of one server entity."""
+
+    data: dict[str, Any]
+    version: str
+
+
+class Rejection(Struct, frozen=True):
+    """A mutation the server processed but will never apply, with its reason (shown to the user)."""
+
+    seq: int
+    mutation: Mutation
+    reason: str
+
+
+class PendingEdit(Struct, frozen=True):
+    """An own field edit shown on top of pulled values until the server's copy catches up."""
+
+    edit: EditField
+    seq: int
+    acknowledged: bool = False
+
+
+class ClientState(Struct):
+    """Everything the phone persists between app restarts (encoded with msgspec)."""
+
+    device_id: str
+    next_seq: int = 1
+    outbox: list[Envelope] = []
+    entities: dict[str, dict[str, StoredEntity]] = {}
+    removed: dict[str, dict[str, str]] = {}
+    erased: dict[str, list[str]] = {}
+    local_events: dict[str, Mutation] = {}
+    pending_edits: list[PendingEdit] = []
+    cursor: str | None = None
+    clock_last: str | None = None
+    rejections: list[Rejection] = []
+    conflicts: list[MutationResult] = []
+    downloads: dict[str, str] = {}
+    upgrade_required: bool = False
+
+
+class PushOutcome(Struct, frozen=True):
+    """What one ``push()`` call achieved."""
+
+    ok: bool
+    status: int | None
+    sent: int
+    acknowledged: int
+    error: str = ""
+
+
+class PullOutcome(Struct, frozen=True):
+    """What one ``pull()`` call achieved."""
+
+    ok: bool
+    status: int | None
+    pages: int
+    changes: int
+    error: str = ""
+
+
+FailureKind = Literal["network", "server", "rate_limited", "upgrade", "client"]
+
+
+def _mutation_touches(mutation: Mutation, entity: str, entity_id: str) -> bool:
+    """Whether a mutation concerns the given entity (used to purge erased data)."""
+    if isinstance(mutation, EditField):
+        return mutation.entity == entity and str(mutation.entity_id) == entity_id
+    if isinstance(mutation, ServerRequest):
+        value = mutation.args.get(f"{entity}_id")
+        return value is not None and str(value) == entity_id
+    if entity in EVENT_ENTITIES:
+        return str(mutation.id) == entity_id
+    if entity == "address":
+        return str(mutation.address_id) == entity_id
+    if entity == "person":
+        return mutation.person_id is not None and str(mutation.person_id) == entity_id
+    return False
+
+
+def _data_touches(data: dict[str, Any], entity: str, entity_id: str) -> bool:
+    """Whether a pulled record refers to the given person or address."""
+    if entity not in ("person", "address"):
+        return False
+    value = data.get(f"{entity}_id")
+    return value is not None and str(value) == entity_id
+
+
+class SyncClient:
+    """A phone: local store, outbox with per-device seq, push/pull with retry, rebase and erasure."""
+
+    def __init__(
+        self,
+        device_id: str,
+        token: str,
+        transport: Transport,
+        clock: HybridClock | None = None,
+        *,
+        state: ClientState | None = None,
+        batch_size: int = 100,
+        page_limit: int = 500,
+        compress_over: int | None = 8192,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 300.0,
+        protocol_version: int = PROTOCOL_VERSION,
+    ) -> None:
+        self.device_id = device_id
+        self.token = token
+        self.transport = transport
+        self.state = state or ClientState(device_id=device_id)
+        self.clock = clock or HybridClock(device_id, last=self.state.clock_last)
+        self.batch_size = batch_size
+        self.page_limit = page_limit
+        self.compress_over = compress_over
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.protocol_version = protocol_version
+        self.failures = 0
+        self.retry_delay = 0.0
+        self.last_error = ""
+        self.auth_failed = False
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_state(self) -> bytes:
+        """Serialise everything the phone must keep across an app restart."""
+        self.state.clock_last = self.clock.last.encode()
+        return msgspec.msgpack.encode(self.state)
+
+    @classmethod
+    def from_state(
+        cls,
+        data: bytes,
+        token: str,
+        transport: Transport,
+        clock: HybridClock | None = None,
+        **kwargs: Any,
+    ) -> SyncClient:
+        """Rebuild a client from ``to_state()`` bytes (the clock resumes past its last stamp)."""
+        state = msgspec.msgpack.decode(data, type=ClientState)
+        if clock is None:
+            clock = HybridClock(state.device_id, last=state.clock_last)
+        else:
+            if state.clock_last:
+                clock.observe(state.clock_last)
+        return cls(state.device_id, token, transport, clock, state=state, **kwargs)
+
+    # ------------------------------------------------------------------ read side
+
+    @property
+    def outbox(self) -> list[Envelope]:
+        """Mutations not yet acknowledged by the server, in seq order."""
+        return self.state.outbox
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        """Mutations the server refused, with reasons (kept for the user to see)."""
+        return self.state.rejections
+
+    @property
+    def upgrade_required(self) -> bool:
+        """True after the server answered 426: the queue is kept until the app is upgraded."""
+        return self.state.upgrade_required
+
+    @property
+    def cursor(self) -> str | None:
+        """The pull cursor: where the next pull resumes."""
+        return self.state.cursor
+
+    def get(self, entity: str, entity_id: int | str) -> dict[str, Any] | None:
+        """The local view of an entity: pulled data with own pending edits on top."""
+        stored = self.state.entities.get(entity, {}).get(str(entity_id))
+        if stored is None:
+            return None
+        data = dict(stored.data)
+        if entity in EDITABLE_FIELDS:
+            for field, edit in self._overlay(entity, str(entity_id)).items():
+                data[field] = edit.value
+        return data
+
+    def field_version(self, entity: str, entity_id: int | str, field: str) -> str | None:
+        """The version of a field as this phone sees it (own latest edit, else pulled)."""
+        overlay = self._overlay(entity, str(entity_id))
+        if field in overlay:
+            return overlay[field].hlc
+        stored = self.state.entities.get(entity, {}).get(str(entity_id))
+        if stored is None:
+            return None
+        versions = stored.data.get("field_versions") or {}
+        value = versions.get(field)
+        return str(value) if value else None
+
+    def ids(self, entity: str) -> set[str]:
+        """Ids of the pulled entities of one kind."""
+        return set(self.state.entities.get(entity, {}))
+
+    def events(self, entity: str) -> dict[str, dict[str, Any]]:
+        """All events of a kind the phone knows: pulled ones and its own (union by id)."""
+        result: dict[str, dict[str, Any]] = {
+            k: dict(v.data) for k, v in self.state.entities.get(entity, {}).items()
+        }
+        kind = EVENT_ENTITIES[entity]
+        for key, event in self.state.local_events.items():
+            if isinstance(event, kind) and key not in result:
+                result[key] = msgspec.to_builtins(event)
+        return result
+
+    def flags(self) -> dict[tuple[int, int | None], FlagState]:
+        """Safety flags: the server's, with own observations it has not merged yet folded on top."""
+        result: dict[tuple[int, int | None], FlagState] = {}
+        for stored in self.state.entities.get("flag", {}).values():
+            try:
+                state = msgspec.convert(stored.data, FlagState)
+            except msgspec.ValidationError:
+                continue
+            result[(state.address_id, state.person_id)] = state
+        unacked = {
+            str(e.mutation.id)
+            for e in self.state.outbox
+            if isinstance(e.mutation, RecordObservation)
+        }
+        for key, event in self.state.local_events.items():
+            if not isinstance(event, RecordObservation):
+                continue
+            flag_key = (event.address_id, event.person_id)
+            current = result.get(flag_key)
+            if key in unacked or current is None or event.at > current.last_at:
+                result[flag_key] = apply_observation(current, event)
+        return result
+
+    def _overlay(self, entity: str, entity_id: str) -> dict[str, EditField]:
+        overlay: dict[str, EditField] = {}
+        for pending in self.state.pending_edits:
+            edit = pending.edit
+            if edit.entity == entity and str(edit.entity_id) == entity_id:
+                current = overlay.get(edit.field)
+                if current is None or edit.hlc > current.hlc:
+                    overlay[edit.field] = edit
+        return overlay
+
+    # ------------------------------------------------------------------ write side
+
+    def _enqueue(self, mutation: Mutation) -> Envelope:
+        envelope = Envelope(seq=self.state.next_seq, mutation=mutation)
+        self.state.next_seq += 1
+        self.state.outbox.append(envelope)
+        return envelope
+
+    def _record_event(self, event: EventMutation) -> EventMutation:
+        self.state.local_events[str(event.id)] = event
+        self._enqueue(event)
+        return event
+
+    def record_contact(
+        self,
+        address_id: int,
+        outcome: OutcomeCode,
+        *,
+        person_id: int | None = None,
+        walk_list_id: int | None = None,
+    ) -> RecordContactAttempt:
+        """Record a knock and its outcome (an event; queued for push)."""
+        event = RecordContactAttempt(
+            id=uuid.uuid4(),
+            address_id=address_id,
+            person_id=person_id,
+            outcome=outcome,
+            at=self.clock.now().encode(),
+            walk_list_id=walk_list_id,
+        )
+        self._record_event(event)
+        return event
+
+    def record_answer(
+        self,
+        address_id: int,
+        question_key: str,
+        value: AnswerValue,
+        *,
+        person_id: int | None = None,
+        walk_list_id: int | None = None,
+        survey_id: int | None = None,
+    ) -> RecordAnswer:
+        """Record a survey answer (an event; a correction is another answer)."""
+        event = RecordAnswer(
+            id=uuid.uuid4(),
+            address_id=address_id,
+            person_id=person_id,
+            walk_list_id=walk_list_id,
+            survey_id=survey_id,
+            question_key=question_key,
+            value=value,
+            at=self.clock.now().encode(),
+        )
+        self._record_event(event)
+        return event
+
+    def record_observation(
+        self,
+        address_id: int,
+        kind: ObservationKind,
+        *,
+        person_id: int | None = None,
+        note: str = "",
+    ) -> RecordObservation:
+        """Record an observation (moved away, deceased, do-not-visit or, for organisers, its clearing)."""
+        event = RecordObservation(
+            id=uuid.uuid4(),
+            address_id=address_id,
+            person_id=person_id,
+            kind=kind,
+            at=self.clock.now().encode(),
+            note=note,
+        )
+        self._record_event(event)
+        return event
+
+    def edit_field(
+        self, entity: Literal["person", "address"], entity_id: int, field: str, value: str | None
+    ) -> EditField:
+        """Edit one editable field; based on the version this phone last saw."""
+        if field not in EDITABLE_FIELDS.get(entity, frozenset()):
+            raise ValueError(f"{entity}.{field} is not editable from a phone")
+        base = self.field_version(entity, entity_id, field)
+        if base is not None:
+            self._absorb(base)  # an edit is always ordered after the version it replaces
+        edit = EditField(
+            entity=entity,
+            entity_id=entity_id,
+            field=field,
+            value=value,
+            hlc=self.clock.now().encode(),
+            base_hlc=base,
+        )
+        envelope = self._enqueue(edit)
+        self.state.pending_edits.append(PendingEdit(edit=edit, seq=envelope.seq))
+        return edit
+
+    def request(self, name: str, **args: Any) -> ServerRequest:
+        """Queue a server-authoritative request (the server may refuse it)."""
+        mutation = ServerRequest(name=name, args=args)
+        self._enqueue(mutation)
+        return mutation
+
+    def _absorb(self, stamp: str) -> None:
+        """Move the clock past a stamp the server accepted (keeps edits causally ordered)."""
+        try:
+            self.clock.receive(stamp, trusted=True)
+        except ValueError:
+            pass  # not an HLC: nothing to absorb
+
+    # ------------------------------------------------------------------ network
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.token}",
+            PROTOCOL_HEADER: str(self.protocol_version),
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    async def _send(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
+        headers = self._headers()
+        body = msgspec.json.encode(payload) if payload is not None else b""
+        if self.compress_over is not None and len(body) > self.compress_over:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return await self.transport(method, path, body, headers)
+
+    def _note_failure(self, kind: FailureKind, detail: str) -> None:
+        """Remember a failure; network/server/rate-limit failures schedule a backoff (full jitter)."""
+        self.last_error = f"{kind}: {detail}"
+        if kind in ("network", "server", "rate_limited"):
+            self.failures += 1
+            ceiling = min(self.backoff_cap, self.backoff_base * (2 ** min(self.failures, 30)))
+            self.retry_delay = self.rng.uniform(0, ceiling)
+
+    def _note_success(self) -> None:
+        self.failures = 0
+        self.retry_delay = 0.0
+        self.last_error = ""
+        self.state.upgrade_required = False
+
+    def _classify(self, status: int, body: bytes) -> FailureKind | None:
+        if 200 <= status < 300:
+            return None
+        if status == 426:
+            self.state.upgrade_required = True
+            return "upgrade"
+        if status == 429:
+            return "rate_limited"
+        if status >= 500 or status == 408:
+            return "server"
+        if status == 401:
+            self.auth_failed = True
+        return "client"
+
+    async def push(self, *, retries: int = 0) -> PushOutcome:
+        """Send the outbox in seq order, batch by batch; keep everything not acknowledged.
+
+        2xx: drop the acknowledged seqs (rejected ones too, recorded in
+        ``rejections``). Network error, 5xx or 429: keep all, back off and, if
+        ``retries`` allows, try again after ``retry_delay``. 426: keep all and
+        set ``upgrade_required``. Other 4xx: keep all, stop (see ``last_error``).
+        """
+        sent = acknowledged = 0
+        attempts_left = retries
+        while self.state.outbox:
+            batch = self.state.outbox[: self.batch_size]
+            request = PushRequest(
+                protocol_version=self.protocol_version, device_id=self.device_id, mutations=batch
+            )
+            sent += len(batch)
+            try:
+                status, body = await self._send("POST", PUSH_PATH, request)
+            except Exception as exc:
+                self._note_failure("network", repr(exc))
+                status, body = None, b""
+            failure: FailureKind | None = "network" if status is None else None
+            response: PushResponse | None = None
+            if status is not None:
+                failure = self._classify(status, body)
+                if failure is None:
+                    try:
+                        response = msgspec.json.decode(body, type=PushResponse)
+                    except msgspec.DecodeError as exc:
+                        failure = "server"
+                        self._note_failure("server", f"undecodable push response: {exc}")
+                elif failure != "network":
+                    self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            if response is not None:
+                acknowledged += self._acknowledge(response)
+                self._note_success()
+                continue
+            if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+                attempts_left -= 1
+                await self.sleep(self.retry_delay)
+                continue
+            return PushOutcome(
+                ok=False, status=status, sent=sent, acknowledged=acknowledged, error=self.last_error
+            )
+        return PushOutcome(ok=True, status=200, sent=sent, acknowledged=acknowledged)
+
+    def _acknowledge(self, response: PushResponse) -> int:
+        """Drop acknowledged mutations from the outbox; keep rejection reasons visible."""
+        by_seq = {r.seq: r for r in response.results}
+        kept: list[Envelope] = []
+        count = 0
+        for envelope in self.state.outbox:
+            result = by_seq.get(envelope.seq)
+            if result is None:
+                kept.append(envelope)
+                continue
+            count += 1
+            if result.status == "rejected":
+                self.state.rejections.append(
+                    Rejection(seq=envelope.seq, mutation=envelope.mutation, reason=result.reason)
+                )
+            elif result.status == "conflict":
+                self.state.conflicts.append(result)
+            self._settle_pending_edit(envelope.seq, result.status)
+        self.state.outbox = kept
+        for result in response.results:
+            if result.server_hlc:
+                self._absorb(result.server_hlc)
+        return count
+
+    def _settle_pending_edit(self, seq: int, status: str) -> None:
+        edits = []
+        for pending in self.state.pending_edits:
+            if pending.seq != seq:
+                edits.append(pending)
+            elif status != "rejected":  # rejected edits never existed on the server: drop now
+                edits.append(PendingEdit(edit=pending.edit, seq=seq, acknowledged=True))
+        self.state.pending_edits = edits
+
+    async def pull(self, *, retries: int = 0) -> PullOutcome:
+        """Page through the change feed until ``has_more`` is false, then finish list downloads."""
+        pages = changes = 0
+        attempts_left = retries
+        while True:
+            request = PullRequest(
+                protocol_version=self.protocol_version,
+                device_id=self.device_id,
+                cursor=self.state.cursor,
+                limit=self.page_limit,
+            )
+            try:
+                status, body = await self._send("POST", PULL_PATH, request)
+            except Exception as exc:
+                self._note_failure("network", repr(exc))
+                status, body = None, b""
+            response: PullResponse | None = None
+            failure: FailureKind | None = "network" if status is None else None
+            if status is not None:
+                failure = self._classify(status, body)
+                if failure is None:
+                    try:
+                        response = msgspec.json.decode(body, type=PullResponse)
+                    except msgspec.DecodeError as exc:
+                        failure = "server"
+                        self._note_failure("server", f"undecodable pull response: {exc}")
+                else:
+                    self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            if response is None:
+                if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+                    attempts_left -= 1
+                    await self.sleep(self.retry_delay)
+                    continue
+                return PullOutcome(
+                    ok=False, status=status, pages=pages, changes=changes, error=self.last_error
+                )
+            self._note_success()
+            self.apply_changes(response.changes)
+            self.state.cursor = response.cursor
+            pages += 1
+            changes += len(response.changes)
+            if not response.has_more:
+                break
+        downloaded = await self.download_lists(retries=retries)
+        if not downloaded.ok:
+            return PullOutcome(
+                ok=False,
+                status=downloaded.status,
+                pages=pages + downloaded.pages,
+                changes=changes + downloaded.changes,
+                error=downloaded.error,
+            )
+        return PullOutcome(
+            ok=True,
+            status=200,
+            pages=pages + downloaded.pages,
+            changes=changes + downloaded.changes,
+        )
+
+    async def download_lists(self, *, retries: int = 0) -> PullOutcome:
+        """Fetch newly assigned walk lists page by page; resumes from the saved page token."""
+        pages = changes = 0
+        attempts_left = retries
+        while self.state.downloads:
+            list_id = min(self.state.downloads, key=int)
+            token = self.state.downloads[list_id]
+            path = LIST_PATH.format(list_id=list_id)
+            if token:
+                path += f"?page_token={token}"
+            try:
+                status, body = await self._send("GET", path, None)
+            except Exception as exc:
+                self._note_failure("network", repr(exc))
+                status, body = None, b""
+            page: ListPage | None = None
+            failure: FailureKind | None = "network" if status is None else None
+            if status is not None:
+                if status in (403, 404):  # no longer ours: the feed will send a remove
+                    self.state.downloads.pop(list_id, None)
+                    continue
+                failure = self._classify(status, body)
+                if failure is None:
+                    try:
+                        page = msgspec.json.decode(body, type=ListPage)
+                    except msgspec.DecodeError as exc:
+                        failure = "server"
+                        self._note_failure("server", f"undecodable list page: {exc}")
+                else:
+                    self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            if page is None:
+                if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+                    attempts_left -= 1
+                    await self.sleep(self.retry_delay)
+                    continue
+                return PullOutcome(
+                    ok=False, status=status, pages=pages, changes=changes, error=self.last_error
+                )
+            self._note_success()
+            self.apply_changes(page.changes, from_download=True)
+            pages += 1
+            changes += len(page.changes)
+            if list_id not in self.state.downloads:
+                continue  # removed while downloading
+            if page.next_page_token:
+                self.state.downloads[list_id] = page.next_page_token
+            else:
+                del self.state.downloads[list_id]
+        return PullOutcome(ok=True, status=200, pages=pages, changes=changes)
+
+    async def sync(self, *, retries: int = 0) -> tuple[PushOutcome, PullOutcome | None]:
+        """Push then pull (pull is skipped after a network failure or upgrade-required)."""
+        pushed = await self.push(retries=retries)
+        if not pushed.ok and (self.state.upgrade_required or pushed.status is None):
+            return pushed, None
+        pulled = await self.pull(retries=retries)
+        return pushed, pulled
+
+    # ------------------------------------------------------------------ applying changes
+
+    def apply_changes(self, changes: list[Change], *, from_download: bool = False) -> None:
+        """Apply pulled changes in order (idempotent: replaying a page changes nothing)."""
+        for change in changes:
+            if isinstance(change, Upsert):
+                self._apply_upsert(change, from_download=from_download)
+            elif isinstance(change, Remove):
+                self._apply_remove(change)
+            elif isinstance(change, Erase):
+                self._apply_erase(change)
+
+    def _apply_upsert(self, change: Upsert, *, from_download: bool) -> None:
+        if change.id in self.state.erased.get(change.entity, []):
+            return  # erased ids never come back
+        removed_at = self.state.removed.get(change.entity, {}).get(change.id)
+        if removed_at is not None and removed_at > change.version:
+            return  # stale copy of something that has since left scope
+        table = self.state.entities.setdefault(change.entity, {})
+        stored = table.get(change.id)
+        if stored is not None and stored.version > change.version:
+            return  # never go back in time
+        is_new = stored is None
+        table[change.id] = StoredEntity(data=dict(change.data), version=change.version)
+        self.state.removed.get(change.entity, {}).pop(change.id, None)
+        if _looks_like_hlc(change.version):
+            self._absorb(change.version)
+        for stamp in (change.data.get("field_versions") or {}).values():
+            if isinstance(stamp, str):
+                self._absorb(stamp)
+        if change.entity == "walk_list" and is_new and not from_download:
+            self.state.downloads.setdefault(change.id, "")
+        if change.entity in EDITABLE_FIELDS:
+            self._rebase(change.entity, change.id, change.data)
+
+    def _rebase(self, entity: str, entity_id: str, data: dict[str, Any]) -> None:
+        """Drop acknowledged own edits once the pulled copy is at least as new as them."""
+        versions = data.get("field_versions") or {}
+        kept = []
+        for pending in self.state.pending_edits:
+            edit = pending.edit
+            if (
+                pending.acknowledged
+                and edit.entity == entity
+                and str(edit.entity_id) == entity_id
+                and (versions.get(edit.field) or "") >= edit.hlc
+            ):
+                continue
+            kept.append(pending)
+        self.state.pending_edits = kept
+
+    def _apply_remove(self, change: Remove) -> None:
+        self.state.entities.get(change.entity, {}).pop(change.id, None)
+        self.state.removed.setdefault(change.entity, {})[change.id] = change.version
+        if change.entity == "walk_list":
+            self.state.downloads.pop(change.id, None)
+
+    def _apply_erase(self, change: Erase) -> None:
+        entity, entity_id = change.entity, change.id
+        erased = self.state.erased.setdefault(entity, [])
+        if entity_id not in erased:
+            erased.append(entity_id)
+        self.state.entities.get(entity, {}).pop(entity_id, None)
+        self.state.removed.get(entity, {}).pop(entity_id, None)
+        for table in self.state.entities.values():
+            for key in [k for k, v in table.items() if _data_touches(v.data, entity, entity_id)]:
+                del table[key]
+        self.state.local_events = {
+            k: v
+            for k, v in self.state.local_events.items()
+            if not _mutation_touches(v, entity, entity_id)
+        }
+        self.state.outbox = [
+            e for e in self.state.outbox if not _mutation_touches(e.mutation, entity, entity_id)
+        ]
+        self.state.pending_edits = [
+            p for p in self.state.pending_edits if not _mutation_touches(p.edit, entity, entity_id)
+        ]
+        self.state.rejections = [
+            r for r in self.state.rejections if not _mutation_touches(r.mutation, entity, entity_id)
+        ]
+        if entity == "walk_list":
+            self.state.downloads.pop(entity_id, None)
+
+
+def _looks_like_hlc(text: str) -> bool:
+    return len(text) > 21 and text[13] == "-" and text[20] == "-"

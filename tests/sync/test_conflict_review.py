@@ -1,0 +1,64 @@
+"""Organisers review conflicts and rejections; a resolution is a new edit that syncs to every phone."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.db.models import Assignment, AuditEvent, Conflict
+from tests.conftest import World
+from tests.sync.conftest import Town, register_phone
+
+
+async def test_list_and_resolve_conflict(
+    client: AsyncTestClient[Litestar], world: World, town: Town, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two concurrent edits leave one conflict; resolving writes the chosen value everywhere and closes it."""
+    async with sessionmaker() as session:
+        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
+        await session.commit()
+    a = await register_phone(client, world, "canvasser", world.campaign_a)
+    b = await register_phone(client, world, "organiser", world.campaign_a)
+    await a.pull()
+    await b.pull()
+    address = town.addresses[town.lists[0]][1]
+    a.edit_field("address", address, "access_note", "ring twice")
+    await asyncio.sleep(0.005)
+    b.edit_field("address", address, "access_note", "dog in garden")
+    assert (await a.push()).ok and (await b.push()).ok
+    base = f"/api/campaigns/{world.campaign_a}"
+    listed = await client.get(f"{base}/conflicts", headers=world.auth("organiser"))
+    assert listed.status_code == 200, listed.text
+    [conflict] = listed.json()
+    assert (conflict["losing_value"], conflict["winning_value"], conflict["current_value"]) == ("ring twice", "dog in garden", "dog in garden")
+    assert (await client.get(f"{base}/conflicts", headers=world.auth("lead"))).status_code == 403
+    resolved = await client.post(f"{base}/conflicts/{conflict['id']}/resolve", json={"value": "ring twice; dog in garden"}, headers=world.auth("organiser"))
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["current_value"] == "ring twice; dog in garden" and resolved.json()["resolved_by"] == world.users["organiser"]
+    assert (await client.get(f"{base}/conflicts", headers=world.auth("organiser"))).json() == []
+    again = await client.post(f"{base}/conflicts/{conflict['id']}/resolve", json={"value": "x"}, headers=world.auth("organiser"))
+    assert again.status_code == 409
+    for phone in (a, b):
+        assert (await phone.pull()).ok
+        assert phone.get("address", address)["access_note"] == "ring twice; dog in garden"  # type: ignore[index]
+    async with sessionmaker() as session:
+        assert (await session.scalars(select(Conflict))).all()[0].resolved_at is not None
+        audits = (await session.scalars(select(AuditEvent).where(AuditEvent.resource == "conflicts"))).all()
+        assert audits and audits[0].row_count == 1
+
+
+async def test_rejections_are_listed_with_reasons(
+    client: AsyncTestClient[Litestar], world: World, town: Town
+) -> None:
+    """A mutation the server can never apply shows up for organisers with its reason."""
+    a = await register_phone(client, world, "canvasser", world.campaign_a)
+    await a.pull()
+    a.record_contact(address_id=987654321, outcome="spoke")
+    assert (await a.push()).ok
+    rejections = (await client.get(f"/api/campaigns/{world.campaign_a}/rejections", headers=world.auth("organiser"))).json()
+    assert len(rejections) == 1 and "987654321" in rejections[0]["reason"]
+    assert rejections[0]["user_id"] == world.users["canvasser"]

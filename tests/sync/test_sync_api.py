@@ -1,0 +1,418 @@
+"""The sync protocol end to end: reference clients against the real app, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.db.models import (
+    Answer,
+    Assignment,
+    ChangeFeed,
+    Conflict,
+    ContactAttempt,
+    FieldVersion,
+    Flag,
+    Observation,
+    Person,
+)
+from server.db.models import (
+    MutationResult as MutationResultRow,
+)
+from server.sync.feed import erase_person
+from server.sync.store import SERVER_CLOCK
+from sync.clock import HLC, format_hlc, system_wall_ms
+from sync.protocol import Envelope, PushRequest, RecordContactAttempt
+from tests.conftest import World
+from tests.sync.conftest import Town, register_phone
+
+
+async def count(sessionmaker: async_sessionmaker[AsyncSession], model) -> int:  # type: ignore[no-untyped-def]
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_first_pull_downloads_assigned_list_and_survey_only(
+    client: AsyncTestClient[Litestar], world: World, town: Town
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    outcome = await phone.pull()
+    assert outcome.ok, phone.last_error
+    mine = town.lists[0]
+    assert phone.ids("walk_list") == {str(mine)}
+    assert phone.ids("address") == {str(a) for a in town.addresses[mine]}
+    assert phone.ids("person") == {str(p) for a in town.addresses[mine] for p in town.people[a]}
+    assert phone.ids("survey") == {str(town.survey_id)}
+    assert phone.ids("stop") and len(phone.ids("stop")) == len(town.addresses[mine])
+    # another campaign's canvasser sees nothing of campaign A
+    outsider = await register_phone(client, world, "other_canvasser", world.campaign_b)
+    assert (await outsider.pull()).ok
+    assert all(not outsider.ids(e) for e in ("walk_list", "address", "person", "survey"))
+
+
+async def test_push_then_pull_round_trip_and_read_your_writes(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    await phone.pull()
+    address = town.addresses[town.lists[0]][0]
+    person = town.people[address][0]
+    attempt = phone.record_contact(address, "spoke", person_id=person, walk_list_id=town.lists[0])
+    phone.record_answer(
+        address,
+        "vote",
+        "grn",
+        person_id=person,
+        walk_list_id=town.lists[0],
+        survey_id=town.survey_id,
+    )
+    phone.edit_field("person", person, "phone", "07700 900123")
+    assert phone.get("person", person)["phone"] == "07700 900123"  # type: ignore[index]
+    pushed, pulled = await phone.sync()
+    assert pushed.ok and pulled is not None and pulled.ok, phone.last_error
+    assert phone.outbox == [] and phone.rejections == []
+    assert phone.get("person", person)["phone"] == "07700 900123"  # type: ignore[index]
+    assert str(attempt.id) in phone.events("contact_attempt")
+    assert phone.state.pending_edits == []  # the pulled copy caught up with the edit
+    async with sessionmaker() as session:
+        row = await session.get(Person, person)
+        assert row is not None and row.phone == "07700 900123"
+        assert await session.get(ContactAttempt, str(attempt.id)) is not None
+    # a second phone of an organiser assigned the same list sees the work
+    async with sessionmaker() as session:
+        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
+        await session.commit()
+    organiser = await register_phone(client, world, "organiser", world.campaign_a)
+    assert (await organiser.pull()).ok
+    assert organiser.get("person", person)["phone"] == "07700 900123"  # type: ignore[index]
+    assert str(attempt.id) in organiser.events("contact_attempt")
+    assert len(organiser.events("answer")) == 1
+
+
+async def test_replayed_push_is_a_no_op_with_the_same_result(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    address = town.addresses[town.lists[0]][1]
+    phone.record_contact(address, "not_home")
+    phone.record_contact(999_999, "spoke")  # never applicable: rejected, not retried
+    request = PushRequest(
+        protocol_version=1, device_id=phone.device_id, mutations=list(phone.outbox)
+    )
+    headers = {
+        "Authorization": f"Bearer {phone.token}",
+        "X-Canvass-Protocol": "1",
+        "Content-Type": "application/json",
+    }
+    body = msgspec.json.encode(request)
+    first = await client.post("/api/sync/push", content=body, headers=headers)
+    assert first.status_code == 200, first.text
+    feed_rows = await count(sessionmaker, ChangeFeed)
+    second = await client.post(
+        "/api/sync/push",
+        content=gzip.compress(body),
+        headers={**headers, "Content-Encoding": "gzip"},
+    )
+    assert second.status_code == 200
+    assert first.json() == second.json()
+    statuses = [r["status"] for r in first.json()["results"]]
+    assert statuses == ["applied", "rejected"]
+    assert "unknown address" in first.json()["results"][1]["reason"]
+    assert await count(sessionmaker, ContactAttempt) == 1
+    assert await count(sessionmaker, ChangeFeed) == feed_rows
+    assert await count(sessionmaker, MutationResultRow) == 2
+
+
+async def test_malformed_mutation_is_rejected_alone(
+    client: AsyncTestClient[Litestar], world: World, town: Town
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    good = phone.record_contact(town.addresses[town.lists[0]][0], "spoke")
+    body = msgspec.json.encode(
+        {
+            "protocol_version": 1,
+            "device_id": phone.device_id,
+            "mutations": [
+                {"seq": 1, "mutation": msgspec.to_builtins(good)},
+                {"seq": 2, "mutation": {"op": "teleport", "id": str(uuid.uuid4())}},
+            ],
+        }
+    )
+    response = await client.post(
+        "/api/sync/push",
+        content=body,
+        headers={"Authorization": f"Bearer {phone.token}", "X-Canvass-Protocol": "1"},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["applied", "rejected"] and "malformed" in results[1][
+        "reason"
+    ]
+    assert response.json()["last_seq"] == 2
+
+
+async def test_future_clock_is_rejected_and_does_not_move_server_clock(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    far_future = format_hlc(HLC(system_wall_ms() + 60 * 60 * 1000, 0, phone.device_id))
+    event = RecordContactAttempt(
+        id=uuid.uuid4(), address_id=town.addresses[town.lists[0]][0], outcome="spoke", at=far_future
+    )
+    phone.state.outbox.append(Envelope(seq=phone.state.next_seq, mutation=event))
+    phone.state.next_seq += 1
+    outcome = await phone.push()
+    assert outcome.ok
+    assert phone.rejections and phone.rejections[0].reason.startswith("clock_skew")
+    assert SERVER_CLOCK.last.wall_ms < system_wall_ms() + 10 * 60 * 1000
+    assert await count(sessionmaker, ContactAttempt) == 0
+
+
+async def test_unsupported_protocol_gets_upgrade_required_and_keeps_queue(
+    client: AsyncTestClient[Litestar], world: World, town: Town
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a, protocol_version=99)
+    phone.record_contact(town.addresses[town.lists[0]][0], "spoke")
+    outcome = await phone.push(retries=3)
+    assert outcome.status == 426 and phone.upgrade_required and len(phone.outbox) == 1
+    problem = msgspec.json.decode(phone.last_error.split(": ", 1)[1])
+    assert problem["status"] == 426 and problem["supported_versions"] == [1]
+    phone.protocol_version = 1
+    assert (await phone.push()).ok and not phone.upgrade_required and phone.outbox == []
+
+
+async def test_password_token_and_foreign_device_id_are_refused(
+    client: AsyncTestClient[Litestar], world: World, town: Town
+) -> None:
+    body = msgspec.json.encode(PushRequest(protocol_version=1, device_id="abc", mutations=[]))
+    response = await client.post(
+        "/api/sync/push",
+        content=body,
+        headers={**world.auth("canvasser"), "X-Canvass-Protocol": "1"},
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/problem+json")
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    response = await client.post(
+        "/api/sync/push",
+        content=body,
+        headers={"Authorization": f"Bearer {phone.token}", "X-Canvass-Protocol": "1"},
+    )
+    assert response.status_code == 403
+
+
+async def test_concurrent_edits_converge_and_keep_the_loser(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
+        await session.commit()
+    a = await register_phone(client, world, "canvasser", world.campaign_a)
+    b = await register_phone(client, world, "organiser", world.campaign_a)
+    await a.pull()
+    await b.pull()
+    address = town.addresses[town.lists[0]][2]
+    a.edit_field("address", address, "access_note", "side gate")
+    await asyncio.sleep(
+        0.005
+    )  # b's wall clock is later (same-ms stamps would be ordered by node id)
+    b.edit_field(
+        "address", address, "access_note", "use the back door"
+    )  # later HLC, never saw a's edit
+    assert (await a.push()).ok and (await b.push()).ok
+    for phone in (a, b):
+        assert (await phone.pull()).ok
+    assert (
+        a.get("address", address)["access_note"]
+        == b.get("address", address)["access_note"]
+        == "use the back door"
+    )  # type: ignore[index]
+    async with sessionmaker() as session:
+        conflicts = list(await session.scalars(select(Conflict)))
+    assert [(c.losing_value, c.winning_value) for c in conflicts] == [
+        ("side gate", "use the back door")
+    ]
+    # a sequential edit (based on the winner) is not a conflict
+    a.edit_field("address", address, "access_note", "gate code 1234")
+    await a.sync()
+    assert await count(sessionmaker, Conflict) == 1
+
+
+async def test_do_not_visit_rules(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
+        await session.commit()
+    canvasser = await register_phone(client, world, "canvasser", world.campaign_a)
+    organiser = await register_phone(client, world, "organiser", world.campaign_a)
+    await canvasser.pull()
+    await organiser.pull()
+    address = town.addresses[town.lists[0]][3]
+    person = town.people[address][0]
+    canvasser.record_observation(address, "do_not_visit", person_id=person)
+    await canvasser.sync()
+    canvasser.record_observation(address, "do_not_visit_cleared", person_id=person)
+    await canvasser.push()
+    assert canvasser.rejections[-1].reason == "only an organiser may clear do-not-visit"
+    assert (await organiser.pull()).ok
+    assert organiser.flags()[(address, person)].do_not_visit
+    # a set made offline before the organiser's clear, synced after it, still wins
+    offline = canvasser.record_observation(address, "do_not_visit", person_id=person)
+    await asyncio.sleep(0.005)
+    organiser.record_observation(address, "do_not_visit_cleared", person_id=person)
+    assert (await organiser.sync())[0].ok
+    async with sessionmaker() as session:
+        flag = await session.scalar(
+            select(Flag).where(Flag.address_id == address, Flag.kind == "do_not_visit")
+        )
+        assert flag is not None and not flag.active
+    assert offline.at < organiser.outbox[-1].mutation.at if organiser.outbox else True  # type: ignore[union-attr]
+    await canvasser.sync()
+    await organiser.pull()
+    for phone in (canvasser, organiser):
+        assert phone.flags()[(address, person)].do_not_visit
+    async with sessionmaker() as session:
+        flag = await session.scalar(
+            select(Flag).where(Flag.address_id == address, Flag.kind == "do_not_visit")
+        )
+        assert flag is not None and flag.active
+
+
+async def test_losing_a_list_sends_remove_and_keeps_work(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    await phone.pull()
+    mine, other = town.lists
+    address = town.addresses[mine][0]
+    phone.record_contact(address, "come_back")  # offline work done before the reassignment
+    async with sessionmaker() as session:
+        assignment = await session.scalar(select(Assignment).where(Assignment.walk_list_id == mine))
+        assert assignment is not None
+        assignment.ended_at = datetime.now(UTC)
+        session.add(Assignment(walk_list_id=other, user_id=world.users["canvasser"]))
+        await session.commit()
+    pushed, pulled = await phone.sync()
+    assert pushed.ok and pulled is not None and pulled.ok
+    assert phone.rejections == []  # work done before the reassignment is kept
+    assert phone.ids("walk_list") == {str(other)}
+    assert phone.ids("address") == {str(a) for a in town.addresses[other]}
+    assert (
+        not phone.ids("contact_attempt") & set()
+    )  # removed list's events are gone from the pulled store
+    assert await count(sessionmaker, ContactAttempt) == 1
+    # a list the user may not see cannot be downloaded
+    response = await client.get(
+        f"/api/sync/lists/{mine}",
+        headers={"Authorization": f"Bearer {phone.token}", "X-Canvass-Protocol": "1"},
+    )
+    assert response.status_code == 404
+
+
+async def test_erasure_purges_everywhere_and_blocks_resurrection(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    await phone.pull()
+    address = town.addresses[town.lists[0]][1]
+    person = town.people[address][1]
+    phone.edit_field("person", person, "email", "alex@example.org")
+    phone.record_answer(address, "vote", "lab", person_id=person)
+    phone.record_observation(address, "do_not_visit", person_id=person)
+    await phone.sync()
+    phone.edit_field(
+        "person", person, "phone", "07700 900999"
+    )  # still queued when the erasure lands
+    async with sessionmaker() as session:
+        await erase_person(session, world.campaign_a, person, world.users["admin"])
+        await session.commit()
+    assert (await phone.pull()).ok
+    assert phone.get("person", person) is None and phone.outbox == []
+    state = phone.to_state()
+    assert b"alex@example.org" not in state and b"07700 900999" not in state
+    async with sessionmaker() as session:
+        assert await session.get(Person, person) is None
+        for model in (Answer, Observation, ContactAttempt):
+            rows = await session.scalars(select(model).where(model.person_id == person))
+            assert list(rows) == []
+        assert list(await session.scalars(select(Flag).where(Flag.person_key == person))) == []
+        assert (
+            list(
+                await session.scalars(
+                    select(FieldVersion).where(
+                        FieldVersion.entity == "person", FieldVersion.entity_id == person
+                    )
+                )
+            )
+            == []
+        )
+        assert (
+            list(
+                await session.scalars(
+                    select(Conflict).where(
+                        Conflict.entity == "person", Conflict.entity_id == person
+                    )
+                )
+            )
+            == []
+        )
+    # a late push from another phone touching the erased person is rejected, never resurrects it
+    late = await register_phone(client, world, "canvasser", world.campaign_a)
+    late.record_answer(address, "vote", "con", person_id=person)
+    late.edit_field("person", person, "note", "x")
+    assert (await late.push()).ok
+    assert [r.reason for r in late.rejections] == [f"person {person} was erased"] * 2
+    async with sessionmaker() as session:
+        assert await session.get(Person, person) is None
+
+
+async def test_failed_push_changes_nothing(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    phone.record_contact(town.addresses[town.lists[0]][0], "spoke")
+    body = msgspec.json.encode(
+        PushRequest(protocol_version=1, device_id=phone.device_id, mutations=list(phone.outbox))
+    )
+    truncated = body[: len(body) // 2]
+    response = await client.post(
+        "/api/sync/push",
+        content=truncated,
+        headers={"Authorization": f"Bearer {phone.token}", "X-Canvass-Protocol": "1"},
+    )
+    assert response.status_code in (400, 422)
+    for model in (ContactAttempt, ChangeFeed, MutationResultRow):
+        assert await count(sessionmaker, model) == 0
