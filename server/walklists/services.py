@@ -412,7 +412,13 @@ async def _list_stops_frame(session: AsyncSession, walk_list_ids: Sequence[int])
 async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame) -> None:
     from sqlalchemy import insert
 
+    from server.sync.feed import record_change
+
+    old_ids = (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list.id))).all()
     await session.execute(delete(WalkListStop).where(WalkListStop.walk_list_id == walk_list.id))
+    # Phones holding the list drop the old stops and receive the new order.
+    for stop_id in old_ids:
+        await record_change(session, campaign_id=walk_list.campaign_id, entity="stop", entity_id=stop_id, op="erase", walk_list_id=walk_list.id)
     by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id)) for key, group in addresses.groupby("building_key")}
     rows, position = [], 0
     for stop_number, building_key in enumerate(plan.stop_ids, start=1):
@@ -421,6 +427,8 @@ async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkL
             rows.append({"walk_list_id": walk_list.id, "address_id": int(row.address_id), "stop_number": stop_number, "position": position})
     if rows:
         await session.execute(insert(WalkListStop), rows)
+    for stop_id in (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list.id))).all():
+        await record_change(session, campaign_id=walk_list.campaign_id, entity="stop", entity_id=stop_id, walk_list_id=walk_list.id)
     walk_list.doors = int(plan.doors)
     walk_list.length_m = round(float(plan.length_m), 1)
     walk_list.minutes = round(float(plan.minutes), 1)
