@@ -35,6 +35,9 @@ import pandas as pd
 from geo.addresses import normalise_postcode
 from geo.census import RowError
 
+MAX_FIELD_CHARS = 1000
+"""Longest value any register field may hold; a longer one makes its row bad (a 10 MB "name" is an attack, not a name)."""
+
 REGISTER_COLUMNS = (
     "polling_district",
     "elector_number",
@@ -160,6 +163,12 @@ def read_register_csv(path: str | Path) -> tuple[pd.DataFrame, list[RowError]]:
         lines = tuple(str(a[pos]).strip() for a in addr if str(a[pos]).strip())
         if not any(values.values()) and not lines:
             continue  # blank line
+        too_long = [k for k, v in values.items() if len(v) > MAX_FIELD_CHARS] + (
+            ["address"] if any(len(a) > MAX_FIELD_CHARS for a in lines) else []
+        )
+        if too_long:
+            errors.append(RowError(line, f"{', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters"))
+            continue
         pd_code = values["polling_district"].upper()
         if not pd_code:
             errors.append(RowError(line, "missing polling district"))

@@ -216,6 +216,28 @@ def campaign_create(slug: str, name: Annotated[str, typer.Option("--name")] = ""
     typer.echo(f"created campaign {run_with_session(work)} ({slug})")
 
 
+retention_app = typer.Typer(help="Retention of personal canvass data.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="Only this campaign (slug or id)")] = None) -> None:
+    """Delete personal canvass data of every campaign past polling day + retention days (tombstones tell phones)."""
+    from server.retention import run_retention
+
+    async def work(session: object) -> list[object]:
+        campaign_id = await _campaign_id(session, campaign) if campaign else None
+        return await run_retention(session, campaign_id=campaign_id)  # type: ignore[arg-type,return-value]
+
+    reports = run_with_session(work)
+    if not reports:
+        typer.echo("no campaign is due for retention")
+    for report in reports:
+        typer.echo(f"campaign {report.campaign_id} (due {report.due_on}): erased {report.people} people, "  # type: ignore[attr-defined]
+                   f"{report.contact_attempts} contact attempts, {report.answers} answers, {report.observations} observations, "  # type: ignore[attr-defined]
+                   f"{report.flags} flags, {report.conflicts} conflicts; cleared {report.notes_cleared} address notes")  # type: ignore[attr-defined]
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError, IntegrityError
 
 logger = logging.getLogger("canvass.errors")
 
@@ -99,6 +100,7 @@ _TITLES = {
     403: ("Forbidden", "forbidden"),
     404: ("Not found", "not-found"),
     405: ("Method not allowed", "method-not-allowed"),
+    409: ("Conflict", "conflict"),
     413: ("Payload too large", "payload-too-large"),
     415: ("Unsupported media type", "unsupported-media-type"),
     422: ("Invalid input", "invalid-input"),
@@ -163,8 +165,23 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     return problem(status, detail, instance=request.url.path, errors=errors, headers=exc.headers)
 
 
+def handle_out_of_range(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A number too large for the database (an id like 10**30 in a path or body): 422, not 500."""
+    return problem(422, "A number in the request is out of range.", instance=request.url.path)
+
+
+def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    """A write that breaks a database constraint (a reference to something that does not exist, a duplicate): 409."""
+    logger.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+    return problem(409, "The request conflicts with existing data (a missing reference or a duplicate).", instance=request.url.path, slug="conflict", title="Conflict")
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Log an unexpected error and answer 500 problem details without leaking internals."""
+    if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, StopIteration):
+        # Litestar's multipart extractor (`next(v for v in form_values ... UploadFile)`) raises this when a
+        # multipart body has no file part; it is the client's mistake, not ours.
+        return problem(400, "The multipart body has no file part.", instance=request.url.path)
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "An unexpected error occurred.", instance=request.url.path)
 
@@ -172,6 +189,9 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS = {
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
+    OverflowError: handle_out_of_range,
+    DataError: handle_out_of_range,
+    IntegrityError: handle_integrity_error,
     Exception: handle_unexpected,
 }
 

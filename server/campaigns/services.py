@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +21,7 @@ def campaign_out(campaign: Campaign, role: Role | None) -> CampaignOut:
         slug=campaign.slug,
         polling_day=campaign.polling_day,
         retention_days=campaign.retention_days,
-        created_at=campaign.created_at,
+        created_at=campaign.created_at if campaign.created_at.tzinfo else campaign.created_at.replace(tzinfo=UTC),
         role=role,
     )
 

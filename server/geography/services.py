@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyogrio.errors import DataSourceError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,7 +95,7 @@ async def import_boundaries(
     """Census or electoral area polygons (GeoJSON, GPKG, Shapefile; any CRS) stored as WGS84 WKB."""
     try:
         frame: gpd.GeoDataFrame = await _in_thread(read_area_boundaries, path, code_field, name_field, kind)
-    except (CensusFormatError, ValueError, OSError) as exc:
+    except (CensusFormatError, ValueError, OSError, DataSourceError) as exc:
         raise InvalidInput(f"Cannot read boundaries from {path.name}: {exc}") from exc
     total = len(frame)
     progress("boundaries", 0, total)
