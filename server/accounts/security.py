@@ -75,6 +75,11 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
     """Load the user (and device, for device tokens) named by a verified token; None rejects it."""
     sessionmaker = connection.app.state.sessionmaker
     async with sessionmaker() as session:
+        # One session per authentication: the revocation check, the user and the device.
+        if isinstance(token.jti, str) and await session.scalar(
+            select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == token.jti)
+        ) is not None:
+            return None
         user = await session.get(User, int(token.sub))
         if user is None or not user.is_active:
             return None
@@ -123,7 +128,6 @@ def build_jwt_auth(secret_key: str, access_minutes: int) -> JWTAuth[AuthUser, To
     return JWTAuth[AuthUser, Token](
         token_secret=secret_key,
         retrieve_user_handler=retrieve_user,
-        revoked_token_handler=is_token_revoked,
         default_token_expiration=timedelta(minutes=access_minutes),
         exclude=["^/schema", "^/health$", "^/ready$", "^/console", "^/static", "^/$", "^/favicon"],
         require_claims=["exp", "sub"],

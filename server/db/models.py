@@ -634,15 +634,40 @@ class ResultDoorTally(Base):
     n_other: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ResultGroupTally(Base):
+    """Progress figures per campaign (kind 'campaign', key 0), walk list ('list') and canvasser ('user'); 0 = none.
+
+    `knocked` and `contacted` are distinct doors, kept exact by the attempt trigger,
+    which checks the door tally before and after each event.
+    """
+
+    __tablename__ = "result_group_tally"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    knocked: Mapped[int] = mapped_column(Integer, default=0)
+    contacted: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    n_spoke: Mapped[int] = mapped_column(Integer, default=0)
+    n_not_home: Mapped[int] = mapped_column(Integer, default=0)
+    n_refused: Mapped[int] = mapped_column(Integer, default=0)
+    n_moved: Mapped[int] = mapped_column(Integer, default=0)
+    n_deceased: Mapped[int] = mapped_column(Integer, default=0)
+    n_inaccessible: Mapped[int] = mapped_column(Integer, default=0)
+    n_come_back: Mapped[int] = mapped_column(Integer, default=0)
+    n_do_not_visit: Mapped[int] = mapped_column(Integer, default=0)
+    n_wrong_address: Mapped[int] = mapped_column(Integer, default=0)
+    n_other: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ResultHourTally(Base):
-    """Attempts and contacts per UTC hour (hours since the epoch), walk list and canvasser (0 = none)."""
+    """Attempts and contacts per campaign and UTC hour (hours since the epoch): the by-day and by-hour charts."""
 
     __tablename__ = "result_hour_tally"
 
     campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hour: Mapped[int] = mapped_column(Integer, primary_key=True)
-    walk_list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     contacts: Mapped[int] = mapped_column(Integer, default=0)
 

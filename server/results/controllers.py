@@ -1,0 +1,173 @@
+"""Results endpoints for campaign leads (progress, answers, map, follow-ups, issues, data health) and exports.
+
+Reviewers (admin, organiser, lead; superusers) read everything; a canvasser may
+read the progress of walk lists assigned to them now, nothing else. Exports are
+reviewers only and each is audited with its row count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from server.accounts.guards import MEMBERS, REVIEWERS, require_role
+from server.audit import record_audit
+from server.db.models import Campaign
+from server.dependencies import AppSettings, CurrentUser, DbSession
+from server.results import services
+from server.results.report import area_frame_to_csv, area_frame_to_file, meeting_report_pdf
+from server.results.schemas import (
+    AnswerBreakdown,
+    DataHealth,
+    FollowUpDone,
+    FollowUpList,
+    FollowUpOut,
+    IssuesReport,
+    ListProgress,
+    ProgressReport,
+    ResultsFeatureCollection,
+)
+
+
+class ResultsController(Controller):
+    """What the canvassing achieved, by area, list and canvasser."""
+
+    path = "/api/campaigns/{campaign_id:int}/results"
+    tags = ["results"]
+
+    @get("/progress", guards=[require_role(*REVIEWERS)])
+    async def progress(self, campaign_id: FromPath[int], db_session: DbSession, tz: FromQuery[str] = "Europe/London") -> ProgressReport:
+        """Doors knocked, contacts, contact rate, outcomes and doors remaining by campaign, target, list, canvasser, day and hour."""
+        return await services.campaign_progress(db_session, campaign_id, tz)
+
+    @get("/lists/{walk_list_id:int}/progress", guards=[require_role(*MEMBERS)])
+    async def list_progress(
+        self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession, user: CurrentUser,
+        tz: FromQuery[str] = "Europe/London",
+    ) -> ListProgress:
+        """Progress of one walk list; canvassers only for lists assigned to them."""
+        walk_list = await services.check_list_access(db_session, campaign_id, walk_list_id, user)
+        return await services.list_progress(db_session, campaign_id, walk_list, tz)
+
+    @get("/answers", guards=[require_role(*REVIEWERS)])
+    async def answers(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings,
+        by: FromQuery[str] = "area", min_count: FromQuery[int | None] = None,
+    ) -> AnswerBreakdown:
+        """Survey answers by area, ward, target or walk list; cells below the threshold suppressed."""
+        return await services.answers_breakdown(db_session, campaign_id, by, services.effective_threshold(settings, min_count))
+
+    @get("/issues", guards=[require_role(*REVIEWERS)])
+    async def issues(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, min_count: FromQuery[int | None] = None
+    ) -> IssuesReport:
+        """Top local issues raised, counted by area (small counts suppressed)."""
+        return await services.issues_report(db_session, campaign_id, services.effective_threshold(settings, min_count))
+
+    @get("/map", guards=[require_role(*REVIEWERS)])
+    async def results_map(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings,
+        support: FromQuery[str | None] = None, min_count: FromQuery[int | None] = None,
+    ) -> ResultsFeatureCollection:
+        """GeoJSON of areas with doors knocked, contact rate and support share, for a choropleth."""
+        return await services.results_map(db_session, campaign_id, services.effective_threshold(settings, min_count), support)
+
+    @get("/follow-ups", guards=[require_role(*REVIEWERS)])
+    async def follow_ups(
+        self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser,
+        reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False,
+    ) -> FollowUpList:
+        """People who asked to join, volunteer, be called back or for another language; consented contact only (audited)."""
+        return await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done)
+
+    @post("/follow-ups/{person_id:int}/done", guards=[require_role(*REVIEWERS)], status_code=200)
+    async def follow_up_done(
+        self, campaign_id: FromPath[int], person_id: FromPath[int], data: JSONBody[FollowUpDone], db_session: DbSession, user: CurrentUser
+    ) -> FollowUpOut:
+        """Mark one reason of a person's follow-up as done."""
+        return await services.mark_follow_up_done(db_session, campaign_id, person_id, data, user)
+
+    @get("/health", guards=[require_role(*REVIEWERS)])
+    async def health(self, campaign_id: FromPath[int], db_session: DbSession, stale_hours: FromQuery[float] = 24.0) -> DataHealth:
+        """Open conflicts and rejected mutations per list and canvasser; devices not synced for `stale_hours`."""
+        return await services.data_health(db_session, campaign_id, stale_hours)
+
+
+def _download(body: bytes, media_type: str, filename: str) -> Response[bytes]:
+    return Response(body, media_type=media_type, headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
+
+
+class ResultsExportController(Controller):
+    """Downloads for meetings and QGIS; reviewers only, every one audited with its row count."""
+
+    path = "/api/campaigns/{campaign_id:int}/exports"
+    tags = ["results"]
+
+    @get("/results.csv", guards=[require_role(*REVIEWERS)])
+    async def results_csv(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
+    ) -> Response[bytes]:
+        """Results by area as CSV."""
+        threshold = services.effective_threshold(settings, min_count)
+        frame, _ = await services.area_results_frame(db_session, campaign_id, threshold)
+        record_audit(db_session, user, "export", "exports/results.csv", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
+        return _download(area_frame_to_csv(frame), "text/csv; charset=utf-8", f"results-{campaign_id}.csv")
+
+    @get("/results.gpkg", guards=[require_role(*REVIEWERS)])
+    async def results_gpkg(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
+    ) -> Response[bytes]:
+        """Results by area as a GeoPackage layer `results_by_area` (opens in QGIS)."""
+        threshold = services.effective_threshold(settings, min_count)
+        frame, _ = await services.area_results_frame(db_session, campaign_id, threshold)
+        body = await asyncio.to_thread(area_frame_to_file, frame, "GPKG")
+        record_audit(db_session, user, "export", "exports/results.gpkg", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
+        return _download(body, "application/geopackage+sqlite3", f"results-{campaign_id}.gpkg")
+
+    @get("/results.geojson", guards=[require_role(*REVIEWERS)])
+    async def results_geojson(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
+    ) -> Response[bytes]:
+        """Results by area as a GeoJSON file."""
+        threshold = services.effective_threshold(settings, min_count)
+        frame, _ = await services.area_results_frame(db_session, campaign_id, threshold)
+        body = await asyncio.to_thread(area_frame_to_file, frame, "GeoJSON")
+        record_audit(db_session, user, "export", "exports/results.geojson", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
+        return _download(body, "application/geo+json", f"results-{campaign_id}.geojson")
+
+    @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)])
+    async def follow_ups_csv(
+        self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser,
+        reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False,
+    ) -> Response[bytes]:
+        """The follow-up list as CSV (consented contact details only; audited as an export)."""
+        result = await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done, audit="export")
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"])
+        for p in result.people:
+            writer.writerow([p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
+                             ";".join(p.reasons), p.language or "", ";".join(p.done)])
+        return _download(buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8", f"follow-ups-{campaign_id}.csv")
+
+    @get("/report.pdf", guards=[require_role(*REVIEWERS)])
+    async def report_pdf(
+        self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser,
+        tz: FromQuery[str] = "Europe/London", min_count: FromQuery[int | None] = None,
+    ) -> Response[bytes]:
+        """A one-page meeting report: headline figures, a chart by day and a map of contact rate by area."""
+        threshold = services.effective_threshold(settings, min_count)
+        campaign = await db_session.get(Campaign, campaign_id)
+        name = campaign.name if campaign else f"Campaign {campaign_id}"
+        progress = await services.campaign_progress(db_session, campaign_id, tz)
+        frame, _ = await services.area_results_frame(db_session, campaign_id, threshold)
+        issues = await services.issues_report(db_session, campaign_id, threshold)
+        top = [(i.issue, i.count) for i in issues.totals if i.count is not None]
+        body = await asyncio.to_thread(meeting_report_pdf, name, progress, frame, top, threshold)
+        record_audit(db_session, user, "export", "exports/report.pdf", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
+        return _download(body, "application/pdf", f"report-{campaign_id}.pdf")

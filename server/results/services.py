@@ -1,0 +1,827 @@
+"""Results: progress, answers by area, map layers, follow-ups, issues and data health for campaign leads.
+
+Definitions (shared by every figure here and by the exports):
+
+- An *attempt* is one ContactAttempt row (a knock), whatever its outcome.
+- *Doors knocked*: distinct addresses with at least one attempt.
+- *Contact made*: someone answered the door, i.e. an attempt whose outcome is
+  `spoke` or `refused`. *Contacts* counts distinct addresses with at least one
+  such attempt; *contact rate* = contacts / doors knocked.
+- *Doors remaining* of a walk list: its doors (stops) minus the doors knocked
+  on that list (attempts recorded against it), never below zero. Targets,
+  canvassers (lists assigned to them now) and the campaign sum their lists'
+  doors and doors remaining; a target's other figures are also the sums over
+  the walk lists cut from it (lists of one target do not share doors).
+- A respondent's *answer* to a question is their latest Answer by HLC (answers
+  are append-only; a correction is a new row). The respondent is the person
+  when known, else the household (address).
+
+Figures come from tallies kept by database triggers in the same transaction as
+each event (see migration 0003), so the dashboard reads thousands of rows, not
+millions; `rebuild_result_tallies` recomputes them from the events.
+Small counts are suppressed in every area breakdown (threshold from settings,
+raisable per request, never lowered). Ethnicity appears nowhere: results are by
+area, target, list and canvasser only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from shapely.geometry import mapping
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.security import AuthUser
+from server.audit import record_audit
+from server.db.models import (
+    Assignment,
+    CampaignArea,
+    CensusArea,
+    FollowUp,
+    Person,
+    Role,
+    Survey,
+    Target,
+    User,
+    WalkList,
+)
+from server.errors import Forbidden, InvalidInput, NotFound
+from server.results.schemas import (
+    AnswerBreakdown,
+    AnswerCount,
+    AreaIssues,
+    DataHealth,
+    FollowUpDone,
+    FollowUpList,
+    FollowUpOut,
+    FollowUpPerson,
+    GroupAnswers,
+    GroupProgress,
+    HealthRow,
+    IssueCount,
+    IssuesReport,
+    ListProgress,
+    ProgressReport,
+    QuestionBreakdown,
+    ResultsFeatureCollection,
+    StaleDevice,
+    TimeBucket,
+)
+from server.settings import Settings
+
+OUTCOMES = ("spoke", "not_home", "refused", "moved", "deceased", "inaccessible", "come_back", "do_not_visit", "wrong_address")
+CONTACT_OUTCOMES = frozenset({"spoke", "refused"})
+DEFINITIONS = {
+    "attempts": "every knock recorded (contact attempts), whatever the outcome",
+    "doors_knocked": "distinct addresses with at least one attempt",
+    "contacts": "distinct addresses where someone answered the door (an attempt with outcome spoke or refused)",
+    "contact_rate": "contacts / doors_knocked",
+    "doors_remaining": "per walk list: its doors minus the doors knocked on it (never below 0); targets, canvassers "
+    "(lists assigned now) and the campaign: summed over their lists",
+    "targets": "sums over the walk lists cut from the target",
+    "by_day/by_hour": "attempts and contact attempts (spoke or refused) by local day and hour of day",
+}
+FOLLOW_UP_QUESTIONS = {"would_join": "join", "would_volunteer": "volunteer", "call_back": "call_back"}
+LANGUAGE_QUESTION = "leaflet_language"
+FOLLOW_UP_REASONS = ("join", "volunteer", "call_back", "language")
+ISSUE_QUESTION = "top_local_issue"
+SUPPORT_QUESTION = "voting_intention"
+NO_CONSENT = frozenset({"", "no", "none", "withdrawn", "refused"})
+YES = frozenset({"yes", "y", "true", "1"})
+WARD_KINDS = ("ward", "WD", "WARD")
+BREAKDOWNS = ("area", "ward", "target", "walk_list")
+RESULT_TALLIES = ("result_door_tally", "result_group_tally", "result_hour_tally", "result_answer_cells")
+
+_SUM_COLUMNS = ["attempts", *[f"n_{o}" for o in OUTCOMES], "n_other"]
+# Two-level aggregation (per group and door, then per group): hash aggregates instead of the sorts
+# that count(DISTINCT ...) needs, several times faster on PostgreSQL.
+_PER_DOOR = "max(CASE WHEN t.contacts > 0 THEN 1 ELSE 0 END) AS contacted, " + ", ".join(f"sum(t.{c}) AS {c}" for c in _SUM_COLUMNS)
+_PER_GROUP = "count(*) AS knocked, sum(contacted) AS contacted, " + ", ".join(f"sum({c}) AS {c}" for c in _SUM_COLUMNS)
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def effective_threshold(settings: Settings, requested: int | None) -> int:
+    """The suppression threshold: the setting, or a higher one asked for; never lower than the setting."""
+    return max(settings.small_count_threshold, requested or 0)
+
+
+def resolve_timezone(name: str) -> ZoneInfo:
+    """A zone by IANA name (local days and hours); 422 for an unknown one."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"Unknown time zone {name!r}.", errors=[{"field": "tz", "message": "unknown zone"}]) from exc
+
+
+def answer_label(raw: Any) -> str:
+    """A stored answer value (JSON text) as the label shown in results."""
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _progress(kind: str, key: int | None, name: str, tally: dict[str, int] | None, doors: tuple[int, int] | None) -> GroupProgress:
+    tally = tally or {}
+    knocked = int(tally.get("knocked") or 0)
+    contacted = int(tally.get("contacted") or 0)
+    on_lists, remaining = doors or (0, 0)
+    return GroupProgress(
+        kind=kind,
+        id=key,
+        name=name,
+        doors_on_lists=int(on_lists),
+        doors_knocked=knocked,
+        contacts=contacted,
+        contact_rate=_rate(contacted, knocked),
+        attempts=int(tally.get("attempts") or 0),
+        outcomes={o: int(tally.get(f"n_{o}") or 0) for o in (*OUTCOMES, "other")},
+        doors_remaining=int(remaining),
+    )
+
+
+async def _rows(session: AsyncSession, sql: str, **params: Any) -> list[Any]:
+    return list((await session.execute(text(sql), params)).mappings().all())
+
+
+# ------------------------------------------------------------------ progress
+
+
+async def _tallies_by(session: AsyncSession, campaign_id: int, group: str, walk_list_id: int | None = None) -> dict[Any, dict[str, int]]:
+    """Progress aggregates per group key from the group tally: None (campaign), list, canvasser, or target (sum of its lists)."""
+    columns = "g.knocked, g.contacted, " + ", ".join(f"g.{c}" for c in _SUM_COLUMNS)
+    if group == "target":
+        rows = await _rows(
+            session,
+            "SELECT w.target_id AS k, sum(g.knocked) AS knocked, sum(g.contacted) AS contacted, "
+            + ", ".join(f"sum(g.{c}) AS {c}" for c in _SUM_COLUMNS)
+            + " FROM result_group_tally g JOIN walk_lists w ON w.id = g.key "
+            "WHERE g.campaign_id = :c AND g.kind = 'list' AND w.target_id IS NOT NULL GROUP BY w.target_id",
+            c=campaign_id,
+        )
+        return {r["k"]: dict(r) for r in rows}
+    kind = {"campaign": "campaign", "walk_list": "list", "canvasser": "user"}[group]
+    extra = " AND g.key = :w" if walk_list_id is not None else ""
+    rows = await _rows(session, f"SELECT g.key AS k, {columns} FROM result_group_tally g WHERE g.campaign_id = :c AND g.kind = :kind{extra}",
+                       c=campaign_id, kind=kind, w=walk_list_id)
+    if group == "campaign":
+        return {None: dict(rows[0])} if rows else {}
+    return {r["k"]: dict(r) for r in rows}
+
+
+async def _list_stops(session: AsyncSession, campaign_id: int, walk_list_id: int | None = None) -> dict[int, int]:
+    """Stops (doors) per walk list."""
+    rows = await _rows(
+        session,
+        "SELECT s.walk_list_id AS k, count(*) AS n FROM walk_list_stops s JOIN walk_lists w ON w.id = s.walk_list_id WHERE w.campaign_id = :c"
+        + (" AND s.walk_list_id = :w" if walk_list_id is not None else "")
+        + " GROUP BY s.walk_list_id",
+        c=campaign_id,
+        w=walk_list_id,
+    )
+    return {int(r["k"]): int(r["n"]) for r in rows}
+
+
+def _list_doors(stops: dict[int, int], tallies: dict[Any, dict[str, int]]) -> dict[int, tuple[int, int]]:
+    """(doors on the list, doors remaining) per list: remaining = doors - doors knocked on the list, never below 0."""
+    return {wl: (n, max(0, n - int((tallies.get(wl) or {}).get("knocked") or 0))) for wl, n in stops.items()}
+
+
+def _sum_doors(lists: Iterable[int], doors: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    on_lists = remaining = 0
+    for wl in lists:
+        d, r = doors.get(wl, (0, 0))
+        on_lists += d
+        remaining += r
+    return on_lists, remaining
+
+
+def _hour_expression(pg: bool, alias: str = "r") -> str:
+    """SQL for an attempt's UTC hour since the epoch (its time, else when the server received it)."""
+    if pg:
+        return f"floor(extract(epoch from coalesce({alias}.at, {alias}.received_at)) / 3600)::int"
+    return f"(CAST(strftime('%s', coalesce({alias}.at, {alias}.received_at)) AS INTEGER) / 3600)"
+
+
+async def _time_buckets(
+    session: AsyncSession, campaign_id: int, zone: ZoneInfo, walk_list_id: int | None = None
+) -> tuple[list[TimeBucket], list[TimeBucket]]:
+    """Attempts and contact attempts by local day and local hour of day: the hourly tally, or one list's events."""
+    if walk_list_id is None:
+        sql = "SELECT hour, attempts, contacts FROM result_hour_tally WHERE campaign_id = :c"
+    else:
+        hour = _hour_expression(session.bind.dialect.name == "postgresql")
+        sql = (
+            f"SELECT {hour} AS hour, count(*) AS attempts, sum(CASE WHEN r.outcome IN ('spoke', 'refused') THEN 1 ELSE 0 END) AS contacts "
+            f"FROM contact_attempts r WHERE r.campaign_id = :c AND r.walk_list_id = :w GROUP BY {hour}"
+        )
+    rows = await _rows(session, sql, c=campaign_id, w=walk_list_id)
+    days: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    hours: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        local = datetime.fromtimestamp(int(r["hour"]) * 3600, UTC).astimezone(zone)
+        for bucket in (days[local.date().isoformat()], hours[local.hour]):
+            bucket[0] += int(r["attempts"] or 0)
+            bucket[1] += int(r["contacts"] or 0)
+    by_day = [TimeBucket(bucket=d, attempts=v[0], contacts=v[1]) for d, v in sorted(days.items())]
+    by_hour = [TimeBucket(bucket=str(h), attempts=v[0], contacts=v[1]) for h, v in sorted(hours.items())]
+    return by_day, by_hour
+
+
+async def campaign_progress(session: AsyncSession, campaign_id: int, tz: str = "Europe/London") -> ProgressReport:
+    """Progress of the whole campaign, by target, walk list and canvasser, and by local day and hour."""
+    zone = resolve_timezone(tz)
+    tallies = {g: await _tallies_by(session, campaign_id, g) for g in ("campaign", "target", "walk_list", "canvasser")}
+    list_doors = _list_doors(await _list_stops(session, campaign_id), tallies["walk_list"])
+    lists = {r.id: (r.name, r.target_id) for r in (await session.execute(
+        select(WalkList.id, WalkList.name, WalkList.target_id).where(WalkList.campaign_id == campaign_id).order_by(WalkList.id)
+    )).all()}
+    assigned: dict[int, list[int]] = defaultdict(list)
+    for wl, uid in (await session.execute(
+        select(Assignment.walk_list_id, Assignment.user_id).join(WalkList, WalkList.id == Assignment.walk_list_id)
+        .where(WalkList.campaign_id == campaign_id, Assignment.ended_at.is_(None))
+    )).all():
+        assigned[uid].append(wl)
+    by_target: dict[int, list[int]] = defaultdict(list)
+    for wl, (_name, target_id) in lists.items():
+        if target_id is not None:
+            by_target[target_id].append(wl)
+    doors = {
+        "campaign": {None: _sum_doors(list_doors, list_doors)},
+        "walk_list": list_doors,
+        "target": {t: _sum_doors(wls, list_doors) for t, wls in by_target.items()},
+        "canvasser": {u: _sum_doors(wls, list_doors) for u, wls in assigned.items()},
+    }
+    targets = dict((await session.execute(select(Target.id, Target.name).where(Target.campaign_id == campaign_id).order_by(Target.id))).all())
+    user_ids = {k for k in tallies["canvasser"] if k} | set(doors["canvasser"])
+    users = dict((await session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))).all()) if user_ids else {}
+    list_keys = sorted(set(lists) | {k for k in tallies["walk_list"] if k})
+    walk_lists = [_progress("walk_list", k, lists.get(k, (f"list {k}", None))[0], tallies["walk_list"].get(k), doors["walk_list"].get(k)) for k in list_keys]
+    if 0 in tallies["walk_list"]:
+        walk_lists.append(_progress("walk_list", None, "(no walk list)", tallies["walk_list"][0], None))
+    target_keys = sorted(set(targets) | {k for k in tallies["target"] if k is not None})
+    target_rows = [_progress("target", k, targets.get(k, f"target {k}"), tallies["target"].get(k), doors["target"].get(k)) for k in target_keys]
+    canvassers = [
+        _progress("canvasser", k, users.get(k, f"user {k}"), tallies["canvasser"].get(k), doors["canvasser"].get(k))
+        for k in sorted(user_ids)
+    ]
+    if 0 in tallies["canvasser"]:
+        canvassers.append(_progress("canvasser", None, "(unknown canvasser)", tallies["canvasser"][0], None))
+    by_day, by_hour = await _time_buckets(session, campaign_id, zone)
+    return ProgressReport(
+        campaign_id=campaign_id,
+        timezone=tz,
+        definitions=DEFINITIONS,
+        campaign=_progress("campaign", campaign_id, "campaign", tallies["campaign"].get(None), doors["campaign"].get(None)),
+        targets=target_rows,
+        walk_lists=walk_lists,
+        canvassers=canvassers,
+        by_day=by_day,
+        by_hour=by_hour,
+    )
+
+
+async def check_list_access(session: AsyncSession, campaign_id: int, walk_list_id: int, user: AuthUser) -> WalkList:
+    """The walk list, if the caller may read its progress: reviewers any list, a canvasser only a list assigned to them now."""
+    walk_list = await session.get(WalkList, walk_list_id)
+    role = user.role_in(campaign_id)
+    if not user.is_superuser and role == Role.canvasser:
+        assigned = await session.scalar(
+            select(Assignment.id).where(
+                Assignment.walk_list_id == walk_list_id, Assignment.user_id == user.id, Assignment.ended_at.is_(None)
+            )
+        )
+        if walk_list is None or walk_list.campaign_id != campaign_id or assigned is None:
+            raise Forbidden("Canvassers may only see progress of walk lists assigned to them.")
+    if walk_list is None or walk_list.campaign_id != campaign_id:
+        raise NotFound(f"No walk list {walk_list_id} in this campaign.")
+    return walk_list
+
+
+async def list_progress(session: AsyncSession, campaign_id: int, walk_list: WalkList, tz: str = "Europe/London") -> ListProgress:
+    """Progress of one walk list, by local day and hour."""
+    zone = resolve_timezone(tz)
+    tally = (await _tallies_by(session, campaign_id, "walk_list", walk_list.id)).get(walk_list.id)
+    doors = _list_doors(await _list_stops(session, campaign_id, walk_list.id), {walk_list.id: tally} if tally else {}).get(walk_list.id)
+    by_day, by_hour = await _time_buckets(session, campaign_id, zone, walk_list.id)
+    return ListProgress(
+        campaign_id=campaign_id,
+        timezone=tz,
+        walk_list=_progress("walk_list", walk_list.id, walk_list.name, tally, doors),
+        by_day=by_day,
+        by_hour=by_hour,
+    )
+
+
+# ------------------------------------------------------------------ answers
+
+
+async def survey_questions(session: AsyncSession, campaign_id: int) -> dict[str, dict[str, Any]]:
+    """Question key -> question (text, kind, options) over the campaign's surveys, newest version last wins."""
+    surveys = (await session.scalars(select(Survey).where(Survey.campaign_id == campaign_id).order_by(Survey.version, Survey.id))).all()
+    questions: dict[str, dict[str, Any]] = {}
+    for survey in surveys:
+        for q in survey.questions or []:
+            questions[str(q.get("key"))] = {"text": q.get("text", ""), "kind": q.get("kind", ""), "options": list(q.get("options") or [])}
+    return questions
+
+
+def _countable(key: str, questions: dict[str, dict[str, Any]]) -> bool:
+    """Free-text answers are never aggregated (they are personal, not categories)."""
+    question = questions.get(key)
+    if question is None:
+        return bool(questions) is False
+    return question["kind"] != "text"
+
+
+async def answer_cells(session: AsyncSession, campaign_id: int, group: str) -> list[Any]:
+    """(group key, question, value label, respondents) from the answer tally; group is area_code or walk_list_id."""
+    column = {"area": "area_code", "walk_list": "walk_list_id"}[group]
+    rows = (await session.execute(text(
+        f"SELECT {column}, question_key, value, sum(n) FROM result_answer_cells WHERE campaign_id = :c GROUP BY {column}, question_key, value"
+    ), {"c": campaign_id})).all()
+    merged: dict[tuple[Any, str, str], int] = defaultdict(int)
+    labels: dict[str, str] = {}
+    for k, q, v, n in rows:
+        label = labels.get(v)
+        if label is None:
+            label = labels[v] = answer_label(v)
+        merged[(k, q, label)] += int(n or 0)
+    return [(k, q, v, n) for (k, q, v), n in merged.items() if n > 0]
+
+
+async def current_answers(session: AsyncSession, campaign_id: int, keys: Iterable[str] | None = None) -> pd.DataFrame:
+    """Each respondent's latest answer per question (by HLC, then id), from the events (not the tally)."""
+    collate = ' COLLATE "C"' if session.bind.dialect.name == "postgresql" else ""
+    key_list = list(keys) if keys is not None else None
+    key_filter = ""
+    params: dict[str, Any] = {"c": campaign_id}
+    if key_list is not None:
+        key_filter = " AND a.question_key IN (" + ", ".join(f":k{i}" for i in range(len(key_list))) + ")"
+        params.update({f"k{i}": k for i, k in enumerate(key_list)})
+        if not key_list:
+            key_filter = " AND 1 = 0"
+    rows = await _rows(
+        session,
+        "SELECT * FROM (SELECT a.id, a.person_id, a.address_id, a.walk_list_id, a.question_key, CAST(a.value AS TEXT) AS value, "
+        "ad.area_code, ad.lon, ad.lat, row_number() OVER (PARTITION BY a.question_key, coalesce(a.person_id, 0), "
+        "CASE WHEN a.person_id IS NULL THEN a.address_id ELSE 0 END "
+        f"ORDER BY a.hlc{collate} DESC, a.id{collate} DESC) AS rn "
+        f"FROM answers a LEFT JOIN addresses ad ON ad.id = a.address_id WHERE a.campaign_id = :c{key_filter}) x WHERE rn = 1",
+        **params,
+    )
+    frame = pd.DataFrame(rows, columns=["id", "person_id", "address_id", "walk_list_id", "question_key", "value", "area_code", "lon", "lat", "rn"])
+    frame["label"] = frame["value"].map(answer_label)
+    return frame
+
+
+def suppress_question(key: str, text_: str, counts: dict[str, int], options: list[str], threshold: int) -> QuestionBreakdown:
+    """One question's answer counts with cells below the threshold hidden (and the total hidden if any cell is)."""
+    ordered = [o for o in options if o in counts] + sorted(v for v in counts if v not in options)
+    total = sum(counts.values())
+    answers = []
+    any_suppressed = False
+    for value in ordered:
+        n = counts[value]
+        if n < threshold or total < threshold:
+            any_suppressed = True
+            answers.append(AnswerCount(value=value, count=None, suppressed=True))
+        else:
+            answers.append(AnswerCount(value=value, count=n))
+    return QuestionBreakdown(key=key, text=text_, respondents=None if any_suppressed else total, answers=answers)
+
+
+def _group_answers(
+    cells: Iterable[tuple[Any, str, str, int]], names: dict[Any, str], questions: dict[str, dict[str, Any]], threshold: int
+) -> list[GroupAnswers]:
+    grouped: dict[Any, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for key, question, value, n in cells:
+        if _countable(question, questions):
+            grouped[key][question][value] += n
+    order = list(questions)
+    out = []
+    for key in sorted(grouped, key=lambda k: (str(names.get(k, k)) if k is not None else "")):
+        qs = grouped[key]
+        breakdowns = [
+            suppress_question(q, questions.get(q, {}).get("text", q), dict(qs[q]), questions.get(q, {}).get("options", []), threshold)
+            for q in sorted(qs, key=lambda q: (order.index(q) if q in order else len(order), q))
+        ]
+        out.append(GroupAnswers(code=str(key if key is not None else ""), name=str(names.get(key, key if key is not None else "")), questions=breakdowns))
+    return out
+
+
+async def _area_names(session: AsyncSession, campaign_id: int) -> dict[str, str]:
+    rows = (await session.execute(
+        select(CensusArea.code, CensusArea.name).join(CampaignArea, CampaignArea.area_id == CensusArea.id).where(CampaignArea.campaign_id == campaign_id)
+    )).all()
+    return {code: name for code, name in rows}
+
+
+async def ward_of_areas(session: AsyncSession, campaign_id: int) -> tuple[dict[str, str], dict[str, str]]:
+    """(area code -> ward code, ward code -> name): by the area's parent code when it names a ward, else by containment.
+
+    Containment uses each area's representative point inside the ward polygons
+    (output areas nest in wards). Both maps are empty when no wards are loaded.
+    """
+    rows = (await session.execute(
+        select(CensusArea.code, CensusArea.name, CensusArea.kind, CensusArea.geometry, CensusArea.parent_code)
+        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
+        .where(CampaignArea.campaign_id == campaign_id)
+    )).all()
+    wards = [r for r in rows if r.kind in WARD_KINDS]
+    if not wards:
+        return {}, {}
+    ward_names = {w.code: w.name for w in wards}
+    mapping_: dict[str, str] = {}
+    with_geometry = [w for w in wards if w.geometry is not None]
+    tree = shapely.STRtree(shapely.from_wkb([w.geometry for w in with_geometry])) if with_geometry else None
+    for r in rows:
+        if r.kind in WARD_KINDS:
+            continue
+        if r.parent_code in ward_names:
+            mapping_[r.code] = r.parent_code
+        elif tree is not None and r.geometry is not None:
+            point = shapely.from_wkb(r.geometry).representative_point()
+            hits = tree.query(point, predicate="within")
+            if len(hits):
+                mapping_[r.code] = with_geometry[int(hits[0])].code
+    return mapping_, ward_names
+
+
+async def answers_breakdown(session: AsyncSession, campaign_id: int, by: str, threshold: int) -> AnswerBreakdown:
+    """Respondents' current answers per question by area, ward, target or walk list, with small cells suppressed."""
+    if by not in BREAKDOWNS:
+        raise InvalidInput(f"by must be one of {', '.join(BREAKDOWNS)}.", errors=[{"field": "by", "message": "unknown breakdown"}])
+    questions = await survey_questions(session, campaign_id)
+    note = ""
+    if by == "area":
+        cells = await answer_cells(session, campaign_id, "area")
+        names = await _area_names(session, campaign_id)
+        cells = [((k or None), q, v, n) for k, q, v, n in cells]
+        names[None] = "(no area)"  # type: ignore[index]
+    elif by == "walk_list":
+        cells = [((k or None), q, v, n) for k, q, v, n in await answer_cells(session, campaign_id, "walk_list")]
+        names = {r.id: r.name for r in (await session.execute(select(WalkList.id, WalkList.name).where(WalkList.campaign_id == campaign_id))).all()}
+        names[None] = "(no walk list)"  # type: ignore[index]
+    elif by == "ward":
+        ward_of, names = await ward_of_areas(session, campaign_id)
+        if not ward_of:
+            return AnswerBreakdown(campaign_id=campaign_id, by=by, threshold=threshold, groups=[],
+                                   note="No ward boundaries are loaded for this campaign; import wards (kind 'ward') to see this breakdown.")
+        cells = [(ward_of.get(k or "", None), q, v, n) for k, q, v, n in await answer_cells(session, campaign_id, "area")]
+        names[None] = "(outside any ward)"  # type: ignore[index]
+    else:
+        frame = await current_answers(session, campaign_id)
+        targets = (await session.execute(select(Target.id, Target.name, Target.geometry).where(Target.campaign_id == campaign_id, Target.geometry.is_not(None)))).all()
+        names = {t.id: t.name for t in targets}
+        cells = []
+        if not frame.empty and targets:
+            points = shapely.points(frame["lon"].astype(float).fillna(0), frame["lat"].astype(float).fillna(0))
+            for target in targets:
+                polygon = shapely.from_wkb(target.geometry)
+                inside = frame[shapely.contains_xy(polygon, shapely.get_x(points), shapely.get_y(points)) & frame["lon"].notna()]
+                for (q, v), n in inside.groupby(["question_key", "label"]).size().items():
+                    cells.append((target.id, q, v, int(n)))
+        note = "A target holds the answers of respondents whose address lies inside its polygon (targets may overlap)."
+    return AnswerBreakdown(campaign_id=campaign_id, by=by, threshold=threshold, groups=_group_answers(cells, names, questions, threshold), note=note)
+
+
+async def issues_report(session: AsyncSession, campaign_id: int, threshold: int) -> IssuesReport:
+    """Top local issue named by respondents, counted by area and overall, small counts suppressed."""
+    questions = await survey_questions(session, campaign_id)
+    names = await _area_names(session, campaign_id)
+    options = questions.get(ISSUE_QUESTION, {}).get("options", [])
+    per_area: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, int] = defaultdict(int)
+    for k, q, v, n in await answer_cells(session, campaign_id, "area"):
+        if q == ISSUE_QUESTION:
+            per_area[k or ""][v] += n
+            totals[v] += n
+
+    def counted(counts: dict[str, int]) -> list[IssueCount]:
+        ordered = sorted(counts, key=lambda v: (-counts[v], options.index(v) if v in options else len(options), v))
+        return [IssueCount(issue=v, count=None, suppressed=True) if counts[v] < threshold else IssueCount(issue=v, count=counts[v]) for v in ordered]
+
+    return IssuesReport(
+        campaign_id=campaign_id,
+        question=ISSUE_QUESTION,
+        threshold=threshold,
+        totals=counted(totals),
+        areas=[AreaIssues(code=k, name=names.get(k, "(no area)"), issues=counted(per_area[k])) for k in sorted(per_area)],
+    )
+
+
+# ------------------------------------------------------------------ areas (map, exports)
+
+
+async def area_results_frame(session: AsyncSession, campaign_id: int, threshold: int, support: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
+    """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed)."""
+    from server.geography.services import campaign_area_polygons
+
+    areas = await campaign_area_polygons(session, campaign_id, kind="OA")
+    if areas.empty:
+        areas = await campaign_area_polygons(session, campaign_id, kind=None)
+        areas = areas[~areas["kind"].isin(WARD_KINDS)]
+    questions = await survey_questions(session, campaign_id)
+    options = questions.get(SUPPORT_QUESTION, {}).get("options", [])
+    support = support or (options[0] if options else "")
+    doors = {r["k"]: int(r["n"]) for r in await _rows(
+        session, "SELECT area_code AS k, count(*) AS n FROM addresses WHERE campaign_id = :c GROUP BY area_code", c=campaign_id)}
+    tally = {r["k"]: r for r in await _rows(
+        session,
+        "SELECT ad.area_code AS k, count(DISTINCT t.address_id) AS knocked, count(DISTINCT CASE WHEN t.contacts > 0 THEN t.address_id END) "
+        "AS contacted, sum(t.attempts) AS attempts FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id "
+        "WHERE t.campaign_id = :c GROUP BY ad.area_code",
+        c=campaign_id,
+    )}
+    respondents: dict[str, int] = defaultdict(int)
+    supporters: dict[str, int] = defaultdict(int)
+    for k, q, v, n in await answer_cells(session, campaign_id, "area"):
+        if q == SUPPORT_QUESTION:
+            respondents[k] += n
+            if v == support:
+                supporters[k] += n
+    records = []
+    for code in areas["code"]:
+        t = tally.get(code) or {}
+        knocked, contacted = int(t.get("knocked") or 0), int(t.get("contacted") or 0)
+        small = knocked < threshold
+        n_resp = respondents.get(code, 0)
+        records.append({
+            "doors": doors.get(code, 0),
+            "doors_knocked": None if small else knocked,
+            "contacts": None if small or contacted < threshold else contacted,
+            "contact_rate": None if small else _rate(contacted, knocked),
+            "respondents": None if n_resp < threshold else n_resp,
+            "support_share": None if n_resp < threshold else _rate(supporters.get(code, 0), n_resp),
+            "suppressed": small or n_resp < threshold,
+        })
+    extra = pd.DataFrame(records, index=areas.index)
+    frame = gpd.GeoDataFrame(pd.concat([areas[["code", "name"]], extra], axis=1), geometry=areas.geometry, crs="EPSG:4326")
+    return frame, support
+
+
+async def results_map(session: AsyncSession, campaign_id: int, threshold: int, support: str | None) -> ResultsFeatureCollection:
+    """GeoJSON of areas with contact rate and support share, for a choropleth."""
+    frame, support_value = await area_results_frame(session, campaign_id, threshold, support)
+    features = []
+    for _, row in frame.iterrows():
+        properties = {c: (None if pd.isna(row[c]) else row[c]) for c in frame.columns if c != "geometry"}
+        features.append({"type": "Feature", "geometry": mapping(row.geometry) if row.geometry is not None else None, "properties": _plain(properties)})
+    return ResultsFeatureCollection(type="FeatureCollection", features=features, support=support_value, threshold=threshold, count=len(features))
+
+
+def _plain(properties: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in properties.items():
+        if hasattr(v, "item"):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+# ------------------------------------------------------------------ follow-ups
+
+
+def _consented(consent: str | None) -> bool:
+    return consent is not None and consent.strip().lower() not in NO_CONSENT
+
+
+async def follow_up_list(
+    session: AsyncSession, campaign_id: int, user: AuthUser, *, reason: str | None = None, include_done: bool = False, audit: str = "read"
+) -> FollowUpList:
+    """People who asked to join, volunteer, be called back or for another leaflet language; consented contact only; audited."""
+    if reason is not None and reason not in FOLLOW_UP_REASONS:
+        raise InvalidInput(f"reason must be one of {', '.join(FOLLOW_UP_REASONS)}.", errors=[{"field": "reason", "message": "unknown"}])
+    frame = await current_answers(session, campaign_id, [*FOLLOW_UP_QUESTIONS, LANGUAGE_QUESTION])
+    frame = frame[frame["person_id"].notna()]
+    wants: dict[int, dict[str, Any]] = defaultdict(lambda: {"reasons": set(), "language": None})
+    for row in frame.itertuples():
+        pid = int(row.person_id)
+        if row.question_key in FOLLOW_UP_QUESTIONS and str(row.label).strip().lower() in YES:
+            wants[pid]["reasons"].add(FOLLOW_UP_QUESTIONS[row.question_key])
+        elif row.question_key == LANGUAGE_QUESTION and str(row.label).strip().lower() not in ("", "english", "none"):
+            wants[pid]["reasons"].add("language")
+            wants[pid]["language"] = str(row.label)
+    wants = {p: w for p, w in wants.items() if w["reasons"] and (reason is None or reason in w["reasons"])}
+    people: list[FollowUpPerson] = []
+    without_consent = 0
+    if wants:
+        ids = sorted(wants)
+        done: dict[int, set[str]] = defaultdict(set)
+        found: list[Any] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for f in (await session.execute(select(FollowUp.person_id, FollowUp.reason).where(FollowUp.campaign_id == campaign_id, FollowUp.person_id.in_(chunk)))).all():
+                done[f.person_id].add(f.reason)
+            found += (await session.execute(
+                text("SELECT p.id, p.forenames, p.surname, p.phone, p.email, p.contact_consent, ad.lines, ad.postcode, ad.area_code "
+                     "FROM people p LEFT JOIN addresses ad ON ad.id = p.address_id WHERE p.campaign_id = :c AND p.id IN ("
+                     + ", ".join(str(int(i)) for i in chunk) + ")"),
+                {"c": campaign_id},
+            )).mappings().all()
+        for p in sorted(found, key=lambda r: (r["postcode"] or "", r["surname"], r["forenames"], r["id"])):
+            if not _consented(p["contact_consent"]):
+                without_consent += 1
+                continue
+            reasons = sorted(wants[p["id"]]["reasons"])
+            pending = [r for r in reasons if r not in done[p["id"]]]
+            if not include_done and not pending:
+                continue
+            lines = p["lines"]
+            if isinstance(lines, str):
+                lines = json.loads(lines)
+            people.append(FollowUpPerson(
+                person_id=p["id"], name=f"{p['forenames']} {p['surname']}".strip(), address=", ".join(lines or []),
+                postcode=p["postcode"] or "", area_code=p["area_code"], phone=p["phone"], email=p["email"],
+                contact_consent=p["contact_consent"], reasons=reasons, language=wants[p["id"]]["language"],
+                done=sorted(done[p["id"]] & set(reasons)),
+            ))
+    record_audit(session, user, audit, "results/follow-ups", campaign_id=campaign_id, row_count=len(people),
+                 detail={"reason": reason, "include_done": include_done})
+    return FollowUpList(campaign_id=campaign_id, count=len(people), without_consent=without_consent, people=people)
+
+
+async def mark_follow_up_done(session: AsyncSession, campaign_id: int, person_id: int, data: FollowUpDone, user: AuthUser) -> FollowUpOut:
+    """Record that one reason of a person's follow-up was done (idempotent: a repeat updates the note)."""
+    if data.reason not in FOLLOW_UP_REASONS:
+        raise InvalidInput(f"reason must be one of {', '.join(FOLLOW_UP_REASONS)}.", errors=[{"field": "reason", "message": "unknown"}])
+    person = await session.get(Person, person_id)
+    if person is None or person.campaign_id != campaign_id:
+        raise NotFound(f"No person {person_id} in this campaign.")
+    row = await session.scalar(select(FollowUp).where(FollowUp.person_id == person_id, FollowUp.reason == data.reason))
+    if row is None:
+        row = FollowUp(campaign_id=campaign_id, person_id=person_id, reason=data.reason, done_by=user.id, note=data.note, done_at=datetime.now(UTC))
+        session.add(row)
+    else:
+        row.note, row.done_by, row.done_at = data.note, user.id, datetime.now(UTC)
+    await session.flush()
+    record_audit(session, user, "update", "results/follow-ups", campaign_id=campaign_id, row_count=1, detail={"person_id": person_id, "reason": data.reason})
+    return FollowUpOut(person_id=person_id, reason=row.reason, done_at=row.done_at, done_by=row.done_by, note=row.note)
+
+
+# ------------------------------------------------------------------ data health
+
+
+async def data_health(session: AsyncSession, campaign_id: int, stale_hours: float, now: datetime | None = None) -> DataHealth:
+    """Open conflicts and rejected mutations per walk list and canvasser; devices not synced within `stale_hours`."""
+    if stale_hours <= 0:
+        raise InvalidInput("stale_hours must be positive.", errors=[{"field": "stale_hours", "message": "must be > 0"}])
+    now = now or datetime.now(UTC)
+    address_of_entity = (
+        "CASE WHEN {e}.entity = 'address' THEN {e}.entity_id "
+        "WHEN {e}.entity = 'person' THEN (SELECT p.address_id FROM people p WHERE p.id = {e}.entity_id) END"
+    )
+    conflicts = await _rows(
+        session,
+        "SELECT x.id, d.user_id, " + address_of_entity.format(e="x") + " AS address_id FROM conflicts x "
+        "LEFT JOIN devices d ON d.id = x.losing_device_id WHERE x.campaign_id = :c AND x.resolved_at IS NULL",
+        c=campaign_id,
+    )
+    rejected = await _rows(
+        session,
+        "SELECT coalesce(m.user_id, d.user_id) AS user_id, m.entity, m.entity_id FROM mutation_results m "
+        "LEFT JOIN devices d ON d.id = m.device_id WHERE m.campaign_id = :c AND m.status = 'rejected'",
+        c=campaign_id,
+    )
+    person_address = {}
+    person_ids = {int(r["entity_id"]) for r in rejected if r["entity"] == "person" and str(r["entity_id"] or "").isdigit()}
+    if person_ids:
+        person_address = dict((await session.execute(select(Person.id, Person.address_id).where(Person.id.in_(person_ids)))).all())
+    stops = await _rows(
+        session,
+        "SELECT s.address_id, s.walk_list_id FROM walk_list_stops s JOIN walk_lists w ON w.id = s.walk_list_id WHERE w.campaign_id = :c",
+        c=campaign_id,
+    )
+    lists_of: dict[int, list[int]] = defaultdict(list)
+    for s in stops:
+        lists_of[int(s["address_id"])].append(int(s["walk_list_id"]))
+    by_list: dict[int | None, list[int]] = defaultdict(lambda: [0, 0])
+    by_user: dict[int | None, list[int]] = defaultdict(lambda: [0, 0])
+    for c in conflicts:
+        address_id = int(c["address_id"]) if c["address_id"] is not None else None
+        for wl in lists_of.get(address_id, [None]) if address_id is not None else [None]:  # type: ignore[list-item]
+            by_list[wl][0] += 1
+        by_user[c["user_id"]][0] += 1
+    for r in rejected:
+        entity_id = str(r["entity_id"] or "")
+        address_id = None
+        if r["entity"] == "address" and entity_id.isdigit():
+            address_id = int(entity_id)
+        elif r["entity"] == "person" and entity_id.isdigit():
+            address_id = person_address.get(int(entity_id))
+        for wl in lists_of.get(address_id, [None]) if address_id is not None else [None]:  # type: ignore[list-item]
+            by_list[wl][1] += 1
+        by_user[r["user_id"]][1] += 1
+    list_names = dict((await session.execute(select(WalkList.id, WalkList.name).where(WalkList.campaign_id == campaign_id))).all())
+    user_ids = {u for u in by_user if u is not None}
+    stale = await _rows(
+        session,
+        "SELECT d.id, d.name, d.user_id, d.last_sync_at, u.display_name FROM devices d JOIN users u ON u.id = d.user_id "
+        "WHERE d.campaign_id = :c AND d.revoked_at IS NULL AND (d.last_sync_at IS NULL OR d.last_sync_at < :cutoff) ORDER BY d.id",
+        c=campaign_id,
+        cutoff=now - timedelta(hours=stale_hours),
+    )
+    user_ids |= {int(s["user_id"]) for s in stale}
+    users = dict((await session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))).all()) if user_ids else {}
+
+    def hours_since(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return round((now - value).total_seconds() / 3600, 2)
+
+    def as_dt(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    return DataHealth(
+        campaign_id=campaign_id,
+        stale_after_hours=stale_hours,
+        open_conflicts=len(conflicts),
+        rejected_mutations=len(rejected),
+        walk_lists=[HealthRow(kind="walk_list", id=k, name=list_names.get(k, "(no walk list)") if k is not None else "(no walk list)", open_conflicts=v[0], rejected_mutations=v[1])
+                    for k, v in sorted(by_list.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
+        canvassers=[HealthRow(kind="canvasser", id=k, name=users.get(k, "(unknown)") if k is not None else "(unknown)", open_conflicts=v[0], rejected_mutations=v[1])
+                    for k, v in sorted(by_user.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
+        stale_devices=[StaleDevice(device_id=s["id"], name=s["name"], user_id=s["user_id"], user_name=s["display_name"],
+                                   last_sync_at=as_dt(s["last_sync_at"]), hours_since_sync=hours_since(s["last_sync_at"])) for s in stale],
+    )
+
+
+# ------------------------------------------------------------------ maintenance
+
+
+async def rebuild_result_tallies(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """Recompute one campaign's tallies from its events (repair, or after addresses change area); returns row counts."""
+    pg = session.bind.dialect.name == "postgresql"
+    hour = _hour_expression(pg)
+    collate = ' COLLATE "C"' if pg else ""
+    contact = "('spoke', 'refused')"
+    known = "(" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")"
+    columns = ["attempts", "contacts", *[f"n_{o}" for o in OUTCOMES], "n_other"]
+    sums = ", ".join(
+        ["count(*)", f"sum(CASE WHEN outcome IN {contact} THEN 1 ELSE 0 END)"]
+        + [f"sum(CASE WHEN outcome = '{o}' THEN 1 ELSE 0 END)" for o in OUTCOMES]
+        + [f"sum(CASE WHEN outcome NOT IN {known} THEN 1 ELSE 0 END)"]
+    )
+    for table in RESULT_TALLIES:
+        await session.execute(text(f"DELETE FROM {table} WHERE campaign_id = :c"), {"c": campaign_id})
+    await session.execute(text(
+        f"INSERT INTO result_door_tally (campaign_id, address_id, walk_list_id, user_id, {', '.join(columns)}) "
+        f"SELECT campaign_id, address_id, coalesce(walk_list_id, 0), coalesce(user_id, 0), {sums} FROM contact_attempts "
+        "WHERE campaign_id = :c GROUP BY campaign_id, address_id, coalesce(walk_list_id, 0), coalesce(user_id, 0)"), {"c": campaign_id})
+    for kind, key in (("campaign", "0"), ("list", "walk_list_id"), ("user", "user_id")):
+        await session.execute(text(
+            f"INSERT INTO result_group_tally (campaign_id, kind, key, knocked, contacted, {', '.join(_SUM_COLUMNS)}) "
+            f"SELECT campaign_id, '{kind}', k, count(*), sum(c), {', '.join(f'sum({c})' for c in _SUM_COLUMNS)} FROM ("
+            f"SELECT campaign_id, {key} AS k, address_id, max(CASE WHEN contacts > 0 THEN 1 ELSE 0 END) AS c, "
+            f"{', '.join(f'sum({c}) AS {c}' for c in _SUM_COLUMNS)} FROM result_door_tally WHERE campaign_id = :c "
+            "GROUP BY campaign_id, k, address_id) x GROUP BY campaign_id, k"), {"c": campaign_id})
+    await session.execute(text(
+        "INSERT INTO result_hour_tally (campaign_id, hour, attempts, contacts) "
+        f"SELECT campaign_id, h, count(*), sum(c) FROM (SELECT campaign_id, {hour} AS h, "
+        f"CASE WHEN outcome IN {contact} THEN 1 ELSE 0 END AS c FROM contact_attempts r "
+        "WHERE campaign_id = :c) x GROUP BY campaign_id, h"), {"c": campaign_id})
+    await session.execute(text(
+        "INSERT INTO result_answer_cells (campaign_id, area_code, walk_list_id, question_key, value, n) "
+        "SELECT campaign_id, area, wl, question_key, v, count(*) FROM ("
+        "SELECT a.campaign_id, coalesce(ad.area_code, '') AS area, coalesce(a.walk_list_id, 0) AS wl, a.question_key, "
+        "substr(CAST(a.value AS TEXT), 1, 200) AS v, row_number() OVER (PARTITION BY a.question_key, "
+        "coalesce(a.person_id, 0), CASE WHEN a.person_id IS NULL THEN a.address_id ELSE 0 END "
+        f"ORDER BY a.hlc{collate} DESC, a.id{collate} DESC) AS rn FROM answers a LEFT JOIN addresses ad ON ad.id = a.address_id "
+        "WHERE a.campaign_id = :c) x WHERE rn = 1 GROUP BY campaign_id, area, wl, question_key, v"), {"c": campaign_id})
+    counts = {}
+    for table in RESULT_TALLIES:
+        counts[table] = int(await session.scalar(text(f"SELECT count(*) FROM {table} WHERE campaign_id = :c"), {"c": campaign_id}) or 0)
+    return counts
