@@ -538,6 +538,9 @@ async def issues_report(session: AsyncSession, campaign_id: int, threshold: int)
 # ------------------------------------------------------------------ areas (map, exports)
 
 
+AREA_RESULT_COLUMNS = ["doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
+
+
 async def area_results_frame(session: AsyncSession, campaign_id: int, threshold: int, support: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
     """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed)."""
     from server.geography.services import campaign_area_polygons
@@ -580,7 +583,8 @@ async def area_results_frame(session: AsyncSession, campaign_id: int, threshold:
             "support_share": None if n_resp < threshold else _rate(supporters.get(code, 0), n_resp),
             "suppressed": small or n_resp < threshold,
         })
-    extra = pd.DataFrame(records, index=areas.index)
+    # An empty campaign still has the columns (exports and the report read them by name).
+    extra = pd.DataFrame(records, index=areas.index, columns=AREA_RESULT_COLUMNS)
     frame = gpd.GeoDataFrame(pd.concat([areas[["code", "name"]], extra], axis=1), geometry=areas.geometry, crs="EPSG:4326")
     return frame, support
 
