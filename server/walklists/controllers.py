@@ -42,7 +42,7 @@ class WalkListController(Controller):
     ) -> JobOut:
         """Cut a target into routed lists as a background job (poll the job); `wait=true` answers when done."""
         if wait:
-            lists = await services.cut_target(db_session, campaign_id, target_id, data)
+            lists = await services.run_cut(state.sessionmaker, campaign_id, target_id, data)
             return JobOut(id=0, kind="cut", status="done", done=len(lists), total=len(lists), message=f"{len(lists)} lists cut",
                           result={"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists)})
         from server.db.models import Target

@@ -18,6 +18,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,30 +176,49 @@ async def store_streets(session: AsyncSession, campaign_id: int, lines: gpd.GeoD
 # ------------------------------------------------------------------ cutting
 
 
-async def cut_target(
-    session: AsyncSession, campaign_id: int, target_id: int, request: CutRequest, progress: Progress | None = None
-) -> list[WalkList]:
-    """Cut a target into routed walk lists and store them (replacing unassigned ones when asked)."""
+@dataclass
+class CutInput:
+    """Everything a cut needs, read in one short transaction (so the long computation holds no lock)."""
+
+    target_name: str
+    stops: gpd.GeoDataFrame
+    addresses: pd.DataFrame
+    network: StreetNetwork | None
+
+
+async def prepare_cut(session: AsyncSession, campaign_id: int, target_id: int) -> CutInput:
+    """Read a target's doors and the streets around them."""
     target = await session.get(Target, target_id)
     if target is None or target.campaign_id != campaign_id:
         raise NotFound(f"No target {target_id} in this campaign.")
     stops, addresses, _skipped = await target_doors(session, campaign_id, target)
     network = await street_network_for(session, campaign_id, stops.total_bounds)
+    return CutInput(target_name=target.name, stops=stops, addresses=addresses, network=network)
+
+
+async def plan_cut(cut: CutInput, request: CutRequest, progress: Progress | None = None) -> list[WalkListPlan]:
+    """Cut and route in a worker thread (pure; no database)."""
     try:
-        plans: list[WalkListPlan] = await asyncio.to_thread(
-            cut_walk_lists, stops, request.size, request.unit, network, request.minutes_per_door, request.walk_speed_m_per_min, progress
+        return await asyncio.to_thread(
+            cut_walk_lists, cut.stops, request.size, request.unit, cut.network, request.minutes_per_door, request.walk_speed_m_per_min, progress
         )
     except WalkListError as exc:
         raise InvalidInput(str(exc), errors=[{"field": "size", "message": str(exc)}]) from exc
-    if request.replace:
+
+
+async def store_cut(session: AsyncSession, campaign_id: int, target_id: int, cut: CutInput, plans: list[WalkListPlan], replace: bool) -> list[WalkList]:
+    """Write the planned lists and their stops (one short write transaction)."""
+    if await session.get(Target, target_id) is None:
+        raise NotFound(f"Target {target_id} was deleted while it was being cut.")
+    if replace:
         await _delete_unassigned_lists(session, campaign_id, target_id)
     existing = int(await session.scalar(select(func.count()).select_from(WalkList).where(WalkList.target_id == target_id)) or 0)
     by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id))
-                   for key, group in addresses.groupby("building_key")}
+                   for key, group in cut.addresses.groupby("building_key")}
     lists = []
     for number, plan in enumerate(plans, start=existing + 1):
         walk_list = WalkList(
-            campaign_id=campaign_id, target_id=target_id, name=f"{target.name} {number:02d}", status="ready",
+            campaign_id=campaign_id, target_id=target_id, name=f"{cut.target_name} {number:02d}", status="ready",
             doors=int(plan.doors), length_m=round(float(plan.length_m), 1), minutes=round(float(plan.minutes), 1),
             route=shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None,
             size_exception=plan.size_exception,
@@ -219,6 +239,32 @@ async def cut_target(
         for start in range(0, len(stop_rows), 2000):
             await session.execute(insert(WalkListStop), stop_rows[start : start + 2000])
     return [w for w, _ in lists]
+
+
+async def cut_target(
+    session: AsyncSession, campaign_id: int, target_id: int, request: CutRequest, progress: Progress | None = None
+) -> list[WalkList]:
+    """Cut a target into routed walk lists and store them, all in the caller's session."""
+    cut = await prepare_cut(session, campaign_id, target_id)
+    plans = await plan_cut(cut, request, progress)
+    return await store_cut(session, campaign_id, target_id, cut, plans, request.replace)
+
+
+async def run_cut(sessionmaker: Any, campaign_id: int, target_id: int, request: CutRequest, progress: Progress | None = None) -> list[WalkList]:
+    """Cut with a read transaction, a lock-free computation and a write transaction.
+
+    On SQLite every transaction takes the write lock (BEGIN IMMEDIATE), so the
+    minutes of cutting a borough must not run inside one: progress updates and
+    every other request would wait on it.
+    """
+    async with sessionmaker() as session:
+        cut = await prepare_cut(session, campaign_id, target_id)
+        await session.rollback()
+    plans = await plan_cut(cut, request, progress)
+    async with sessionmaker() as session:
+        lists = await store_cut(session, campaign_id, target_id, cut, plans, request.replace)
+        await session.commit()
+        return lists
 
 
 async def _delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
@@ -659,10 +705,8 @@ async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_i
         await session.commit()
     reporter = loop.create_task(report())
     try:
-        async with sessionmaker() as session:
-            lists = await cut_target(session, campaign_id, target_id, request, progress)
-            await session.commit()
-            result = {"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists)}
+        lists = await run_cut(sessionmaker, campaign_id, target_id, request, progress)
+        result = {"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists)}
         status, message = "done", f"{len(lists)} lists cut"
     except Exception as exc:
         status, message, result = "failed", getattr(exc, "detail", None) or f"{exc.__class__.__name__}: {exc}", {}
