@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,7 @@ from server.db.models import (
     Address,
     Answer,
     Assignment,
+    ChangeFeed,
     Conflict,
     ContactAttempt,
     Device,
@@ -47,10 +48,11 @@ from server.db.models import (
     Person,
     Role,
     Survey,
+    Tombstone,
     WalkList,
 )
 from server.db.models import MutationResult as MutationResultRow
-from server.sync.feed import is_erased, is_postgres, record_change
+from server.sync.feed import _next_sqlite_version, is_erased, is_postgres, record_change
 from sync.clock import HybridClock, check_skew, parse, system_wall_ms
 from sync.merge import FieldState, FlagState, apply_observation, merge_field_edit
 from sync.protocol import (
@@ -102,6 +104,8 @@ class PushContext(msgspec.Struct, kw_only=True):
     role: Role | None
     max_skew_ms: int
     wall: Any = system_wall_ms
+    cache: Any = None
+    """A ``PushCache`` while a push is being applied (bulk look-ups for plain events)."""
 
 
 def _now() -> datetime:
@@ -142,6 +146,7 @@ async def apply_push(
     }
     results: list[MutationResult] = []
     seen_in_batch: set[int] = set()
+    context.cache = await _prefetch(session, context, [e for e in envelopes if e.seq not in stored])
     for envelope in sorted(envelopes, key=lambda e: e.seq):
         if envelope.seq in seen_in_batch:
             continue
@@ -175,6 +180,8 @@ async def apply_push(
         results.append(result)
         receipt.last_seq = max(receipt.last_seq, envelope.seq)
     receipt.updated_at = _now()
+    await _flush_feed_rows(session, context.cache.feed_rows)
+    context.cache = None
     await session.flush()
     return PushResponse(results=results, last_seq=receipt.last_seq)
 
@@ -196,8 +203,12 @@ async def _apply_one(
         stamp = mutation_hlc(mutation)
         if stamp is not None:
             _check_stamp(context, stamp)
-        async with session.begin_nested():
-            status, reason = await _dispatch(session, context, mutation)
+        if context.cache is not None and isinstance(mutation, (RecordContactAttempt, RecordAnswer)):
+            # validated entirely before it writes anything, so no savepoint is needed
+            status, reason = await _apply_plain_event(session, context, mutation)
+        else:
+            async with session.begin_nested():
+                status, reason = await _dispatch(session, context, mutation)
     except Rejected as exc:
         status, reason = "rejected", str(exc)
     server_hlc = SERVER_CLOCK.now().encode()
@@ -271,6 +282,207 @@ async def _check_person(
     if address_id is not None and person.address_id != address_id:
         raise Rejected(f"person {person_id} is not registered at address {address_id}")
     return person
+
+
+class PushCache(msgspec.Struct, kw_only=True):
+    """Bulk look-ups for a push's contact attempts and answers, and their feed rows to insert.
+
+    Why: applying events one by one costs several round trips each (erased?
+    known? address? person?); a phone pushes them 100 at a time, so the push
+    asks each question once for the whole batch, inserts the events through
+    the unit of work's batched INSERT and the feed rows in one statement.
+    Nothing the cache holds can change inside one push (no mutation creates
+    or deletes addresses, people, lists, surveys or tombstones).
+    """
+
+    event_ids: dict[str, set[str]]
+    tombstones: set[tuple[str, str]]
+    addresses: dict[int, int]
+    people: dict[int, tuple[int, int | None]]
+    walk_lists: dict[int, int]
+    surveys: dict[int, int]
+    feed_rows: list[dict[str, Any]] = []
+
+
+async def _prefetch(
+    session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
+) -> PushCache:
+    """One query per question for every plain event of the batch (see ``PushCache``)."""
+    events: list[RecordContactAttempt | RecordAnswer] = []
+    for envelope in envelopes:
+        try:
+            mutation = _mutation_decoder.decode(envelope.mutation)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(mutation, (RecordContactAttempt, RecordAnswer)):
+            events.append(mutation)
+    cache = PushCache(
+        event_ids={"contact_attempt": set(), "answer": set()},
+        tombstones=set(),
+        addresses={},
+        people={},
+        walk_lists={},
+        surveys={},
+        feed_rows=[],
+    )
+    if not events:
+        return cache
+    ids = {"contact_attempt": [], "answer": []}  # type: dict[str, list[str]]
+    for event in events:
+        ids[_EVENT_ENTITY[type(event)]].append(str(event.id))
+    for entity, model in (("contact_attempt", ContactAttempt), ("answer", Answer)):
+        if ids[entity]:
+            cache.event_ids[entity] = set(
+                await session.scalars(select(model.id).where(model.id.in_(ids[entity])))
+            )
+    address_ids = {e.address_id for e in events}
+    person_ids = {e.person_id for e in events if e.person_id is not None}
+    names = [*ids["contact_attempt"], *ids["answer"]]
+    names += [str(i) for i in address_ids | person_ids]
+    cache.tombstones = set(
+        (
+            await session.execute(
+                select(Tombstone.entity, Tombstone.entity_id).where(Tombstone.entity_id.in_(names))
+            )
+        ).all()
+    )
+    cache.addresses = dict(
+        (
+            await session.execute(
+                select(Address.id, Address.campaign_id).where(Address.id.in_(address_ids))
+            )
+        ).all()
+    )
+    if person_ids:
+        cache.people = {
+            pid: (campaign_id, address_id)
+            for pid, campaign_id, address_id in (
+                await session.execute(
+                    select(Person.id, Person.campaign_id, Person.address_id).where(
+                        Person.id.in_(person_ids)
+                    )
+                )
+            ).all()
+        }
+    list_ids = {e.walk_list_id for e in events if e.walk_list_id is not None}
+    if list_ids:
+        cache.walk_lists = dict(
+            (
+                await session.execute(
+                    select(WalkList.id, WalkList.campaign_id).where(WalkList.id.in_(list_ids))
+                )
+            ).all()
+        )
+    survey_ids = {
+        e.survey_id for e in events if isinstance(e, RecordAnswer) and e.survey_id is not None
+    }
+    if survey_ids:
+        cache.surveys = dict(
+            (
+                await session.execute(
+                    select(Survey.id, Survey.campaign_id).where(Survey.id.in_(survey_ids))
+                )
+            ).all()
+        )
+    return cache
+
+
+async def _apply_plain_event(
+    session: AsyncSession, context: PushContext, event: RecordContactAttempt | RecordAnswer
+) -> tuple[str, str]:
+    """``_apply_event`` for contact attempts and answers, answered from the push's ``PushCache``.
+
+    Same checks in the same order, same rows; the feed row is queued and
+    inserted with the others at the end of the push.
+    """
+    cache: PushCache = context.cache
+    entity = _EVENT_ENTITY[type(event)]
+    event_id = str(event.id)
+    if (entity, event_id) in cache.tombstones:
+        raise Rejected(f"{entity} {event_id} was erased")
+    if event_id in cache.event_ids[entity]:
+        return "duplicate", "event already recorded"
+    if cache.addresses.get(event.address_id) != context.campaign_id:
+        if ("address", str(event.address_id)) in cache.tombstones:
+            raise Rejected(f"address {event.address_id} was erased")
+        raise Rejected(f"unknown address {event.address_id}")
+    if event.person_id is not None:
+        person = cache.people.get(event.person_id)
+        if person is None or person[0] != context.campaign_id:
+            if ("person", str(event.person_id)) in cache.tombstones:
+                raise Rejected(f"person {event.person_id} was erased")
+            raise Rejected(f"unknown person {event.person_id}")
+        if person[1] != event.address_id:
+            raise Rejected(
+                f"person {event.person_id} is not registered at address {event.address_id}"
+            )
+    if (
+        event.walk_list_id is not None
+        and cache.walk_lists.get(event.walk_list_id) != context.campaign_id
+    ):
+        raise Rejected(f"unknown walk list {event.walk_list_id}")
+    common: dict[str, Any] = {
+        "id": event_id,
+        "campaign_id": context.campaign_id,
+        "address_id": event.address_id,
+        "person_id": event.person_id,
+        "hlc": event.at,
+        "user_id": context.user_id,
+        "device_id": context.device_id,
+        "walk_list_id": event.walk_list_id,
+    }
+    if isinstance(event, RecordContactAttempt):
+        session.add(
+            ContactAttempt(
+                **common,
+                outcome=event.outcome,
+                at=datetime.fromtimestamp(parse(event.at).wall_ms / 1000, UTC),
+            )
+        )
+    else:
+        if (
+            event.survey_id is not None
+            and cache.surveys.get(event.survey_id) != context.campaign_id
+        ):
+            raise Rejected(f"unknown survey {event.survey_id}")
+        session.add(
+            Answer(
+                **common,
+                survey_id=event.survey_id,
+                question_key=event.question_key,
+                value=event.value,
+            )
+        )
+    cache.event_ids[entity].add(event_id)
+    cache.feed_rows.append(
+        {
+            "campaign_id": context.campaign_id,
+            "entity": entity,
+            "entity_id": event_id,
+            "op": "upsert",
+            "walk_list_id": None,
+            "address_id": event.address_id,
+        }
+    )
+    return "applied", ""
+
+
+async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert the queued feed rows in one statement, stamped like ``record_change`` stamps them.
+
+    PostgreSQL: this transaction's xid8. SQLite: one counter value for the
+    whole push (writes are serialised, so rows sharing a value are exactly
+    one transaction's, which the cursor handles as on PostgreSQL).
+    """
+    if not rows:
+        return
+    if is_postgres(session):
+        txid = await session.scalar(text("SELECT pg_current_xact_id()::text::bigint"))
+        values = [{**row, "txid": int(txid), "version": 0} for row in rows]
+    else:
+        version = await _next_sqlite_version(session)
+        values = [{**row, "txid": version, "version": version} for row in rows]
+    await session.execute(insert(ChangeFeed), values)
 
 
 _EVENT_MODELS: dict[type, Any] = {
