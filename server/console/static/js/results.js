@@ -177,10 +177,37 @@ async function loadHealth() {
     parts.push(el("p", { class: "notice" }, `Phones not synced for over ${data.stale_after_hours} hours: ` +
       data.stale_devices.map((d) => `${d.name} (${d.user_name}, ${d.hours_since_sync === null ? "never" : fmt.num(d.hours_since_sync) + " h"})`).join("; ")));
   }
-  if (data.open_conflicts) {
-    parts.push(el("p", { class: "notice" }, "Resolving conflicts one by one is not available in the console yet: the server has no conflict-review endpoint."));
-  }
+  if (data.open_conflicts) parts.push(await conflictQueue());
   $("#health").replaceChildren(...parts);
+}
+
+/** The organiser's review queue: keep the winner, the loser, or a new value (written as a new edit that syncs). */
+async function conflictQueue() {
+  let conflicts;
+  try {
+    conflicts = await getJSON(`/api/campaigns/${state.campaignId}/conflicts`);
+  } catch (err) {
+    return el("p", { class: "notice" }, `Conflict review is for organisers: ${err.message}`);
+  }
+  const resolve = (c, value) => guarded(`Resolving conflict ${c.id}`, async () => {
+    await postJSON(`/api/campaigns/${state.campaignId}/conflicts/${c.id}/resolve`, { value });
+    setStatus(`Conflict ${c.id} resolved.`);
+    await loadHealth();
+  });
+  return el("div", { class: "table-wrap" }, el("table", {},
+    el("caption", {}, "Conflicts to review"),
+    el("thead", {}, el("tr", {}, ...["Record", "Field", "Kept (winner)", "Lost", "Now", "Keep"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, conflicts.map((c) => {
+      const input = el("input", { type: "text", "aria-label": `New value for ${c.entity} ${c.entity_id} ${c.field}`, value: c.current_value ?? "" });
+      return el("tr", {},
+        el("th", { scope: "row" }, `${c.entity} ${c.entity_id}`), el("td", {}, c.field),
+        el("td", {}, c.winning_value ?? "(empty)"), el("td", {}, c.losing_value ?? "(empty)"), el("td", {}, c.current_value ?? "(empty)"),
+        el("td", {},
+          el("button", { type: "button", onclick: () => resolve(c, c.winning_value) }, "Winner"), " ",
+          el("button", { type: "button", onclick: () => resolve(c, c.losing_value) }, "Loser"), " ",
+          input, " ",
+          el("button", { type: "button", onclick: () => resolve(c, input.value) }, "This value")));
+    }))));
 }
 
 export function resetResults() {
