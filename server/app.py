@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -91,6 +92,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            # Let background jobs (walk-list cuts) finish their writes before the engine goes.
+            background = app.state.get("background_tasks")
+            if background:
+                await asyncio.wait(list(background), timeout=60)
             await engine.dispose()
 
     async def add_security_headers(message: dict, scope: dict) -> None:  # type: ignore[type-arg]

@@ -689,9 +689,17 @@ async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_i
     def progress(done: int, total: int) -> None:
         progress_state.update(done=done, total=total)
 
+    finished = asyncio.Event()
+
     async def report() -> None:
+        # Stops at the next tick after `finished` is set: never cancelled in the middle of a query,
+        # which could leave a connection (and the app's shutdown) waiting.
         while True:
-            await asyncio.sleep(0.5)
+            try:
+                await asyncio.wait_for(finished.wait(), timeout=0.5)
+                return
+            except TimeoutError:
+                pass
             async with sessionmaker() as session:
                 job = await session.get(ImportJob, job_id)
                 if job is None or job.status != "running":
@@ -710,7 +718,8 @@ async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_i
         status, message = "done", f"{len(lists)} lists cut"
     except Exception as exc:
         status, message, result = "failed", getattr(exc, "detail", None) or f"{exc.__class__.__name__}: {exc}", {}
-    reporter.cancel()
+    finished.set()
+    await reporter
     async with sessionmaker() as session:
         job = await session.get(ImportJob, job_id)
         job.status, job.message, job.result, job.finished_at = status, message, result, _now()
