@@ -112,15 +112,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def is_token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    """True for access tokens signed out before expiry."""
-    if not isinstance(token.jti, str):
-        return False
-    async with connection.app.state.sessionmaker() as session:
-        row = await session.scalar(select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == token.jti))
-        return row is not None
-
-
 def build_jwt_auth(secret_key: str, access_minutes: int) -> JWTAuth[AuthUser, Token]:
     """Litestar's JWT bearer backend; handlers opt out with `opt={"exclude_from_auth": True}`."""
     from datetime import timedelta

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import shapely
 from pyogrio.errors import DataSourceError
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from geo.addresses import read_address_csv, read_codepoint, read_osm_addresses
@@ -364,11 +363,3 @@ async def import_register(
         unmatched=int(by_match.get("unmatched", 0)), unmatched_examples=[f"line {n}" for n in unmatched_lines[:20]],
         details={(f"matched_by_{k}" if k != "unmatched" else "unmatched"): int(v) for k, v in by_match.items()}, errors=_row_errors(errors),
     )
-
-
-async def count_rows(session: AsyncSession, model: Any, campaign_id: int) -> int:
-    """Rows of a campaign-scoped model (for reports and tests)."""
-    return int(await session.scalar(select(func.count()).select_from(model).where(model.campaign_id == campaign_id)) or 0)
-
-
-__all__ = ["ADDRESS_FORMATS", "import_addresses", "import_boundaries", "import_census_table", "import_register", "np"]

@@ -9,7 +9,6 @@ personal values (a phone number, a note).
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -127,20 +126,9 @@ async def list_rejections(session: AsyncSession, campaign_id: int) -> list[Rejec
     ]
 
 
-async def _console_device(session: AsyncSession, user: AuthUser, campaign_id: int) -> Device:
-    device = await session.scalar(
-        select(Device).where(Device.user_id == user.id, Device.campaign_id == campaign_id, Device.name == "console", Device.revoked_at.is_(None))
-    )
-    if device is None:
-        device = Device(user_id=user.id, campaign_id=campaign_id, name="console", node_id="console-" + uuid.uuid4().hex[:12])
-        session.add(device)
-        await session.flush()
-    return device
-
-
 async def resolve_conflict(session: AsyncSession, user: AuthUser, campaign_id: int, conflict_id: int, value: str | None, max_skew_ms: int) -> ConflictOut:
     """Write `value` as a new edit based on the current winner, then mark the conflict resolved."""
-    from server.sync.store import RawEnvelope, apply_push, push_context_for
+    from server.sync.store import RawEnvelope, apply_push, organiser_device, push_context_for
     from sync.clock import HybridClock
     from sync.protocol import EditField
 
@@ -150,7 +138,7 @@ async def resolve_conflict(session: AsyncSession, user: AuthUser, campaign_id: i
     if conflict.resolved_at is not None:
         raise ConflictError("This conflict is already resolved.")
     version = await session.get(FieldVersion, (conflict.entity, conflict.entity_id, conflict.field))
-    device = await _console_device(session, user, campaign_id)
+    device = await organiser_device(session, user.id, campaign_id, "console")
     clock = HybridClock(device.node_id)
     if version is not None:
         clock.receive(version.hlc, trusted=True)

@@ -793,6 +793,26 @@ async def push_context_for(
     )
 
 
+async def organiser_device(session: AsyncSession, user_id: int, campaign_id: int, name: str) -> Device:
+    """The device an organiser's server-side writes (paper sheets, conflict resolutions) push through.
+
+    One per user, campaign and purpose, so receipts, rejections and audit work as for phones.
+    """
+    device = await session.scalar(
+        select(Device).where(
+            Device.user_id == user_id,
+            Device.campaign_id == campaign_id,
+            Device.name == name,
+            Device.revoked_at.is_(None),
+        )
+    )
+    if device is None:
+        device = Device(user_id=user_id, campaign_id=campaign_id, name=name, node_id=f"{name.split()[0]}-{uuid.uuid4().hex[:12]}")
+        session.add(device)
+        await session.flush()
+    return device
+
+
 def new_event_id() -> uuid.UUID:
     """A fresh event id (server-made events use the same UUID space as phones)."""
     return uuid.uuid4()

@@ -13,7 +13,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import shapely
-from shapely.geometry import mapping, shape
+from shapely.geometry import mapping
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -215,5 +215,3 @@ async def get_target(session: AsyncSession, campaign_id: int, target_id: int) ->
         raise NotFound(f"No target {target_id} in this campaign.")
     return target
 
-
-__all__ = ["shape"]

@@ -38,7 +38,6 @@ from server.audit import record_audit
 from server.db.models import (
     Address,
     Assignment,
-    Device,
     DeviceReceipt,
     Flag,
     ImportJob,
@@ -613,30 +612,18 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
 # ------------------------------------------------------------------ paper results
 
 
-async def _paper_device(session: AsyncSession, user: AuthUser, campaign_id: int) -> Device:
-    """Each organiser keys paper sheets through their own 'paper entry' device (so receipts and audit work as for phones)."""
-    device = await session.scalar(
-        select(Device).where(Device.user_id == user.id, Device.campaign_id == campaign_id, Device.name == "paper entry", Device.revoked_at.is_(None))
-    )
-    if device is None:
-        device = Device(user_id=user.id, campaign_id=campaign_id, name="paper entry", node_id="paper-" + uuid.uuid4().hex[:12])
-        session.add(device)
-        await session.flush()
-    return device
-
-
 async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, data: PaperResults, max_skew_ms: int) -> PaperResultsOut:
     """Apply results keyed from a paper sheet through the phones' push path (events insert-if-absent).
 
     With a `sheet_id` the event ids are derived from it, so keying the same sheet twice adds nothing.
     """
-    from server.sync.store import RawEnvelope, apply_push, push_context_for
+    from server.sync.store import RawEnvelope, apply_push, organiser_device, push_context_for
     from sync.clock import HybridClock
     from sync.protocol import RecordAnswer, RecordContactAttempt
 
     await get_list(session, campaign_id, walk_list_id)
     on_list = set((await session.scalars(select(WalkListStop.address_id).where(WalkListStop.walk_list_id == walk_list_id))).all())
-    device = await _paper_device(session, user, campaign_id)
+    device = await organiser_device(session, user.id, campaign_id, "paper entry")
     context = await push_context_for(session, device.id, user.id, user.role_in(campaign_id) or (Role.admin if user.is_superuser else None), max_skew_ms)
     last_seq = int(await session.scalar(select(DeviceReceipt.last_seq).where(DeviceReceipt.device_id == device.id)) or 0)
     clock = HybridClock(device.node_id)
