@@ -83,6 +83,19 @@ def _natural_key(text: object) -> tuple[Any, ...]:
 # ------------------------------------------------------------------ gathering doors
 
 
+def stops_by_building(addresses: pd.DataFrame) -> gpd.GeoDataFrame:
+    """One stop per building (flats share a door): mean point, door count, street and first house number."""
+    grouped = addresses.groupby("building_key", sort=True).agg(
+        lon=("lon", "mean"), lat=("lat", "mean"), doors=("address_id", "size"), street=("street", "first"), house_number=("house_number", "first")
+    )
+    return gpd.GeoDataFrame(
+        {"stop_id": grouped.index.to_numpy(), "doors": grouped["doors"].to_numpy(), "street": grouped["street"].to_numpy(),
+         "house_number": grouped["house_number"].to_numpy()},
+        geometry=gpd.points_from_xy(grouped["lon"], grouped["lat"]),
+        crs="EPSG:4326",
+    )
+
+
 async def target_doors(session: AsyncSession, campaign_id: int, target: Target) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
     """Stops (one per building) inside a target, the addresses behind them, and how many were left off as do-not-visit."""
     if target.geometry is None:
@@ -112,16 +125,7 @@ async def target_doors(session: AsyncSession, campaign_id: int, target: Target) 
     frame = frame[~frame["address_id"].isin(blocked)]
     if frame.empty:
         raise InvalidInput("The target holds no addresses that may be visited.")
-    grouped = frame.groupby("building_key", sort=True).agg(
-        lon=("lon", "mean"), lat=("lat", "mean"), doors=("address_id", "size"), street=("street", "first"), house_number=("house_number", "first")
-    )
-    stops = gpd.GeoDataFrame(
-        {"stop_id": grouped.index.to_numpy(), "doors": grouped["doors"].to_numpy(), "street": grouped["street"].to_numpy(),
-         "house_number": grouped["house_number"].to_numpy()},
-        geometry=gpd.points_from_xy(grouped["lon"], grouped["lat"]),
-        crs="EPSG:4326",
-    )
-    return stops, frame, skipped
+    return stops_by_building(frame), frame, skipped
 
 
 async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> StreetNetwork | None:
@@ -444,14 +448,7 @@ async def _list_stops_frame(session: AsyncSession, walk_list_ids: Sequence[int])
         )
     ).all()
     frame = pd.DataFrame(rows, columns=["walk_list_id", "address_id", "lon", "lat", "building_key", "street", "house_number", "flat"])
-    grouped = frame.groupby("building_key", sort=True).agg(
-        lon=("lon", "mean"), lat=("lat", "mean"), doors=("address_id", "size"), street=("street", "first"), house_number=("house_number", "first")
-    )
-    stops = gpd.GeoDataFrame(
-        {"stop_id": grouped.index.to_numpy(), "doors": grouped["doors"].to_numpy(), "street": grouped["street"].to_numpy(), "house_number": grouped["house_number"].to_numpy()},
-        geometry=gpd.points_from_xy(grouped["lon"], grouped["lat"]), crs="EPSG:4326",
-    )
-    return stops, frame
+    return stops_by_building(frame), frame
 
 
 async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame) -> None:
