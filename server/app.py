@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from litestar import Litestar
@@ -27,6 +27,7 @@ from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
 from server.results.controllers import ResultsController, ResultsExportController
+from server.results.tallies import fold_periodically
 from server.settings import Settings, get_settings
 from server.sync.controllers import SyncController
 from server.sync.review import ConflictReviewController
@@ -89,9 +90,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine = create_engine_for(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        folder = None
+        if not settings.is_sqlite and settings.result_fold_seconds > 0:
+            folder = asyncio.create_task(fold_periodically(app.state.sessionmaker, settings.result_fold_seconds))
         try:
             yield
         finally:
+            if folder is not None:
+                folder.cancel()
+                with suppress(asyncio.CancelledError):
+                    await folder
             # Let background jobs (walk-list cuts) finish their writes before the engine goes.
             background = app.state.get("background_tasks")
             if background:

@@ -33,10 +33,11 @@ What is kept, because it holds no personal data:
   lists, stops, targets, census areas, surveys, assignments;
 * aggregate results: answer counts per census area and walk list
   (``result_answer_cells``), attempts per hour, list and canvasser
-  (``result_hour_tally``), and per door only how many knocks and contacts
-  there were (``result_door_tally`` with the outcome columns zeroed, so
-  progress figures survive but no door keeps "refused", "moved away",
-  "deceased" or "do not visit");
+  (``result_hour_tally``), and per door, walk list and canvasser only how
+  many doors were knocked, knocks and contacts there were
+  (``result_door_tally`` and ``result_group_tally`` with the outcome columns
+  zeroed, so progress figures survive but no door keeps "refused", "moved
+  away", "deceased" or "do not visit");
 * tombstones (ids only) and the change feed (ids only);
 * user accounts, memberships, devices and audit events (about the
   campaign's own volunteers, not voters; removed by account deletion, not by
@@ -71,6 +72,7 @@ from server.db.models import (
     SyncCounter,
     Tombstone,
 )
+from server.results.tallies import fold_result_tallies
 from server.sync.feed import COUNTER_NAME, is_postgres
 from sync.protocol import flag_key
 
@@ -92,7 +94,7 @@ DOOR_OUTCOME_COLUMNS = (
     "n_wrong_address",
     "n_other",
 )
-TALLY_TABLES = ("result_door_tally", "result_hour_tally", "result_answer_cells")
+TALLY_TABLES = ("result_door_tally", "result_group_tally", "result_hour_tally", "result_answer_cells")
 
 
 class RetentionReport(msgspec.Struct, frozen=True):
@@ -142,6 +144,7 @@ async def apply_retention(
 ) -> RetentionReport:
     """Delete one campaign's personal canvass data now (see the module docstring), in the caller's transaction."""
     cid = campaign.id
+    await fold_result_tallies(session)  # queued attempts count in the aggregates that survive
     tallies = await _snapshot_tallies(session, cid)
 
     people = list(
@@ -313,7 +316,7 @@ async def _restore_tallies(
         await session.execute(text(f"DELETE FROM {table} WHERE campaign_id = :c"), {"c": campaign_id})
         if not rows:
             continue
-        if table == "result_door_tally":
+        if table in ("result_door_tally", "result_group_tally"):
             rows = [{**row, **dict.fromkeys(DOOR_OUTCOME_COLUMNS, 0)} for row in rows]
         columns = list(rows[0])
         statement = text(

@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = "http://127.0.0.1:8000"
     tile_url: str = ""
     small_count_threshold: int = 5
+    result_fold_seconds: int = 2
+    """PostgreSQL: how often the background task folds queued attempts into the result tallies."""
     debug: bool = False
 
     @property

@@ -46,6 +46,7 @@ from server.db.models import (
 )
 from server.demo import DEMO_PASSWORD, load_demo
 from server.results.services import rebuild_result_tallies
+from server.results.tallies import fold_result_tallies
 
 OUTCOMES = ["spoke", "not_home", "refused", "moved", "deceased", "inaccessible", "come_back", "do_not_visit", "wrong_address"]
 WEIGHTS = [30, 35, 8, 4, 1, 5, 8, 2, 2]
@@ -497,8 +498,13 @@ async def test_exports_audited_pdf_and_geopackage(client: AsyncTestClient[Litest
     ]
 
 
+def seeded_backend(session: AsyncSession) -> str:
+    return session.bind.dialect.name
+
+
 async def test_tallies_follow_every_write(seeded: Seeded, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Triggers keep the tallies equal to a full rebuild through inserts, corrections, updates and deletes."""
+    """Triggers (and on PostgreSQL the fold of queued attempts) keep the tallies equal to a full rebuild
+    through inserts, corrections, updates and deletes, of attempts already folded and of attempts still queued."""
     cid = seeded.campaign_id
 
     async def snapshot(session: AsyncSession) -> dict[str, list[Any]]:
@@ -508,6 +514,9 @@ async def test_tallies_follow_every_write(seeded: Seeded, sessionmaker: async_se
             out[table] = sorted(tuple(r) for r in rows)
         return out
 
+    async with sessionmaker() as session:
+        await fold_result_tallies(session)  # the seeded attempts are folded: the edits below take back folded rows
+        await session.commit()
     async with sessionmaker() as session:
         answers = (await session.scalars(select(Answer).where(Answer.campaign_id == cid).order_by(Answer.id).limit(50))).all()
         # An older, late-arriving answer must not displace a newer one; a newer one must.
@@ -523,8 +532,26 @@ async def test_tallies_follow_every_write(seeded: Seeded, sessionmaker: async_se
         await session.execute(delete(ContactAttempt).where(ContactAttempt.id.in_(attempt_ids[:10])))
         await session.execute(update(ContactAttempt).where(ContactAttempt.id.in_(attempt_ids[10:20])).values(outcome="spoke", walk_list_id=None))
         await session.execute(update(ContactAttempt).where(ContactAttempt.id == attempt_ids[25]).values(at=datetime(2026, 11, 1, 23, 30, tzinfo=UTC)))
+        # new attempts (queued on PostgreSQL), some corrected or deleted before any fold
+        template = (await session.scalars(select(ContactAttempt).where(ContactAttempt.id == attempt_ids[29]))).one()
+        fresh = [f"fresh-{n}" for n in range(12)]
+        for n, attempt_id in enumerate(fresh):
+            session.add(ContactAttempt(id=attempt_id, campaign_id=cid, address_id=template.address_id if n % 2 else answers[n].address_id,
+                                       walk_list_id=template.walk_list_id, user_id=template.user_id, outcome=OUTCOMES[n % len(OUTCOMES)],
+                                       hlc=hlc(4 * 10**9 + n), at=datetime(2026, 11, 2, n, 5, tzinfo=UTC)))
+        await session.flush()
+        await session.execute(delete(ContactAttempt).where(ContactAttempt.id.in_(fresh[:3])))
+        await session.execute(update(ContactAttempt).where(ContactAttempt.id.in_(fresh[3:6])).values(outcome="spoke", walk_list_id=None))
         await session.commit()
     async with sessionmaker() as session:
+        if seeded_backend(session) == "postgresql":
+            queued = await session.scalar(text("SELECT count(*) FROM result_pending"))
+            # 9 new attempts wait for a fold, and so do the 11 folded ones updated above (taken back, re-queued)
+            assert queued == 9 + 11
+        await fold_result_tallies(session)
+        await session.commit()
+    async with sessionmaker() as session:
+        assert await session.scalar(text("SELECT count(*) FROM result_pending")) == 0
         live = await snapshot(session)
         counts = await rebuild_result_tallies(session, cid)
         rebuilt = await snapshot(session)

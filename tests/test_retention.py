@@ -241,12 +241,20 @@ async def test_retention_erases_personal_data_everywhere(
 
 
 async def tally_figures(session: AsyncSession, campaign_id: int) -> dict[str, int]:
-    """Aggregate result figures that must survive retention."""
+    """Aggregate result figures that must survive retention (queued attempts folded in first, as every reader does)."""
     from sqlalchemy import text
+
+    from server.results.tallies import fold_result_tallies
+
+    await fold_result_tallies(session)
 
     door = (await session.execute(text(
         "SELECT count(DISTINCT address_id), coalesce(sum(attempts), 0), coalesce(sum(contacts), 0) FROM result_door_tally WHERE campaign_id = :c"
     ), {"c": campaign_id})).one()
     hour = await session.scalar(text("SELECT coalesce(sum(attempts), 0) FROM result_hour_tally WHERE campaign_id = :c"), {"c": campaign_id})
     cells = await session.scalar(text("SELECT coalesce(sum(n), 0) FROM result_answer_cells WHERE campaign_id = :c"), {"c": campaign_id})
-    return {"doors": int(door[0]), "attempts": int(door[1]), "contacts": int(door[2]), "hour_attempts": int(hour or 0), "answer_cells": int(cells or 0)}
+    group = (await session.execute(text(
+        "SELECT coalesce(sum(knocked), 0), coalesce(sum(attempts), 0) FROM result_group_tally WHERE campaign_id = :c AND kind = 'campaign'"
+    ), {"c": campaign_id})).one()
+    return {"doors": int(door[0]), "attempts": int(door[1]), "contacts": int(door[2]), "hour_attempts": int(hour or 0), "answer_cells": int(cells or 0),
+            "campaign_knocked": int(group[0]), "campaign_attempts": int(group[1])}

@@ -605,10 +605,11 @@ PERSON_LEVEL_TABLES = (
 # ---------------------------------------------------------------- results (summaries and follow-ups)
 #
 # The result tallies are derived data, maintained by database triggers on
-# `contact_attempts` and `answers` (created in migration 0003) so every writer
-# (sync push, paper key-in, bulk load) keeps them right in the same
-# transaction; `server.results.services.rebuild_result_tallies` recomputes
-# them from the events. They hold counts only, never a person's id.
+# `contact_attempts` and `answers` (migrations 0003 and 0005) so every writer
+# (sync push, paper key-in, bulk load) keeps them right; on PostgreSQL new
+# attempts are queued and folded in set-based before every read
+# (`server.results.tallies`); `server.results.services.rebuild_result_tallies`
+# recomputes them from the events. They hold counts only, never a person's id.
 
 
 class ResultDoorTally(Base):
@@ -683,6 +684,22 @@ class ResultAnswerCell(Base):
     question_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ResultPending(Base):
+    """Contact attempts not yet folded into the tallies (PostgreSQL; see migration 0005). Ids only."""
+
+    __tablename__ = "result_pending"
+
+    attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class ResultFoldBatch(Base):
+    """The attempts one fold is taking in (filled and emptied inside the fold's transaction)."""
+
+    __tablename__ = "result_fold_batch"
+
+    attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True)
 
 
 class FollowUp(Base):

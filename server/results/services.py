@@ -16,9 +16,10 @@ Definitions (shared by every figure here and by the exports):
   are append-only; a correction is a new row). The respondent is the person
   when known, else the household (address).
 
-Figures come from tallies kept by database triggers in the same transaction as
-each event (see migration 0003), so the dashboard reads thousands of rows, not
-millions; `rebuild_result_tallies` recomputes them from the events.
+Figures come from tallies kept by database triggers (migrations 0003 and 0005;
+on PostgreSQL new attempts are queued and every reader folds the queue in
+first, see `server.results.tallies`), so the dashboard reads thousands of rows,
+not millions; `rebuild_result_tallies` recomputes them from the events.
 Small counts are suppressed in every area breakdown (threshold from settings,
 raisable per request, never lowered). Ethnicity appears nowhere: results are by
 area, target, list and canvasser only.
@@ -76,10 +77,19 @@ from server.results.schemas import (
     StaleDevice,
     TimeBucket,
 )
+from server.results.tallies import (
+    CONTACT_OUTCOMES,
+    OUTCOMES,
+    RESULT_TALLIES,
+    SUM_COLUMNS,
+    fold_result_tallies,
+    hour_expression,
+    rebuild_result_tallies,
+)
 from server.settings import Settings
 
-OUTCOMES = ("spoke", "not_home", "refused", "moved", "deceased", "inaccessible", "come_back", "do_not_visit", "wrong_address")
-CONTACT_OUTCOMES = frozenset({"spoke", "refused"})
+__all__ = ["CONTACT_OUTCOMES", "OUTCOMES", "RESULT_TALLIES", "rebuild_result_tallies"]
+
 DEFINITIONS = {
     "attempts": "every knock recorded (contact attempts), whatever the outcome",
     "doors_knocked": "distinct addresses with at least one attempt",
@@ -99,9 +109,7 @@ NO_CONSENT = frozenset({"", "no", "none", "withdrawn", "refused"})
 YES = frozenset({"yes", "y", "true", "1"})
 WARD_KINDS = ("ward", "WD", "WARD")
 BREAKDOWNS = ("area", "ward", "target", "walk_list")
-RESULT_TALLIES = ("result_door_tally", "result_group_tally", "result_hour_tally", "result_answer_cells")
-
-_SUM_COLUMNS = ["attempts", *[f"n_{o}" for o in OUTCOMES], "n_other"]
+_SUM_COLUMNS = SUM_COLUMNS
 # Two-level aggregation (per group and door, then per group): hash aggregates instead of the sorts
 # that count(DISTINCT ...) needs, several times faster on PostgreSQL.
 _PER_DOOR = "max(CASE WHEN t.contacts > 0 THEN 1 ELSE 0 END) AS contacted, " + ", ".join(f"sum(t.{c}) AS {c}" for c in _SUM_COLUMNS)
@@ -173,6 +181,7 @@ async def _rows(session: AsyncSession, sql: str, **params: Any) -> list[Any]:
 
 async def _tallies_by(session: AsyncSession, campaign_id: int, group: str, walk_list_id: int | None = None) -> dict[Any, dict[str, int]]:
     """Progress aggregates per group key from the group tally: None (campaign), list, canvasser, or target (sum of its lists)."""
+    await fold_result_tallies(session)
     columns = "g.knocked, g.contacted, " + ", ".join(f"g.{c}" for c in _SUM_COLUMNS)
     if group == "target":
         rows = await _rows(
@@ -220,21 +229,15 @@ def _sum_doors(lists: Iterable[int], doors: dict[int, tuple[int, int]]) -> tuple
     return on_lists, remaining
 
 
-def _hour_expression(pg: bool, alias: str = "r") -> str:
-    """SQL for an attempt's UTC hour since the epoch (its time, else when the server received it)."""
-    if pg:
-        return f"floor(extract(epoch from coalesce({alias}.at, {alias}.received_at)) / 3600)::int"
-    return f"(CAST(strftime('%s', coalesce({alias}.at, {alias}.received_at)) AS INTEGER) / 3600)"
-
-
 async def _time_buckets(
     session: AsyncSession, campaign_id: int, zone: ZoneInfo, walk_list_id: int | None = None
 ) -> tuple[list[TimeBucket], list[TimeBucket]]:
     """Attempts and contact attempts by local day and local hour of day: the hourly tally, or one list's events."""
+    await fold_result_tallies(session)
     if walk_list_id is None:
         sql = "SELECT hour, attempts, contacts FROM result_hour_tally WHERE campaign_id = :c"
     else:
-        hour = _hour_expression(session.bind.dialect.name == "postgresql")
+        hour = hour_expression(session.bind.dialect.name == "postgresql")
         sql = (
             f"SELECT {hour} AS hour, count(*) AS attempts, sum(CASE WHEN r.outcome IN ('spoke', 'refused') THEN 1 ELSE 0 END) AS contacts "
             f"FROM contact_attempts r WHERE r.campaign_id = :c AND r.walk_list_id = :w GROUP BY {hour}"
@@ -545,6 +548,8 @@ async def area_results_frame(session: AsyncSession, campaign_id: int, threshold:
     """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed)."""
     from server.geography.services import campaign_area_polygons
 
+    await fold_result_tallies(session)
+
     areas = await campaign_area_polygons(session, campaign_id, kind="OA")
     if areas.empty:
         areas = await campaign_area_polygons(session, campaign_id, kind=None)
@@ -781,51 +786,3 @@ async def data_health(session: AsyncSession, campaign_id: int, stale_hours: floa
         stale_devices=[StaleDevice(device_id=s["id"], name=s["name"], user_id=s["user_id"], user_name=s["display_name"],
                                    last_sync_at=as_dt(s["last_sync_at"]), hours_since_sync=hours_since(s["last_sync_at"])) for s in stale],
     )
-
-
-# ------------------------------------------------------------------ maintenance
-
-
-async def rebuild_result_tallies(session: AsyncSession, campaign_id: int) -> dict[str, int]:
-    """Recompute one campaign's tallies from its events (repair, or after addresses change area); returns row counts."""
-    pg = session.bind.dialect.name == "postgresql"
-    hour = _hour_expression(pg)
-    collate = ' COLLATE "C"' if pg else ""
-    contact = "('spoke', 'refused')"
-    known = "(" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")"
-    columns = ["attempts", "contacts", *[f"n_{o}" for o in OUTCOMES], "n_other"]
-    sums = ", ".join(
-        ["count(*)", f"sum(CASE WHEN outcome IN {contact} THEN 1 ELSE 0 END)"]
-        + [f"sum(CASE WHEN outcome = '{o}' THEN 1 ELSE 0 END)" for o in OUTCOMES]
-        + [f"sum(CASE WHEN outcome NOT IN {known} THEN 1 ELSE 0 END)"]
-    )
-    for table in RESULT_TALLIES:
-        await session.execute(text(f"DELETE FROM {table} WHERE campaign_id = :c"), {"c": campaign_id})
-    await session.execute(text(
-        f"INSERT INTO result_door_tally (campaign_id, address_id, walk_list_id, user_id, {', '.join(columns)}) "
-        f"SELECT campaign_id, address_id, coalesce(walk_list_id, 0), coalesce(user_id, 0), {sums} FROM contact_attempts "
-        "WHERE campaign_id = :c GROUP BY campaign_id, address_id, coalesce(walk_list_id, 0), coalesce(user_id, 0)"), {"c": campaign_id})
-    for kind, key in (("campaign", "0"), ("list", "walk_list_id"), ("user", "user_id")):
-        await session.execute(text(
-            f"INSERT INTO result_group_tally (campaign_id, kind, key, knocked, contacted, {', '.join(_SUM_COLUMNS)}) "
-            f"SELECT campaign_id, '{kind}', k, count(*), sum(c), {', '.join(f'sum({c})' for c in _SUM_COLUMNS)} FROM ("
-            f"SELECT campaign_id, {key} AS k, address_id, max(CASE WHEN contacts > 0 THEN 1 ELSE 0 END) AS c, "
-            f"{', '.join(f'sum({c}) AS {c}' for c in _SUM_COLUMNS)} FROM result_door_tally WHERE campaign_id = :c "
-            "GROUP BY campaign_id, k, address_id) x GROUP BY campaign_id, k"), {"c": campaign_id})
-    await session.execute(text(
-        "INSERT INTO result_hour_tally (campaign_id, hour, attempts, contacts) "
-        f"SELECT campaign_id, h, count(*), sum(c) FROM (SELECT campaign_id, {hour} AS h, "
-        f"CASE WHEN outcome IN {contact} THEN 1 ELSE 0 END AS c FROM contact_attempts r "
-        "WHERE campaign_id = :c) x GROUP BY campaign_id, h"), {"c": campaign_id})
-    await session.execute(text(
-        "INSERT INTO result_answer_cells (campaign_id, area_code, walk_list_id, question_key, value, n) "
-        "SELECT campaign_id, area, wl, question_key, v, count(*) FROM ("
-        "SELECT a.campaign_id, coalesce(ad.area_code, '') AS area, coalesce(a.walk_list_id, 0) AS wl, a.question_key, "
-        "substr(CAST(a.value AS TEXT), 1, 200) AS v, row_number() OVER (PARTITION BY a.question_key, "
-        "coalesce(a.person_id, 0), CASE WHEN a.person_id IS NULL THEN a.address_id ELSE 0 END "
-        f"ORDER BY a.hlc{collate} DESC, a.id{collate} DESC) AS rn FROM answers a LEFT JOIN addresses ad ON ad.id = a.address_id "
-        "WHERE a.campaign_id = :c) x WHERE rn = 1 GROUP BY campaign_id, area, wl, question_key, v"), {"c": campaign_id})
-    counts = {}
-    for table in RESULT_TALLIES:
-        counts[table] = int(await session.scalar(text(f"SELECT count(*) FROM {table} WHERE campaign_id = :c"), {"c": campaign_id}) or 0)
-    return counts
