@@ -42,6 +42,7 @@ BUSY_CROSSING_PENALTY_M = 60.0  # busy streets: one side, then the other
 ROUTE_TIME_BUDGET_S = 0.004
 _N_DIRECTIONS = 12
 _NEIGHBOUR_M = 120.0
+_GAP_FLOOR_M = 80.0  # re-cuts, swaps and kicks may leave a list with gaps up to this
 _LINK_M = 200.0
 
 
@@ -66,8 +67,9 @@ class WalkListPlan:
     route_cost: float = 0.0  # length plus crossing penalties: what the ordering minimised
     # why a list is outside +-10%, when that is allowed: "small_region" (the whole region
     # between major roads has too few doors), "indivisible_region" (no number of lists
-    # splits the region's doors within +-10%, e.g. 70 doors for lists of 50) or
-    # "big_block" (one block of flats is bigger than the target)
+    # splits the region's doors within +-10%, e.g. 70 or 129 doors for lists of 50: one
+    # list of the region takes what the others, within range, leave) or "big_block" (one
+    # block of flats is bigger than the target)
     size_exception: str | None = None
     stop_index: list[int] = field(default_factory=list, repr=False)  # row positions in `stops`
 
@@ -111,10 +113,45 @@ def _choose_parts(total: float, target: float) -> int:
     return int(ks[int(np.argmin(dev))])
 
 
-def _bisect(idx: np.ndarray, xy: np.ndarray, w: np.ndarray, k: int, out: list[np.ndarray]) -> None:
-    """Recursive weighted bisection along the principal axis into k parts of equal weight."""
+def _region_targets(total: float, target: float) -> tuple[list[float], int | None]:
+    """Planned sizes of a region's lists, and which one (if any) is a forced exception.
+
+    When some number of lists splits the region within +-10%, that many lists of equal
+    size. Otherwise (e.g. 70 doors, or 129, for lists of 50) at least one list must be out
+    of range, and only one is: all others sit at the edge of the range and one remainder
+    list takes what is left, sized as close to the target as that allows.
+    """
+    lo, hi = target * (1 - SIZE_TOLERANCE), target * (1 + SIZE_TOLERANCE)
+    k = _choose_parts(total, target)
+    if lo * k - 1e-9 <= total <= hi * k + 1e-9:
+        return [total / k] * k, None
+    best: tuple[float, int, float] = (abs(total - target), 0, total)  # (deviation, m, r)
+    for m in range(1, int(total // lo) + 1):
+        r_lo, r_hi = total - m * hi, total - m * lo  # the remainder when m lists are in range
+        if r_hi <= 0:
+            break
+        r = min(max(target, r_lo), r_hi)
+        if abs(r - target) < best[0] - 1e-9:
+            best = (abs(r - target), m, r)
+    _, m, r = best
+    if m == 0:
+        return [total], 0
+    return [(total - r) / m] * m + [r], m
+
+
+def _bisect(
+    idx: np.ndarray,
+    xy: np.ndarray,
+    w: np.ndarray,
+    targets: Sequence[float],
+    out: list[tuple[np.ndarray, list[int]]],
+    first: int = 0,
+) -> None:
+    """Recursive weighted bisection along the principal axis into parts of the planned
+    sizes `targets`; appends (stop indices, positions in `targets` the part stands for)."""
+    k = len(targets)
     if k <= 1 or idx.size <= 1:
-        out.append(idx)
+        out.append((idx, list(range(first, first + k))))
         return
     k1 = k // 2
     pts = xy[idx]
@@ -124,7 +161,7 @@ def _bisect(idx: np.ndarray, xy: np.ndarray, w: np.ndarray, k: int, out: list[np
     c = pts - centre
     cov = (c * ww[:, None]).T @ c / total
     _vals, vecs = np.linalg.eigh(cov)
-    goal = total * k1 / k
+    goal = total * float(sum(targets[:k1])) / float(sum(targets))
     per = total / k
     major = vecs[:, 1]
     base = float(np.arctan2(major[1], major[0]))
@@ -147,56 +184,93 @@ def _bisect(idx: np.ndarray, xy: np.ndarray, w: np.ndarray, k: int, out: list[np
             break
     assert best is not None
     _, left, right = best
-    _bisect(idx[left], xy, w, k1, out)
-    _bisect(idx[right], xy, w, k - k1, out)
+    _bisect(idx[left], xy, w, targets[:k1], out, first)
+    _bisect(idx[right], xy, w, targets[k1:], out, first + k1)
 
 
 def _partition_region(
     idx: np.ndarray, xy: np.ndarray, w: np.ndarray, target: float
 ) -> list[tuple[np.ndarray, str]]:
-    """Cut one region's stops into groups; big single blocks become their own lists."""
+    """Cut one region's stops into groups; big single blocks become their own lists.
+
+    Kinds: "big_block", "small_region" / "indivisible_region" (the one list a region's
+    size forces out of range, see `_region_targets`) or "cut" (every other list, which
+    should be within +-10%; if it is not, that is a miss of the cutter, not an exception).
+    """
     groups: list[tuple[np.ndarray, str]] = []
-    big = idx[w[idx] >= target * (1 - SIZE_TOLERANCE)]
+    lo, hi = target * (1 - SIZE_TOLERANCE), target * (1 + SIZE_TOLERANCE)
+    big = idx[w[idx] >= lo]
     for b in big:
         groups.append((np.array([b]), "big_block"))
-    rest = idx[w[idx] < target * (1 - SIZE_TOLERANCE)]
-    if rest.size:
-        k = _choose_parts(float(w[rest].sum()), target)
-        parts: list[np.ndarray] = []
-        _bisect(rest, xy, w, k, parts)
-        parts = [p for p in parts if p.size]
-        if len(parts) == 1 and float(w[rest].sum()) < target * (1 - SIZE_TOLERANCE):
-            groups.append((parts[0], "small_region"))
-            return groups
-        if len(parts) > 1:
-            parts = _rebalance(parts, xy, w, target)
-        total = float(w[rest].sum())
-        ks = np.arange(1, int(total // (target * (1 - SIZE_TOLERANCE))) + 2)
-        feasible = bool(np.any(np.abs(total / ks - target) <= target * SIZE_TOLERANCE + 1e-9))
-        kind = "cut" if feasible else "indivisible_region"
-        groups.extend((p, kind) for p in parts if p.size)
+    rest = idx[w[idx] < lo]
+    if not rest.size:
+        return groups
+    total = float(w[rest].sum())
+    targets, remainder = _region_targets(total, target)
+    out: list[tuple[np.ndarray, list[int]]] = []
+    _bisect(rest, xy, w, targets, out)
+    parts = [p for p, _ in out]
+    p_lo = np.full(len(out), lo)
+    p_hi = np.full(len(out), hi)
+    p_tg = np.array([sum(targets[i] for i in ti) for _, ti in out])
+    forced = np.array([remainder in ti for _, ti in out])
+    # The forced list may be anywhere below (above) the range while the others are made
+    # to fit; then it is pulled towards its planned size, as far as the others still fit.
+    if remainder is not None and targets[remainder] < lo:
+        p_lo[forced] = 0.0
+        tight_lo, tight_hi = p_lo.copy(), p_hi.copy()
+        tight_lo[forced] = p_tg[forced] - 0.5
+    elif remainder is not None:
+        p_hi[forced] = np.inf
+        tight_lo, tight_hi = p_lo.copy(), p_hi.copy()
+        tight_hi[forced] = p_tg[forced] + 0.5
+    if len(parts) > 1:
+        parts = _rebalance(parts, xy, w, p_lo, p_hi, p_tg)
+        if remainder is not None:
+            tight = _rebalance(parts, xy, w, tight_lo, tight_hi, p_tg)
+            sizes = np.array([float(w[p].sum()) for p in tight])
+            dev = np.abs(sizes - p_tg)[forced].sum()
+            old_dev = np.abs(np.array([float(w[p].sum()) for p in parts]) - p_tg)[forced].sum()
+            if not np.any(_violation(sizes, p_lo, p_hi) > 1e-9) and dev < old_dev:
+                parts = tight
+    if remainder is None:
+        kinds = ["cut"] * len(parts)
+    else:
+        kind = "small_region" if len(targets) == 1 and total < lo else "indivisible_region"
+        kinds = [kind if f else "cut" for f in forced]
+    groups.extend((p, k) for p, k in zip(parts, kinds, strict=True) if p.size)
     return groups
 
 
-def _violation(size: np.ndarray | float, lo: float, hi: float) -> np.ndarray | float:
+def _violation(
+    size: np.ndarray | float, lo: np.ndarray | float, hi: np.ndarray | float
+) -> np.ndarray | float:
     return np.maximum(0.0, lo - size) + np.maximum(0.0, size - hi)
 
 
 def _rebalance(
-    parts: list[np.ndarray], xy: np.ndarray, w: np.ndarray, target: float, max_moves: int = 2000
+    parts: list[np.ndarray],
+    xy: np.ndarray,
+    w: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    tg: np.ndarray,
+    max_moves: int = 2000,
+    max_escapes: int = 20,
 ) -> list[np.ndarray]:
-    """Move boundary stops between neighbouring lists of one region to bring sizes in range.
+    """Bring the lists of one region within their size range [lo, hi] (per list).
 
-    Greedy: each move takes one stop that has a near neighbour in the receiving list and
-    must lower the summed out-of-range amount of the two lists; among equals the stop
-    closest to the receiving list's centre moves.
+    First `_settle`: greedy single-stop moves, chains and swaps between neighbouring lists.
+    Lists still out of range are usually lumpy (a few big blocks of flats); for them a
+    list and a neighbour are cut again by a new line (`_recut_pair`), or a block of flats
+    is handed to a neighbouring list and the sizes settled again around it (`_kick`).
+    Lists keep their number and order (one list per entry of `parts`).
     """
-    lo, hi = target * (1 - SIZE_TOLERANCE), target * (1 + SIZE_TOLERANCE)
     idx = np.concatenate(parts)
     label = np.concatenate([np.full(p.size, i) for i, p in enumerate(parts)])
     pts = xy[idx]
     ww = w[idx]
-    kk = min(9, idx.size)
+    kk = min(13, idx.size)
     dd, nb = cKDTree(pts).query(pts, k=kk)
     nb = np.where(dd <= _NEIGHBOUR_M, nb, -1)[:, 1:]
     nparts = len(parts)
@@ -204,48 +278,126 @@ def _rebalance(
     count = np.bincount(label, minlength=nparts)
     sumxy = np.zeros((nparts, 2))
     np.add.at(sumxy, label, pts)
-    for _ in range(max_moves):
+    state = (label, size, count, sumxy)
+    bounds = (lo, hi, tg)
+    movable = np.ones(idx.size, dtype=bool)
+    _settle(state, nb, pts, ww, bounds, max_moves, movable)
+    tried: set[tuple[int, ...]] = set()
+    for _ in range(max_escapes):
         viol = _violation(size, lo, hi)
-        bad = np.flatnonzero(viol > 0)
+        bad = np.flatnonzero(viol > 1e-9)
         if bad.size == 0:
             break
+        order = bad[np.argsort(-viol[bad])].tolist()
+        if not any(_recut_pair(g, state, nb, pts, ww, bounds, tried) for g in order) and not any(
+            _kick(g, state, nb, pts, ww, bounds, max_moves, movable) for g in order
+        ):
+            break
+        _settle(state, nb, pts, ww, bounds, max_moves, movable)
+    return [idx[label == i] for i in range(nparts)]
+
+
+def _settle(state, nb, pts, ww, bounds, max_moves: int, movable: np.ndarray) -> None:
+    """Greedy moves until every list is in range or none helps.
+
+    Each move takes one stop that has a near neighbour in the receiving list and must lower
+    the summed out-of-range amount of the two lists; among equals the stop closest to the
+    receiving list's centre moves. When no single move helps, chains of single-stop moves
+    through neighbouring lists (`_chain_move`), then swaps of two stops between
+    neighbouring lists (`_swap_move`) are tried. Only `movable` stops move.
+    """
+    label, size, count, _sumxy = state
+    lo, hi, _tg = bounds
+    for _ in range(max_moves):
+        viol = _violation(size, lo, hi)
+        bad = np.flatnonzero(viol > 1e-9)
+        if bad.size == 0:
+            return
         best: tuple[float, float, float, int, int] | None = None  # (dviol, dsq, dist, stop, to)
         nbl = np.where(nb >= 0, label[np.maximum(nb, 0)], -1)  # neighbours' lists
         for g in bad:
-            if size[g] > hi:
-                cand_stops = np.flatnonzero((label == g) & (count[g] > 1))
+            if size[g] > hi[g]:
+                cand_stops = np.flatnonzero((label == g) & movable & (count[g] > 1))
                 for s_ in cand_stops:
                     for h in set(nbl[s_][(nbl[s_] >= 0) & (nbl[s_] != g)].tolist()):
-                        best = _consider(
-                            best, s_, g, h, size, ww, lo, hi, pts, sumxy, count, target
-                        )
+                        best = _consider(best, s_, g, h, state, ww, pts, bounds)
             else:
-                near = np.flatnonzero(np.any(nbl == g, axis=1) & (label != g))
+                near = np.flatnonzero(np.any(nbl == g, axis=1) & (label != g) & movable)
                 for s_ in near:
                     h = int(label[s_])
                     if count[h] <= 1:
                         continue
-                    best = _consider(best, s_, h, g, size, ww, lo, hi, pts, sumxy, count, target)
-        if best is None:
-            state = (label, size, count, sumxy)
-            if not any(
-                _chain_move(int(g), state, nb, pts, ww, lo, hi) for g in bad[np.argsort(-viol[bad])]
-            ):
-                break
+                    best = _consider(best, s_, h, g, state, ww, pts, bounds)
+        if best is not None:
+            s_, to = best[3], best[4]
+            _move(s_, int(label[s_]), to, state, pts, ww)
             continue
-        s_, to = best[3], best[4]
-        fr = int(label[s_])
-        label[s_] = to
-        size[fr] -= ww[s_]
-        size[to] += ww[s_]
-        count[fr] -= 1
-        count[to] += 1
-        sumxy[fr] -= pts[s_]
-        sumxy[to] += pts[s_]
-    return [idx[label == i] for i in range(nparts) if (label == i).any()]
+        order = bad[np.argsort(-viol[bad])]
+        if any(_chain_move(int(g), state, nb, pts, ww, lo, hi, movable) for g in order):
+            continue
+        if not any(_swap_move(int(g), state, nb, pts, ww, bounds, movable) for g in order):
+            return
 
 
-def _chain_move(g, state, nb, pts, ww, lo, hi, max_depth: int = 6) -> bool:
+def _kick(g, state, nb, pts, ww, bounds, max_moves: int, movable, tries: int = 8) -> bool:
+    """Hand one block of flats of list g to a neighbouring list (g oversized) or take one
+    from a neighbour (g undersized), then `_settle` the sizes around it with that block
+    held where it was put; keep the result only if the summed out-of-range amount went
+    down and no list became less contiguous (`_still_contiguous`). Returns whether a kick
+    was kept. A block is a stop heavier than 1.5 times the median stop."""
+    label, size, count, _sumxy = state
+    lo, hi, _tg = bounds
+    before = float(_violation(size, lo, hi).sum())
+    nbl = np.where(nb >= 0, label[np.maximum(nb, 0)], -1)
+    light = ww <= 1.5 * float(np.median(ww))
+    over = size[g] > hi[g]
+    if over:
+        cand = np.flatnonzero((label == g) & ~light & np.any((nbl >= 0) & (nbl != g), axis=1))
+    else:
+        cand = np.flatnonzero((label != g) & ~light & np.any(nbl == g, axis=1))
+    cand = cand[movable[cand]]
+    cand = cand[np.argsort(-ww[cand], kind="stable")]
+    saved = [a.copy() for a in state]
+    n_tried = 0
+    for s_ in cand.tolist():
+        fr = g if over else int(label[s_])
+        if count[fr] <= 1:
+            continue
+        targets = sorted({int(x) for x in nbl[s_] if x >= 0 and x != g}) if over else [g]
+        for to in targets:
+            if n_tried >= tries:
+                return False
+            n_tried += 1
+            _move(s_, fr, to, state, pts, ww)
+            movable[s_] = False
+            _settle(state, nb, pts, ww, bounds, max_moves, movable)
+            movable[s_] = True
+            if float(_violation(size, lo, hi).sum()) < before - 1e-9 and _still_contiguous(
+                label, saved[0], pts
+            ):
+                return True
+            for a, b in zip(state, saved, strict=True):
+                a[...] = b
+    return False
+
+
+def _part_adjacency(label: np.ndarray, nb: np.ndarray) -> dict[int, dict[int, int]]:
+    """Neighbouring lists: {list: {neighbouring list: number of near stop pairs}}."""
+    valid = nb >= 0
+    src = np.repeat(np.arange(len(label)), nb.shape[1])[valid.reshape(-1)]
+    dst = nb.reshape(-1)[valid.reshape(-1)]
+    la, lb = label[src], label[dst]
+    cross = la != lb
+    adj: dict[int, dict[int, int]] = {}
+    for a_, b_ in zip(la[cross].tolist(), lb[cross].tolist(), strict=True):
+        adj.setdefault(a_, {}).setdefault(b_, 0)
+        adj[a_][b_] += 1
+        adj.setdefault(b_, {}).setdefault(a_, 0)
+        adj[b_][a_] += 1
+    return adj
+
+
+def _chain_move(g, state, nb, pts, ww, lo, hi, movable, max_depth: int = 6) -> bool:
     """Pass single stops along a chain of neighbouring lists, from an oversized list to one
     with room (or to an undersized list from one with spare), if that lowers the total
     out-of-range amount. Returns whether a chain was applied."""
@@ -253,14 +405,10 @@ def _chain_move(g, state, nb, pts, ww, lo, hi, max_depth: int = 6) -> bool:
     valid = nb >= 0
     src = np.repeat(np.arange(len(label)), nb.shape[1])[valid.reshape(-1)]
     dst = nb.reshape(-1)[valid.reshape(-1)]
-    la, lb = label[src], label[dst]
-    cross = la != lb
-    src, dst, la, lb = src[cross], dst[cross], la[cross], lb[cross]
-    adj: dict[int, set[int]] = {}
-    for a_, b_ in zip(la.tolist(), lb.tolist(), strict=True):
-        adj.setdefault(a_, set()).add(b_)
-        adj.setdefault(b_, set()).add(a_)
-    over = size[g] > hi
+    cross = label[src] != label[dst]
+    src, dst = src[cross], dst[cross]
+    adj = _part_adjacency(label, nb)
+    over = size[g] > hi[g]
     # BFS from g to the nearest list that can give (undersized g) or take (oversized g)
     prev = {g: -1}
     frontier = [g]
@@ -268,11 +416,11 @@ def _chain_move(g, state, nb, pts, ww, lo, hi, max_depth: int = 6) -> bool:
     for _depth in range(max_depth):
         nxt_frontier = []
         for a_ in frontier:
-            for b_ in sorted(adj.get(a_, ())):
+            for b_ in sorted(adj.get(a_, {})):
                 if b_ in prev:
                     continue
                 prev[b_] = a_
-                ok = size[b_] + 1 <= hi if over else size[b_] - 1 >= lo
+                ok = size[b_] + 1 <= hi[b_] if over else size[b_] - 1 >= lo[b_]
                 if ok and count[b_] > 1:
                     found = b_
                     break
@@ -296,7 +444,7 @@ def _chain_move(g, state, nb, pts, ww, lo, hi, max_depth: int = 6) -> bool:
     before = float(_violation(size, lo, hi).sum())
     moved: list[tuple[int, int, int]] = []
     for fr, to in links:
-        cand = src[(label[src] == fr) & (label[dst] == to)]
+        cand = src[(label[src] == fr) & (label[dst] == to) & movable[src]]
         if cand.size == 0 or count[fr] <= 1:
             break
         centre = sumxy[to] / max(count[to], 1)
@@ -311,6 +459,148 @@ def _chain_move(g, state, nb, pts, ww, lo, hi, max_depth: int = 6) -> bool:
     return False
 
 
+def _swap_move(g, state, nb, pts, ww, bounds, movable, tries: int = 20) -> bool:
+    """Swap one stop of list g for one stop of a neighbouring list when that lowers the
+    out-of-range total: a block of flats for one of another size (g of 28 + 28 doors and a
+    neighbour of 48 holding a block of 22 become 50 and 54). Each swapped stop keeps another
+    near neighbour in its new list, and neither list becomes less contiguous
+    (`_still_contiguous`). Returns whether a swap was applied."""
+    label, size = state[0], state[1]
+    lo, hi, tg = bounds
+    nbl = np.where(nb >= 0, label[np.maximum(nb, 0)], -1)  # neighbours' lists
+    in_g = np.flatnonzero(label == g)
+    cands: list[tuple[float, float, int, int, int]] = []  # (dviol, dsq, s, t, h)
+    for h in np.unique(nbl[in_g]).tolist():
+        if h < 0 or h == g:
+            continue
+        s_all = in_g[np.any(nbl[in_g] == h, axis=1) & movable[in_g]]  # g's stops next to h
+        t_all = np.flatnonzero((label == h) & np.any(nbl == g, axis=1) & movable)  # h's by g
+        if not s_all.size or not t_all.size:
+            continue
+        diff = ww[t_all][None, :] - ww[s_all][:, None]  # g gains this, h loses it
+        a0, b0 = size[g], size[h]
+        a1, b1 = a0 + diff, b0 - diff
+        dviol = (
+            _violation(a1, lo[g], hi[g])
+            + _violation(b1, lo[h], hi[h])
+            - _violation(a0, lo[g], hi[g])
+            - _violation(b0, lo[h], hi[h])
+        )
+        # both stops must keep a near neighbour in their new list besides each other
+        s_h = (nbl[s_all] == h).sum(axis=1)[:, None] - (nb[s_all][:, :, None] == t_all).any(1)
+        t_g = (nbl[t_all] == g).sum(axis=1)[None, :] - (nb[t_all][:, :, None] == s_all).any(1).T
+        ok = (s_h >= 1) & (t_g >= 1) & (diff != 0) & (dviol < -1e-9)
+        dsq = (a1 - tg[g]) ** 2 + (b1 - tg[h]) ** 2
+        for i, j in zip(*np.nonzero(ok), strict=True):
+            cands.append(
+                (round(float(dviol[i, j]), 9), float(dsq[i, j]), int(s_all[i]), int(t_all[j]), h)
+            )
+    cands.sort()
+    for _, _, s_, t_, h in cands[:tries]:
+        before = label.copy()
+        _move(s_, g, h, state, pts, ww)
+        _move(t_, h, g, state, pts, ww)
+        if _still_contiguous(label, before, pts):
+            return True
+        _move(s_, h, g, state, pts, ww)
+        _move(t_, g, h, state, pts, ww)
+    return False
+
+
+def _still_contiguous(label: np.ndarray, before: np.ndarray, pts: np.ndarray) -> bool:
+    """Whether every list changed since `before` is still about as contiguous: the longest
+    edge of the minimum spanning tree of its stops (its loosest gap) has not grown past
+    max(its gap before, _GAP_FLOOR_M). Guards the moves that shift many stops at once."""
+    from geo.bounds import mst_gap
+
+    diff = label != before
+    for part in np.unique(np.concatenate([label[diff], before[diff]])).tolist():
+        gaps = []
+        for lab in (before, label):
+            p = pts[lab == part]
+            d = np.hypot(p[:, None, 0] - p[None, :, 0], p[:, None, 1] - p[None, :, 1])
+            gaps.append(mst_gap(d))
+        if gaps[1] > max(gaps[0], _GAP_FLOOR_M) + 1e-9:
+            return False
+    return True
+
+
+def _recut_pair(g, state, nb, pts, ww, bounds, tried: set[tuple[int, ...]]) -> bool:
+    """Cut list g and one neighbouring list again, as one group split in two by a straight
+    line, so that both fit their size ranges. Single-stop moves cannot fix a list made of
+    a few big blocks of flats (28 + 32 doors for lists of 50); a new dividing line between
+    it and a neighbour can. Neighbours sharing the longest boundary are tried first.
+    Returns whether a re-cut was applied."""
+    label, size = state[0], state[1]
+    lo, hi, tg = bounds
+    adj = _part_adjacency(label, nb)
+    for h, _links in sorted(adj.get(g, {}).items(), key=lambda kv: -kv[1]):
+        u = np.flatnonzero((label == g) | (label == h))
+        key = (g, h, *u.tolist())
+        if key in tried:  # this pair, as it stands, was tried before
+            continue
+        tried.add(key)
+        split = _split_two(pts[u], ww[u], (lo[g], hi[g], tg[g]), (lo[h], hi[h], tg[h]))
+        if split is None:
+            continue
+        before = float(_violation(size[[g, h]], lo[[g, h]], hi[[g, h]]).sum())
+        new_g = u[split]
+        new_h = u[~split]
+        sizes = np.array([ww[new_g].sum(), ww[new_h].sum()])
+        if float(_violation(sizes, lo[[g, h]], hi[[g, h]]).sum()) >= before - 1e-9:
+            continue
+        saved = label.copy()
+        for s_ in new_g[label[new_g] != g]:
+            _move(int(s_), h, g, state, pts, ww)
+        for s_ in new_h[label[new_h] != h]:
+            _move(int(s_), g, h, state, pts, ww)
+        if _still_contiguous(label, saved, pts):
+            return True
+        for s_ in np.flatnonzero(label != saved):
+            _move(int(s_), int(label[s_]), int(saved[s_]), state, pts, ww)
+    return False
+
+
+def _split_two(
+    pts: np.ndarray,
+    ww: np.ndarray,
+    a: tuple[float, float, float],
+    b: tuple[float, float, float],
+) -> np.ndarray | None:
+    """Split points by a straight line into side A (returned mask) and side B, each within
+    its (lo, hi) size range, as close to the planned sizes as possible and preferring lines
+    across the principal axis (compact halves). None when no line fits both ranges."""
+    if pts.shape[0] < 2:
+        return None
+    total = float(ww.sum())
+    centre = (pts * ww[:, None]).sum(axis=0) / total
+    c = pts - centre
+    cov = (c * ww[:, None]).T @ c / total
+    _vals, vecs = np.linalg.eigh(cov)
+    base = float(np.arctan2(vecs[1, 1], vecs[0, 1]))
+    per = max(total / 2.0, 1e-9)
+    best: tuple[float, np.ndarray] | None = None
+    for step in range(2 * _N_DIRECTIONS):  # both ways along each direction: A first or B
+        ang = base + np.pi * step / _N_DIRECTIONS
+        axis = np.array([np.cos(ang), np.sin(ang)])
+        order = np.lexsort((c @ np.array([-axis[1], axis[0]]), c @ axis))
+        first = np.cumsum(ww[order])[:-1]
+        second = total - first
+        ok = (first >= a[0] - 1e-9) & (first <= a[1] + 1e-9)
+        ok &= (second >= b[0] - 1e-9) & (second <= b[1] + 1e-9)
+        if not ok.any():
+            continue
+        err = np.where(ok, np.abs(first - a[2]) / per, np.inf)
+        pos = int(np.argmin(err))
+        turn = step % _N_DIRECTIONS
+        score = float(err[pos]) + 0.02 * min(turn, _N_DIRECTIONS - turn)
+        if best is None or score < best[0]:
+            mask = np.zeros(pts.shape[0], dtype=bool)
+            mask[order[: pos + 1]] = True
+            best = (score, mask)
+    return None if best is None else best[1]
+
+
 def _move(s_, fr, to, state, pts, ww) -> None:
     label, size, count, sumxy = state
     label[s_] = to
@@ -322,19 +612,22 @@ def _move(s_, fr, to, state, pts, ww) -> None:
     sumxy[to] += pts[s_]
 
 
-def _consider(best, s_, fr, to, size, ww, lo, hi, pts, sumxy, count, target):
-    """Keep the better move: lower out-of-range total first, then more even sizes, then nearer."""
+def _consider(best, s_, fr, to, state, ww, pts, bounds):
+    """Keep the better move: lower out-of-range total first, then sizes nearer their plan,
+    then nearer the receiving list."""
+    _label, size, count, sumxy = state
+    lo, hi, tg = bounds
     a0, b0 = size[fr], size[to]
     a1, b1 = a0 - ww[s_], b0 + ww[s_]
     dviol = float(
-        _violation(a1, lo, hi)
-        + _violation(b1, lo, hi)
-        - _violation(a0, lo, hi)
-        - _violation(b0, lo, hi)
+        _violation(a1, lo[fr], hi[fr])
+        + _violation(b1, lo[to], hi[to])
+        - _violation(a0, lo[fr], hi[fr])
+        - _violation(b0, lo[to], hi[to])
     )
     if dviol > 1e-9:
         return best
-    dsq = float((a1 - target) ** 2 + (b1 - target) ** 2 - (a0 - target) ** 2 - (b0 - target) ** 2)
+    dsq = float((a1 - tg[fr]) ** 2 + (b1 - tg[to]) ** 2 - (a0 - tg[fr]) ** 2 - (b0 - tg[to]) ** 2)
     if dviol >= -1e-9 and dsq >= -1e-9:
         return best
     centre = sumxy[to] / max(count[to], 1)
@@ -416,7 +709,8 @@ def cut_walk_lists(
 
     Lists never mix barrier regions (sides of major roads) when a network is given; a block
     of flats is one stop and is never split; sizes are within +-10% of the target except
-    for regions too small (`undersized`) or single blocks too big (`oversized`).
+    where a region's size or a single block forces a list out of range (`size_exception`;
+    at most one such list per region, besides big blocks).
     """
     if stops is None or len(stops) == 0:
         raise WalkListError("no stops to cut into walk lists")
