@@ -2,7 +2,8 @@
 
 The open path is turned into a closed tour by adding a dummy node at distance 0 from
 every stop. Tiny lists (<= 8 stops) are solved exactly. Otherwise fast-tsp (a compiled
-local search, exact up to 20 nodes) runs for a few milliseconds and the result is polished
+local search; it solves up to 20 nodes exactly, which is fast only up to 16, so tours of
+17-20 nodes are padded past it) runs for a few milliseconds and the result is polished
 by 2-opt + Or-opt on the float distances; with a fixed start (or without fast-tsp) a numpy
 iterated local search (2-opt + Or-opt best-improvement moves, double-bridge kicks) is used.
 The answer is never worse than the best nearest-neighbour path.
@@ -25,6 +26,8 @@ except ImportError:  # pragma: no cover - fall back to the numpy search
 
 DEFAULT_TIME_BUDGET_S = 0.004
 _FAST_TSP_MAX = 60000.0
+_FAST_TSP_EXACT_MAX = 20  # fast-tsp solves tours of up to this many nodes exactly...
+_FAST_TSP_EXACT_CHEAP = 16  # ...which takes a few milliseconds only up to this many
 DEFAULT_MAX_KICKS = 60
 _EPS = 1e-9
 
@@ -222,11 +225,30 @@ def order_stops(
 
 
 def _fast_tsp_path(d: np.ndarray, time_budget_s: float) -> list[int]:
-    """Open path via fast-tsp on the closed tour with a dummy node (integer distances)."""
+    """Open path via fast-tsp on the closed tour with a dummy node (integer distances).
+
+    fast-tsp solves tours of up to 20 nodes exactly, by a dynamic programme that takes
+    ~100 ms at 20 nodes (8 ms at 17): far over the budget. Tours of 17-20 nodes are padded
+    to 21 with a chain of extra dummy nodes so that its time-boxed local search runs
+    instead (it finds the optimum of such small tours within the budget, the float polish
+    below tidies up). The chain is free to walk along and free to leave from its first
+    node, but every other way in or out costs `big` (at least a whole open path), so the
+    best tours walk the chain in one piece and pay `big` once: the open path is unchanged.
+    """
     assert _fast_tsp is not None
     n = d.shape[0]
-    m = np.zeros((n + 1, n + 1))
+    pad = _FAST_TSP_EXACT_MAX + 1 - (n + 1) if n + 1 > _FAST_TSP_EXACT_CHEAP else 0
+    size = n + 1 + max(pad, 0)
+    m = np.zeros((size, size))
     m[:n, :n] = d
+    if pad > 0:
+        big = path_length(d, nearest_neighbour_order(d, 0)) + 1.0
+        m[n + 1 :, :] = big
+        m[:, n + 1 :] = big
+        chain = np.arange(n, size)
+        m[chain[:-1], chain[1:]] = 0.0
+        m[chain[1:], chain[:-1]] = 0.0
+        np.fill_diagonal(m, 0.0)
     top = float(m.max())
     scale = _FAST_TSP_MAX / top if top > 0 else 1.0
     mi = np.rint(m * scale).astype(np.int64)
@@ -244,11 +266,16 @@ def _fast_tsp_path(d: np.ndarray, time_budget_s: float) -> list[int]:
         c = float(mi[t, np.roll(t, -1)].sum())
         if c < best_cost:
             best_tour, best_cost = t, c
-        if n + 1 <= 20 or cpu_used >= 0.75 * time_budget_s:
+        if size <= _FAST_TSP_EXACT_MAX or cpu_used >= 0.75 * time_budget_s:
             break
     tour = np.asarray(best_tour, dtype=np.int64)
-    pos = int(np.flatnonzero(tour == n)[0])
-    order = np.concatenate([tour[pos + 1 :], tour[:pos]])
+    # the open path is the stops in tour order after the run of dummy node(s)
+    dummy = tour >= n
+    run_starts = np.flatnonzero(dummy & ~np.roll(dummy, 1))
+    if run_starts.size == 1:
+        order = np.roll(tour, -int(run_starts[0]))[size - n :]
+    else:  # the chain was split (never seen): leave the ordering to the polish below
+        order = np.asarray(nearest_neighbour_order(d, 0), dtype=np.int64)
     # polish on the exact (float) distances: rounding can hide tiny improvements
     closed = np.zeros((n + 1, n + 1))
     closed[:n, :n] = d

@@ -76,6 +76,26 @@ def test_route_never_longer_than_nearest_neighbour_and_fast(seed: int) -> None:
     assert length <= 1.04 * held_karp_lower_bound(d, upper_bound=length)
 
 
+@pytest.mark.parametrize("n", [16, 17, 18, 19])
+def test_lists_of_16_to_19_stops_are_optimal_and_fast(n: int) -> None:
+    """fast-tsp's exact solver takes ~100 ms for 19 stops + the dummy node; padded, its
+    local search finds the same optimum within the routing budget."""
+    fast_tsp = pytest.importorskip("fast_tsp")
+    d = _euclid(n, 400 + n)
+    closed = np.zeros((n + 1, n + 1))
+    closed[:n, :n] = d
+    tour = fast_tsp.solve_tsp_exact(np.rint(closed * 60000 / closed.max()).astype(int).tolist())
+    pos = tour.index(n)
+    opt = path_length(d, tour[pos + 1 :] + tour[:pos])
+    order_stops(d)  # warm up
+    t0 = time.perf_counter()
+    order = order_stops(d)
+    elapsed = time.perf_counter() - t0
+    assert sorted(order) == list(range(n))
+    assert path_length(d, order) <= opt * (1 + 1e-6)
+    assert elapsed < 0.05
+
+
 def test_ortools_reference_path_is_a_valid_permutation() -> None:
     d = _euclid(12, 9)
     order = ortools_path(d, seconds=0.2)
