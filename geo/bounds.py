@@ -180,7 +180,11 @@ def ortools_path(
 ) -> list[int]:
     """Open path from OR-Tools routing (guided local search for `seconds`), via a dummy depot.
 
-    Distances are scaled by `scale` and rounded to integers, as OR-Tools requires.
+    The depot is an extra node with zero-cost arcs to and from every stop, so the path may
+    start and end anywhere (unless `start` is given). Costs are scaled by `scale` (metres
+    to centimetres by default) and rounded to integers, as OR-Tools requires, and handed
+    over as a matrix (evaluated natively, not through a Python callback, so the solver gets
+    the whole time limit for its search).
     """
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
@@ -198,12 +202,7 @@ def ortools_path(
         # returning to the depot is free from anywhere (open end)
     manager = pywrapcp.RoutingIndexManager(m, 1, n)
     routing = pywrapcp.RoutingModel(manager)
-    mat = full.tolist()
-
-    def cb(i: int, j: int) -> int:
-        return mat[manager.IndexToNode(i)][manager.IndexToNode(j)]
-
-    transit = routing.RegisterTransitCallback(cb)
+    transit = routing.RegisterTransitMatrix(full.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(transit)
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
