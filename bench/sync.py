@@ -1,20 +1,23 @@
 """Benchmark the sync push path, a raw bulk insert of the same rows, push latency and list size.
 
-Run: `python -m bench.sync [--devices 200] [--batches 1] [--concurrency 4] [--only postgresql|sqlite]`.
+Run: `python -m bench.sync [--devices 200] [--batches 1] [--concurrency 8] [--workers 2] [--only postgresql|sqlite]`.
 Progress goes to stderr; the last stdout line is one JSON object.
 
 What is measured (each backend gets a fresh database, created and dropped here):
 
 * ``*_mutations_per_s``: contact-attempt mutations applied through the real
-  push path: HTTP requests to the real app *in process* (Litestar's
-  AsyncTestClient: routing, auth, msgspec decoding, ``apply_push`` in one
-  transaction per push, receipts, change feed), ``--devices`` phones each
-  pushing ``--batches`` batches of 100, ``--concurrency`` pushes in flight.
-* ``pg_ratio_to_raw_insert``: that rate over a raw bulk INSERT (one
+  push path: HTTP requests over 127.0.0.1 to the real server (uvicorn,
+  ``--workers`` processes on PostgreSQL, one on SQLite, the embedded
+  single-process deployment): routing, auth, msgspec decoding, ``apply_push``
+  in one transaction per push, receipts, change feed. ``--devices`` phones
+  each push ``--batches`` batches of 100, ``--concurrency`` pushes in flight.
+  The bodies are encoded before the clock starts; the client runs in this
+  process on the same machine (its CPU counts against the server's).
+* ``*_ratio_to_raw_insert``: that rate over a raw bulk INSERT (one
   executemany) of the same number of equivalent contact-attempt rows into the
   same table of the same database, measured in the same run.
 * ``push_p95_ms``: 95th percentile latency of a 50-mutation push (PostgreSQL,
-  sequential pushes from one phone).
+  sequential pushes from one phone, measured at the client).
 * ``initial_list_bytes_gzip``: a 60-door list with two electors per door and
   a five-question survey, downloaded as a phone does (first pull page plus
   every ``GET /api/sync/lists/{id}`` page), each response body gzipped and
@@ -28,6 +31,7 @@ import asyncio
 import gzip
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -40,11 +44,11 @@ from typing import Any
 os.environ.setdefault("CANVASS_ARGON2_PROFILE", "test")
 
 import asyncpg
+import httpx
 import msgspec
-from litestar.testing import AsyncTestClient
 from sqlalchemy import func, insert, select
 
-from server.app import create_app
+from bench.load import SECRET, free_port, rss_mb, start_server, wait_ready, worker_pids
 from server.db.migrate import upgrade_database_async
 from server.db.models import (
     Address,
@@ -58,7 +62,6 @@ from server.db.models import (
 )
 from server.db.session import create_engine_for, create_sessionmaker
 from server.settings import load_settings
-from server.sync.controllers import SyncController
 from sync.clock import HybridClock
 from sync.protocol import Envelope, PushRequest, RecordContactAttempt
 
@@ -66,7 +69,6 @@ PG_HOST = os.environ.get("CANVASS_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("CANVASS_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("CANVASS_TEST_PG_USER", "postgres")
 PASSWORD = "correct horse battery staple"
-SECRET = "bench-secret-" + "z" * 40
 BATCH = 100
 LIST_DOORS = 60
 
@@ -193,15 +195,18 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
     try:
         world = await _seed(sessionmaker, settings)
-        app = create_app(settings)
-        if not any(route.path == "/api/sync/push" for route in app.routes):
-            app.register(SyncController)
-        async with AsyncTestClient(app=app) as client:
+        port = free_port()
+        workers = args.workers if backend == "pg" else 1
+        server = start_server(url, port, workers)
+        base = f"http://127.0.0.1:{port}"
+        await wait_ready(base)
+        limits = httpx.Limits(max_connections=args.concurrency + 4, max_keepalive_connections=args.concurrency + 4)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
             login = await client.post("/api/auth/login", json={"email": "canvasser@example.org", "password": PASSWORD})
             assert login.status_code == 200, login.text
             world.access_token = login.json()["access_token"]
             phones = await _register(client, world, args.devices)
-            _log(f"[{backend}] {len(phones)} devices registered")
+            _log(f"[{backend}] {len(phones)} devices registered; server: {workers} worker(s) on {base}")
 
             # 1. throughput: every device pushes `batches` batches of 100, `concurrency` at a time
             targets = world.addresses[LIST_DOORS:]  # the measured list's doors stay untouched
@@ -216,9 +221,7 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
                     await _push(client, phone, body)
 
             started = time.perf_counter()
-            # SQLite serialises writers (BEGIN IMMEDIATE): pushes in flight would only queue on the lock
-            in_flight = args.concurrency if backend == "pg" else 1
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             elapsed = time.perf_counter() - started
             applied = len(bodies) * BATCH
             async with sessionmaker() as session:
@@ -289,14 +292,19 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
             result[f"{backend}_initial_list_bytes_gzip"] = total
             result[f"{backend}_initial_list_bytes_raw"] = raw_total
             _log(f"[{backend}] 60-door list: {pages} pages, {raw_total} bytes JSON, {total} bytes gzipped")
+            result[f"{backend}_server_rss_mb"] = round(max((rss_mb(p) for p in worker_pids(server.pid)), default=0.0), 1)
     finally:
+        if "server" in locals():
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
         await engine.dispose()
     return result
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     metrics: dict[str, Any] = {
-        "push_path": "HTTP app in process (Litestar AsyncTestClient)",
+        "push_path": "HTTP over 127.0.0.1 to uvicorn (pg: --workers processes, sqlite: 1)",
+        "workers": args.workers,
         "devices": args.devices,
         "batch": BATCH,
         "concurrency": args.concurrency,
@@ -324,7 +332,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--batches", type=int, default=1, help="batches of 100 per device")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes on PostgreSQL")
     parser.add_argument("--latency-samples", type=int, default=40)
     parser.add_argument("--only", choices=["postgresql", "sqlite"])
     args = parser.parse_args()

@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select, text
+from sqlalchemy import String, Text, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,41 +113,64 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _lock_receipt(session: AsyncSession, device_id: int) -> DeviceReceipt:
+async def _lock_receipt(session: AsyncSession, device_id: int) -> int:
+    """Create or lock the device's receipt row (one upsert: ON CONFLICT DO UPDATE locks the row
+    on PostgreSQL; SQLite holds the write lock already); returns its ``last_seq``."""
     insert = pg_insert if is_postgres(session) else sqlite_insert
-    await session.execute(
-        insert(DeviceReceipt)
-        .values(device_id=device_id, last_seq=0, updated_at=_now())
-        .on_conflict_do_nothing()
-    )
-    receipt = await session.scalar(
-        select(DeviceReceipt)
-        .where(DeviceReceipt.device_id == device_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert receipt is not None
-    return receipt
+    statement = insert(DeviceReceipt).values(device_id=device_id, last_seq=0, updated_at=_now())
+    statement = statement.on_conflict_do_update(
+        index_elements=[DeviceReceipt.device_id], set_={"updated_at": statement.excluded.updated_at}
+    ).returning(DeviceReceipt.last_seq)
+    return int(await session.scalar(statement) or 0)
+
+
+def _any_of(session: AsyncSession, column: Any, values: Any) -> Any:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``: one parameter, so one
+    prepared statement whatever the batch size, and the primary-key index even while the
+    table's statistics still say it is empty (an expanded IN list then got a sequential scan)."""
+    values = list(values)
+    if is_postgres(session):
+        # text[] (not varchar(n)[]): a generic plan would otherwise re-cast the array per row
+        element = Text() if isinstance(column.type, String) else column.type
+        return column == any_(bindparam(None, values, type_=ARRAY(element)))
+    return column.in_(values)
 
 
 async def apply_push(
     session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
 ) -> PushResponse:
     """Apply a batch in seq order inside the caller's transaction; replays return stored results."""
-    receipt = await _lock_receipt(session, context.device_id)
-    seqs = [e.seq for e in envelopes]
-    stored = {
-        row.seq: row
-        for row in await session.scalars(
-            select(MutationResultRow).where(
-                MutationResultRow.device_id == context.device_id,
-                MutationResultRow.seq.in_(seqs),
-            )
-        )
-    }
+    last_seq = await _lock_receipt(session, context.device_id)
+    # Only a seq at or below the receipt's last_seq can have been processed before (last_seq is
+    # the highest processed): a push of new seqs, the common case, needs no look-up.
+    seen_before = [e.seq for e in envelopes if e.seq <= last_seq]
+    stored = {}
+    if seen_before:
+        stored = {
+            row.seq: row
+            for row in (
+                await session.execute(
+                    select(
+                        MutationResultRow.seq,
+                        MutationResultRow.status,
+                        MutationResultRow.reason,
+                        MutationResultRow.server_hlc,
+                    ).where(
+                        MutationResultRow.device_id == context.device_id,
+                        _any_of(session, MutationResultRow.seq, seen_before),
+                    )
+                )
+            ).all()
+        }
     results: list[MutationResult] = []
+    result_rows: list[dict[str, Any]] = []
+    queued: dict[
+        tuple[str, str], tuple[int, int]
+    ] = {}  # applied plain event -> (results, result_rows) index
     seen_in_batch: set[int] = set()
-    context.cache = await _prefetch(session, context, [e for e in envelopes if e.seq not in stored])
+    cache = context.cache = await _prefetch(
+        session, context, [e for e in envelopes if e.seq not in stored]
+    )
     for envelope in sorted(envelopes, key=lambda e: e.seq):
         if envelope.seq in seen_in_batch:
             continue
@@ -156,34 +180,85 @@ async def apply_push(
             results.append(
                 MutationResult(
                     seq=previous.seq,
-                    status=previous.status,  # type: ignore[arg-type]
+                    status=previous.status,
                     reason=previous.reason,
                     server_hlc=previous.server_hlc,
                 )
             )
             continue
+        queued_before = len(cache.attempt_rows) + len(cache.answer_rows)
         result, op, entity, entity_id = await _apply_one(session, context, envelope)
-        session.add(
-            MutationResultRow(
-                device_id=context.device_id,
-                seq=envelope.seq,
-                campaign_id=context.campaign_id,
-                op=op,
-                status=result.status,
-                reason=result.reason,
-                entity=entity,
-                entity_id=entity_id,
-                server_hlc=result.server_hlc,
-                user_id=context.user_id,
-            )
-        )
+        if (
+            entity is not None
+            and entity_id is not None
+            and len(cache.attempt_rows) + len(cache.answer_rows) > queued_before
+        ):
+            queued[(entity, entity_id)] = (len(results), len(result_rows))
         results.append(result)
-        receipt.last_seq = max(receipt.last_seq, envelope.seq)
-    receipt.updated_at = _now()
-    await _flush_feed_rows(session, context.cache.feed_rows)
+        result_rows.append(
+            {
+                "device_id": context.device_id,
+                "seq": envelope.seq,
+                "campaign_id": context.campaign_id,
+                "op": op,
+                "status": result.status,
+                "reason": result.reason,
+                "entity": entity,
+                "entity_id": entity_id,
+                "server_hlc": result.server_hlc,
+                "user_id": context.user_id,
+            }
+        )
+        last_seq = max(last_seq, envelope.seq)
     context.cache = None
-    await session.flush()
-    return PushResponse(results=results, last_seq=receipt.last_seq)
+    # One multi-row INSERT per table, insert-if-absent: an event id already stored (an earlier
+    # push, or another device's push committing at the same moment) is a duplicate, found by
+    # the INSERT itself. On PostgreSQL the attempts' queueing trigger (statement-level) fires
+    # once per push, not once per row.
+    already: set[tuple[str, str]] = set()
+    for entity, model, rows in (
+        ("contact_attempt", ContactAttempt, cache.attempt_rows),
+        ("answer", Answer, cache.answer_rows),
+    ):
+        inserted = await _insert_if_absent(session, model, rows)
+        already |= {(entity, row["id"]) for row in rows if row["id"] not in inserted}
+    for key in already:
+        at_result, at_row = queued[key]
+        results[at_result] = msgspec.structs.replace(
+            results[at_result], status="duplicate", reason=_DUPLICATE_EVENT
+        )
+        result_rows[at_row].update(status="duplicate", reason=_DUPLICATE_EVENT)
+    await _flush_feed_rows(
+        session, [f for f in cache.feed_rows if (f["entity"], f["entity_id"]) not in already]
+    )
+    await _insert_rows(session, MutationResultRow, result_rows)
+    await session.execute(
+        update(DeviceReceipt)
+        .where(DeviceReceipt.device_id == context.device_id)
+        .values(last_seq=last_seq, updated_at=_now())
+    )
+    return PushResponse(results=results, last_seq=last_seq)
+
+
+_DUPLICATE_EVENT = "event already recorded"
+async def _insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Core executemany on the table (compiled once and cached; asyncpg pipelines the rows)."""
+    if rows:
+        await session.execute(insert(model.__table__), rows)
+
+
+async def _insert_if_absent(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> set[str]:
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id; returns the ids actually inserted.
+
+    With a list of rows SQLAlchemy sends this as "insertmanyvalues": multi-row VALUES
+    statements from one cached compilation, so one round trip per 1,000 rows.
+    """
+    if not rows:
+        return set()
+    table = model.__table__
+    insert_ = pg_insert if is_postgres(session) else sqlite_insert
+    statement = insert_(table).on_conflict_do_nothing().returning(table.c.id)
+    return set((await session.execute(statement, rows)).scalars())
 
 
 async def _apply_one(
@@ -289,18 +364,21 @@ class PushCache(msgspec.Struct, kw_only=True):
 
     Why: applying events one by one costs several round trips each (erased?
     known? address? person?); a phone pushes them 100 at a time, so the push
-    asks each question once for the whole batch, inserts the events through
-    the unit of work's batched INSERT and the feed rows in one statement.
+    asks each question once for the whole batch and inserts the events and
+    their feed rows with one multi-row INSERT per table at the end.
     Nothing the cache holds can change inside one push (no mutation creates
     or deletes addresses, people, lists, surveys or tombstones).
     """
 
     event_ids: dict[str, set[str]]
+    """Event ids seen earlier in this push (ids already stored are found by the INSERT itself)."""
     tombstones: set[tuple[str, str]]
     addresses: dict[int, int]
     people: dict[int, tuple[int, int | None]]
     walk_lists: dict[int, int]
     surveys: dict[int, int]
+    attempt_rows: list[dict[str, Any]] = []
+    answer_rows: list[dict[str, Any]] = []
     feed_rows: list[dict[str, Any]] = []
 
 
@@ -323,6 +401,8 @@ async def _prefetch(
         people={},
         walk_lists={},
         surveys={},
+        attempt_rows=[],
+        answer_rows=[],
         feed_rows=[],
     )
     if not events:
@@ -330,11 +410,6 @@ async def _prefetch(
     ids = {"contact_attempt": [], "answer": []}  # type: dict[str, list[str]]
     for event in events:
         ids[_EVENT_ENTITY[type(event)]].append(str(event.id))
-    for entity, model in (("contact_attempt", ContactAttempt), ("answer", Answer)):
-        if ids[entity]:
-            cache.event_ids[entity] = set(
-                await session.scalars(select(model.id).where(model.id.in_(ids[entity])))
-            )
     address_ids = {e.address_id for e in events}
     person_ids = {e.person_id for e in events if e.person_id is not None}
     names = [*ids["contact_attempt"], *ids["answer"]]
@@ -342,14 +417,18 @@ async def _prefetch(
     cache.tombstones = set(
         (
             await session.execute(
-                select(Tombstone.entity, Tombstone.entity_id).where(Tombstone.entity_id.in_(names))
+                select(Tombstone.entity, Tombstone.entity_id).where(
+                    _any_of(session, Tombstone.entity_id, names)
+                )
             )
         ).all()
     )
     cache.addresses = dict(
         (
             await session.execute(
-                select(Address.id, Address.campaign_id).where(Address.id.in_(address_ids))
+                select(Address.id, Address.campaign_id).where(
+                    _any_of(session, Address.id, address_ids)
+                )
             )
         ).all()
     )
@@ -359,7 +438,7 @@ async def _prefetch(
             for pid, campaign_id, address_id in (
                 await session.execute(
                     select(Person.id, Person.campaign_id, Person.address_id).where(
-                        Person.id.in_(person_ids)
+                        _any_of(session, Person.id, person_ids)
                     )
                 )
             ).all()
@@ -392,8 +471,8 @@ async def _apply_plain_event(
 ) -> tuple[str, str]:
     """``_apply_event`` for contact attempts and answers, answered from the push's ``PushCache``.
 
-    Same checks in the same order, same rows; the feed row is queued and
-    inserted with the others at the end of the push.
+    Same checks in the same order, same rows; the row and its feed row are
+    queued and inserted with the others at the end of the push.
     """
     cache: PushCache = context.cache
     entity = _EVENT_ENTITY[type(event)]
@@ -401,7 +480,7 @@ async def _apply_plain_event(
     if (entity, event_id) in cache.tombstones:
         raise Rejected(f"{entity} {event_id} was erased")
     if event_id in cache.event_ids[entity]:
-        return "duplicate", "event already recorded"
+        return "duplicate", _DUPLICATE_EVENT
     if cache.addresses.get(event.address_id) != context.campaign_id:
         if ("address", str(event.address_id)) in cache.tombstones:
             raise Rejected(f"address {event.address_id} was erased")
@@ -432,27 +511,21 @@ async def _apply_plain_event(
         "walk_list_id": event.walk_list_id,
     }
     if isinstance(event, RecordContactAttempt):
-        session.add(
-            ContactAttempt(
-                **common,
-                outcome=event.outcome,
-                at=datetime.fromtimestamp(parse(event.at).wall_ms / 1000, UTC),
-            )
-        )
+        common["outcome"] = event.outcome
+        common["at"] = datetime.fromtimestamp(parse(event.at).wall_ms / 1000, UTC)
+        common["received_at"] = _now()
+        cache.attempt_rows.append(common)
     else:
         if (
             event.survey_id is not None
             and cache.surveys.get(event.survey_id) != context.campaign_id
         ):
             raise Rejected(f"unknown survey {event.survey_id}")
-        session.add(
-            Answer(
-                **common,
-                survey_id=event.survey_id,
-                question_key=event.question_key,
-                value=event.value,
-            )
-        )
+        common["survey_id"] = event.survey_id
+        common["question_key"] = event.question_key
+        common["value"] = event.value
+        common["received_at"] = _now()
+        cache.answer_rows.append(common)
     cache.event_ids[entity].add(event_id)
     cache.feed_rows.append(
         {
@@ -482,7 +555,7 @@ async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) ->
     else:
         version = await _next_sqlite_version(session)
         values = [{**row, "txid": version, "version": version} for row in rows]
-    await session.execute(insert(ChangeFeed), values)
+    await session.execute(insert(ChangeFeed.__table__), values)
 
 
 _EVENT_MODELS: dict[type, Any] = {
@@ -793,7 +866,9 @@ async def push_context_for(
     )
 
 
-async def organiser_device(session: AsyncSession, user_id: int, campaign_id: int, name: str) -> Device:
+async def organiser_device(
+    session: AsyncSession, user_id: int, campaign_id: int, name: str
+) -> Device:
     """The device an organiser's server-side writes (paper sheets, conflict resolutions) push through.
 
     One per user, campaign and purpose, so receipts, rejections and audit work as for phones.
@@ -807,7 +882,12 @@ async def organiser_device(session: AsyncSession, user_id: int, campaign_id: int
         )
     )
     if device is None:
-        device = Device(user_id=user_id, campaign_id=campaign_id, name=name, node_id=f"{name.split()[0]}-{uuid.uuid4().hex[:12]}")
+        device = Device(
+            user_id=user_id,
+            campaign_id=campaign_id,
+            name=name,
+            node_id=f"{name.split()[0]}-{uuid.uuid4().hex[:12]}",
+        )
         session.add(device)
         await session.flush()
     return device
