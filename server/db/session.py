@@ -39,7 +39,12 @@ def create_engine_for(settings: Settings | str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 10)
     # Recycle rather than ping on every checkout: a ping is one more round trip per request.
     kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    # Bulk INSERTs without RETURNING as multi-row VALUES statements too ("insertmanyvalues"),
+    # not one Bind/Execute per row: a push's 100 feed and receipt rows are one statement each,
+    # which PostgreSQL runs several times faster than 100 pipelined executions.
+    engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
