@@ -18,9 +18,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
-from sqlalchemy import select
+from sqlalchemy import literal, select, update
 
-from server.db.models import Device, RevokedAccessToken, Role, User
+from server.db.models import Device, Membership, RevokedAccessToken, Role, User
 
 
 def _make_hasher() -> PasswordHasher:
@@ -64,6 +64,7 @@ class AuthUser:
     roles: dict[int, Role] = field(default_factory=dict)
     device_id: int | None = None
     device_campaign_id: int | None = None
+    device_node_id: str | None = None
     token_jti: str | None = None
 
     def role_in(self, campaign_id: int) -> Role | None:
@@ -72,39 +73,54 @@ class AuthUser:
 
 
 async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
-    """Load the user (and device, for device tokens) named by a verified token; None rejects it."""
+    """Load the user (and device, for device tokens) named by a verified token; None rejects it.
+
+    Every request pays for this, phones' pushes included, so it is two queries: the
+    user, the token's revocation and the device in one row, then the memberships.
+    Nothing is cached: a revoked token or device is refused on its next request.
+    """
     sessionmaker = connection.app.state.sessionmaker
+    jti = token.jti if isinstance(token.jti, str) else None
+    raw_device = token.extras.get("dev")
+    device_id = int(raw_device) if raw_device is not None else None
+    revoked = (
+        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti).exists()
+        if jti is not None
+        else literal(False)
+    )
+    columns: list[Any] = [User.id, User.email, User.display_name, User.is_superuser, User.is_active, revoked.label("revoked")]
+    query = select(*columns).where(User.id == int(token.sub))
+    if device_id is not None:
+        query = query.add_columns(
+            Device.id.label("device"), Device.user_id.label("device_user"), Device.campaign_id.label("device_campaign"),
+            Device.node_id.label("node_id"), Device.revoked_at.label("device_revoked"), Device.last_seen_at.label("last_seen"),
+        ).outerjoin(Device, Device.id == device_id)
     async with sessionmaker() as session:
-        # One session per authentication: the revocation check, the user and the device.
-        if isinstance(token.jti, str) and await session.scalar(
-            select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == token.jti)
-        ) is not None:
+        row = (await session.execute(query)).one_or_none()
+        if row is None or row.revoked or not row.is_active:
             return None
-        user = await session.get(User, int(token.sub))
-        if user is None or not user.is_active:
-            return None
-        device_id = token.extras.get("dev")
-        device_campaign_id = None
+        device_campaign_id = node_id = None
         if device_id is not None:
-            device = await session.get(Device, int(device_id))
-            if device is None or device.revoked_at is not None or device.user_id != user.id:
+            if row.device is None or row.device_revoked is not None or row.device_user != row.id:
                 return None
-            device_campaign_id = device.campaign_id
+            device_campaign_id, node_id = row.device_campaign, row.node_id
             now = datetime.now(UTC)
-            last_seen = device.last_seen_at
-            if last_seen is None or (now - _aware(last_seen)).total_seconds() > 60:
-                device.last_seen_at = now
+            if row.last_seen is None or (now - _aware(row.last_seen)).total_seconds() > 60:
+                await session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
                 await session.commit()
-        roles = {m.campaign_id: m.role for m in user.memberships}
+        roles = dict(
+            (await session.execute(select(Membership.campaign_id, Membership.role).where(Membership.user_id == row.id))).all()
+        )
         return AuthUser(
-            id=user.id,
-            email=user.email,
-            display_name=user.display_name,
-            is_superuser=user.is_superuser,
+            id=row.id,
+            email=row.email,
+            display_name=row.display_name,
+            is_superuser=row.is_superuser,
             roles=roles,
-            device_id=int(device_id) if device_id is not None else None,
+            device_id=device_id,
             device_campaign_id=device_campaign_id,
-            token_jti=token.jti if isinstance(token.jti, str) else None,
+            device_node_id=node_id,
+            token_jti=jti,
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
+from sqlalchemy import update
 
 from server.accounts.guards import require_device
 from server.accounts.security import AuthUser
@@ -62,16 +63,21 @@ async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     return data
 
 
-async def device_for(db_session: DbSession, user: AuthUser, device_id: str) -> Device:
-    """The caller's device row; the body's device id must be the token's device node id."""
-    if user.device_id is None:
+class DeviceRef(msgspec.Struct, frozen=True):
+    """The pushing device as authentication loaded it (revocation already checked there)."""
+
+    id: int
+    node_id: str
+    campaign_id: int
+
+
+def device_for(user: AuthUser, device_id: str) -> DeviceRef:
+    """The caller's device; the body's device id must be the token's device node id."""
+    if user.device_id is None or user.device_node_id is None or user.device_campaign_id is None:
         raise Forbidden("Sync needs a device token: register this phone first.")
-    device = await db_session.get(Device, user.device_id)
-    if device is None or device.revoked_at is not None:
-        raise Forbidden("This device has been revoked.")
-    if device.node_id != device_id:
+    if user.device_node_id != device_id:
         raise Forbidden("The device id in the request does not match the device token.")
-    return device
+    return DeviceRef(id=user.device_id, node_id=user.device_node_id, campaign_id=user.device_campaign_id)
 
 
 class SyncController(Controller):
@@ -100,7 +106,7 @@ class SyncController(Controller):
         check_protocol_version(push.protocol_version)
         if len(push.mutations) > MAX_BATCH:
             raise PayloadTooLarge(f"At most {MAX_BATCH} mutations per push.")
-        device = await device_for(db_session, user, push.device_id)
+        device = device_for(user, push.device_id)
         context = PushContext(
             device_id=device.id,
             node_id=device.node_id,
@@ -110,8 +116,11 @@ class SyncController(Controller):
             max_skew_ms=settings.max_clock_skew_seconds * 1000,
         )
         response = await apply_push(db_session, context, push.mutations)
-        device.last_sync_at = datetime.now(UTC)
-        device.protocol_version = push.protocol_version
+        await db_session.execute(
+            update(Device)
+            .where(Device.id == device.id)
+            .values(last_sync_at=datetime.now(UTC), protocol_version=push.protocol_version)
+        )
         return response
 
     @post("/pull", status_code=200)
@@ -130,7 +139,7 @@ class SyncController(Controller):
         except msgspec.DecodeError as exc:
             raise InvalidInput(f"Malformed pull: {exc}") from exc
         check_protocol_version(pull.protocol_version)
-        device = await device_for(db_session, user, pull.device_id)
+        device = device_for(user, pull.device_id)
         response = await pull_changes(
             db_session,
             user_id=user.id,
@@ -160,11 +169,9 @@ class SyncController(Controller):
     ) -> ListPage:
         """One page of a walk list assigned to the caller (resumable with ``page_token``)."""
         check_protocol_version(request.headers.get(PROTOCOL_HEADER))
-        if user.device_id is None:
+        if user.device_id is None or user.device_node_id is None:
             raise Forbidden("Sync needs a device token: register this phone first.")
-        device = await db_session.get(Device, user.device_id)
-        if device is None:
-            raise Forbidden("This device has been revoked.")
+        device = device_for(user, user.device_node_id)
         page = await list_page(
             db_session,
             user_id=user.id,

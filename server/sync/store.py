@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, Text, any_, bindparam, insert, select, text, update
+from sqlalchemy import String, Text, any_, bindparam, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -549,13 +549,14 @@ async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) ->
     """
     if not rows:
         return
+    table = ChangeFeed.__table__
     if is_postgres(session):
-        txid = await session.scalar(text("SELECT pg_current_xact_id()::text::bigint"))
-        values = [{**row, "txid": int(txid), "version": 0} for row in rows]
+        # the xid8 stamped inside the INSERT itself: no round trip to ask for it first
+        statement = insert(table).values(txid=literal_column("pg_current_xact_id()::text::bigint"), version=0)
+        await session.execute(statement, rows)
     else:
         version = await _next_sqlite_version(session)
-        values = [{**row, "txid": version, "version": version} for row in rows]
-    await session.execute(insert(ChangeFeed.__table__), values)
+        await session.execute(insert(table), [{**row, "txid": version, "version": version} for row in rows])
 
 
 _EVENT_MODELS: dict[type, Any] = {
