@@ -210,6 +210,9 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         sys.executable, "-m", "uvicorn", "bench.load:app_factory", "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
         "--limit-concurrency", "2000", "--backlog", "4096",
+        # keep idle connections longer than the client does (httpx: 5 s, like uvicorn's default),
+        # so the client never reuses a connection the server is closing at that moment
+        "--timeout-keep-alive", "15",
     ]
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
@@ -263,6 +266,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.by_kind: dict[str, list[float]] = {}
         self.statuses: Counter[int] = Counter()
         self.errors: list[str] = []
 
@@ -277,7 +281,10 @@ class Meter:
                 self.errors.append(f"{method} {path}: {exc!r}")
                 self.statuses[0] += 1
                 raise
-            self.latencies.append((time.perf_counter() - started) * 1000)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.latencies.append(elapsed_ms)
+            kind = "list" if path.startswith("/api/sync/lists/") else path.rsplit("/", 1)[-1]
+            self.by_kind.setdefault(kind, []).append(elapsed_ms)
             self.statuses[response.status_code] += 1
             if response.status_code >= 400:
                 self.errors.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
@@ -345,9 +352,13 @@ async def drive(
     if not (await phone.client.pull(retries=2)).ok:
         failures += 1
     for _ in range(rounds):
-        if time.monotonic() >= stop_at:
+        gap = rng.expovariate(1 / mean_gap)
+        if time.monotonic() + gap >= stop_at:
+            # this phone's next sync falls after the bound: its work waits for the quiescence.
+            # (Sleeping until the bound instead woke every such phone at the same instant, a
+            # herd of hundreds of syncs no field day produces, and the latencies measured that.)
             break
-        await asyncio.sleep(min(rng.expovariate(1 / mean_gap), max(0.0, stop_at - time.monotonic())))
+        await asyncio.sleep(gap)
         canvass(phone, rng, survey_id)
         if not await sync_once(phone):
             failures += 1
@@ -481,6 +492,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             load_requests = sum(meter.statuses.values())
             log(f"load phase: {load_requests} requests in {load_seconds:.1f}s; quiescing")
             latencies = list(meter.latencies)
+            by_kind = {kind: sorted(values) for kind, values in meter.by_kind.items()}
             # Quiescence: every phone pushes what is left, then (all pushes done) every phone pulls everything.
             for _attempt in range(3):
                 pending = [p for p in phones if p.client.outbox]
@@ -512,6 +524,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "p99_ms": pct(0.99),
             "max_ms": round(latencies[-1], 1) if latencies else 0.0,
             "mean_ms": round(statistics.fmean(latencies), 1) if latencies else 0.0,
+            "by_endpoint": {
+                kind: {"n": len(v), "p50_ms": round(v[len(v) // 2], 1), "p99_ms": round(v[min(len(v) - 1, int(0.99 * len(v)))], 1)}
+                for kind, v in sorted(by_kind.items())
+            },
             **checks,
             "server_rss_mb": round(max(peak.values(), default=0.0), 1),
             "server_rss_mb_per_worker": [round(v, 1) for v in peak.values()],

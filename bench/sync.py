@@ -292,7 +292,8 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
             result[f"{backend}_initial_list_bytes_gzip"] = total
             result[f"{backend}_initial_list_bytes_raw"] = raw_total
             _log(f"[{backend}] 60-door list: {pages} pages, {raw_total} bytes JSON, {total} bytes gzipped")
-            result[f"{backend}_server_rss_mb"] = round(max((rss_mb(p) for p in worker_pids(server.pid)), default=0.0), 1)
+            serving = worker_pids(server.pid) or [server.pid]  # one worker: uvicorn serves in the master
+            result[f"{backend}_server_rss_mb"] = round(max(rss_mb(p) for p in serving), 1)
     finally:
         if "server" in locals():
             os.killpg(server.pid, signal.SIGTERM)
