@@ -416,3 +416,51 @@ async def test_failed_push_changes_nothing(
     assert response.status_code in (400, 422)
     for model in (ContactAttempt, ChangeFeed, MutationResultRow):
         assert await count(sessionmaker, model) == 0
+
+
+async def test_same_event_from_two_devices_at_once_is_stored_once(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two phones push the same event id in overlapping transactions: one applies it, the other
+    gets ``duplicate`` (never a server error), and the event and its feed row exist once."""
+    from server.db.models import Device, Role
+    from server.sync.store import RawEnvelope, apply_push, push_context_for
+
+    phones = [await register_phone(client, world, "canvasser", world.campaign_a) for _ in range(2)]
+    async with sessionmaker() as session:
+        devices = [
+            await session.scalar(select(Device.id).where(Device.node_id == p.device_id)) for p in phones
+        ]
+    event_id = uuid.uuid4()
+    address = town.addresses[town.lists[0]][0]
+
+    def envelope(phone) -> list[RawEnvelope]:  # type: ignore[no-untyped-def]
+        mutation = RecordContactAttempt(id=event_id, address_id=address, outcome="spoke", at=phone.clock.now().encode())
+        return [RawEnvelope(seq=1, mutation=msgspec.Raw(msgspec.json.encode(mutation)))]
+
+    async def push(session: AsyncSession, n: int):  # type: ignore[no-untyped-def]
+        context = await push_context_for(session, devices[n], world.users["canvasser"], Role.canvasser, 300_000)
+        return await apply_push(session, context, envelope(phones[n]))
+
+    async def second() -> str:
+        async with sessionmaker() as session:
+            response = await push(session, 1)
+            await session.commit()
+            return response.results[0].status
+
+    async with sessionmaker() as first_session:
+        first = await push(first_session, 0)
+        racing = asyncio.create_task(second())
+        await asyncio.sleep(0.5)
+        assert not racing.done(), "the second push waits for the first transaction (row lock / SQLite write lock)"
+        await first_session.commit()
+    assert first.results[0].status == "applied"
+    assert await asyncio.wait_for(racing, 30) == "duplicate"
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).where(ContactAttempt.id == str(event_id))) == 1
+        assert await session.scalar(select(func.count()).where(ChangeFeed.entity_id == str(event_id))) == 1
+        statuses = sorted((await session.scalars(select(MutationResultRow.status).where(MutationResultRow.entity_id == str(event_id)))).all())
+    assert statuses == ["applied", "duplicate"]
