@@ -478,6 +478,39 @@ class SyncClient:
             self.auth_failed = True
         return "client"
 
+    async def _exchange(
+        self, method: str, path: str, payload: Any, response_type: Any, gone: tuple[int, ...] = ()
+    ) -> tuple[int | None, Any, FailureKind | None]:
+        """One request: send, classify the status, decode a 2xx body as ``response_type``.
+
+        Returns (status, decoded or None, failure or None); every failure is noted
+        (``last_error``, and a backoff for network, server and rate-limit failures).
+        A status in ``gone`` comes back undecoded and unnoted for the caller to handle.
+        """
+        try:
+            status, body = await self._send(method, path, payload)
+        except Exception as exc:
+            self._note_failure("network", repr(exc))
+            return None, None, "network"
+        if status in gone:
+            return status, None, None
+        failure = self._classify(status, body)
+        if failure is not None:
+            self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            return status, None, failure
+        try:
+            return status, msgspec.json.decode(body, type=response_type), None
+        except msgspec.DecodeError as exc:
+            self._note_failure("server", f"undecodable {path} response: {exc}")
+            return status, None, "server"
+
+    async def _backed_off(self, failure: FailureKind | None, attempts_left: int) -> bool:
+        """True (after sleeping ``retry_delay``) if the failure is worth retrying and attempts remain."""
+        if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+            await self.sleep(self.retry_delay)
+            return True
+        return False
+
     async def push(self, *, retries: int = 0) -> PushOutcome:
         """Send the outbox in seq order, batch by batch; keep everything not acknowledged.
 
@@ -494,30 +527,15 @@ class SyncClient:
                 protocol_version=self.protocol_version, device_id=self.device_id, mutations=batch
             )
             sent += len(batch)
-            try:
-                status, body = await self._send("POST", PUSH_PATH, request)
-            except Exception as exc:
-                self._note_failure("network", repr(exc))
-                status, body = None, b""
-            failure: FailureKind | None = "network" if status is None else None
-            response: PushResponse | None = None
-            if status is not None:
-                failure = self._classify(status, body)
-                if failure is None:
-                    try:
-                        response = msgspec.json.decode(body, type=PushResponse)
-                    except msgspec.DecodeError as exc:
-                        failure = "server"
-                        self._note_failure("server", f"undecodable push response: {exc}")
-                elif failure != "network":
-                    self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            status, response, failure = await self._exchange(
+                "POST", PUSH_PATH, request, PushResponse
+            )
             if response is not None:
                 acknowledged += self._acknowledge(response)
                 self._note_success()
                 continue
-            if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+            if await self._backed_off(failure, attempts_left):
                 attempts_left -= 1
-                await self.sleep(self.retry_delay)
                 continue
             return PushOutcome(
                 ok=False, status=status, sent=sent, acknowledged=acknowledged, error=self.last_error
@@ -568,27 +586,12 @@ class SyncClient:
                 cursor=self.state.cursor,
                 limit=self.page_limit,
             )
-            try:
-                status, body = await self._send("POST", PULL_PATH, request)
-            except Exception as exc:
-                self._note_failure("network", repr(exc))
-                status, body = None, b""
-            response: PullResponse | None = None
-            failure: FailureKind | None = "network" if status is None else None
-            if status is not None:
-                failure = self._classify(status, body)
-                if failure is None:
-                    try:
-                        response = msgspec.json.decode(body, type=PullResponse)
-                    except msgspec.DecodeError as exc:
-                        failure = "server"
-                        self._note_failure("server", f"undecodable pull response: {exc}")
-                else:
-                    self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            status, response, failure = await self._exchange(
+                "POST", PULL_PATH, request, PullResponse
+            )
             if response is None:
-                if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+                if await self._backed_off(failure, attempts_left):
                     attempts_left -= 1
-                    await self.sleep(self.retry_delay)
                     continue
                 return PullOutcome(
                     ok=False, status=status, pages=pages, changes=changes, error=self.last_error
@@ -626,30 +629,15 @@ class SyncClient:
             path = LIST_PATH.format(list_id=list_id)
             if token:
                 path += f"?page_token={token}"
-            try:
-                status, body = await self._send("GET", path, None)
-            except Exception as exc:
-                self._note_failure("network", repr(exc))
-                status, body = None, b""
-            page: ListPage | None = None
-            failure: FailureKind | None = "network" if status is None else None
-            if status is not None:
-                if status in (403, 404):  # no longer ours: the feed will send a remove
-                    self.state.downloads.pop(list_id, None)
-                    continue
-                failure = self._classify(status, body)
-                if failure is None:
-                    try:
-                        page = msgspec.json.decode(body, type=ListPage)
-                    except msgspec.DecodeError as exc:
-                        failure = "server"
-                        self._note_failure("server", f"undecodable list page: {exc}")
-                else:
-                    self._note_failure(failure, body.decode("utf-8", "replace")[:500])
+            status, page, failure = await self._exchange(
+                "GET", path, None, ListPage, gone=(403, 404)
+            )
+            if status in (403, 404):  # no longer ours: the feed will send a remove
+                self.state.downloads.pop(list_id, None)
+                continue
             if page is None:
-                if failure in ("network", "server", "rate_limited") and attempts_left > 0:
+                if await self._backed_off(failure, attempts_left):
                     attempts_left -= 1
-                    await self.sleep(self.retry_delay)
                     continue
                 return PullOutcome(
                     ok=False, status=status, pages=pages, changes=changes, error=self.last_error
