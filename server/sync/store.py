@@ -241,13 +241,17 @@ async def apply_push(
 
 
 _DUPLICATE_EVENT = "event already recorded"
+
+
 async def _insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
     """Core executemany on the table (compiled once and cached; asyncpg pipelines the rows)."""
     if rows:
         await session.execute(insert(model.__table__), rows)
 
 
-async def _insert_if_absent(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> set[str]:
+async def _insert_if_absent(
+    session: AsyncSession, model: Any, rows: list[dict[str, Any]]
+) -> set[str]:
     """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id; returns the ids actually inserted.
 
     With a list of rows SQLAlchemy sends this as "insertmanyvalues": multi-row VALUES
@@ -466,21 +470,10 @@ async def _prefetch(
     return cache
 
 
-async def _apply_plain_event(
-    session: AsyncSession, context: PushContext, event: RecordContactAttempt | RecordAnswer
-) -> tuple[str, str]:
-    """``_apply_event`` for contact attempts and answers, answered from the push's ``PushCache``.
-
-    Same checks in the same order, same rows; the row and its feed row are
-    queued and inserted with the others at the end of the push.
-    """
-    cache: PushCache = context.cache
-    entity = _EVENT_ENTITY[type(event)]
-    event_id = str(event.id)
-    if (entity, event_id) in cache.tombstones:
-        raise Rejected(f"{entity} {event_id} was erased")
-    if event_id in cache.event_ids[entity]:
-        return "duplicate", _DUPLICATE_EVENT
+def _check_plain_event(
+    cache: PushCache, context: PushContext, event: RecordContactAttempt | RecordAnswer
+) -> None:
+    """Raise ``Rejected`` if the event names an address, person, list or survey it may not."""
     if cache.addresses.get(event.address_id) != context.campaign_id:
         if ("address", str(event.address_id)) in cache.tombstones:
             raise Rejected(f"address {event.address_id} was erased")
@@ -500,6 +493,37 @@ async def _apply_plain_event(
         and cache.walk_lists.get(event.walk_list_id) != context.campaign_id
     ):
         raise Rejected(f"unknown walk list {event.walk_list_id}")
+    if (
+        isinstance(event, RecordAnswer)
+        and event.survey_id is not None
+        and cache.surveys.get(event.survey_id) != context.campaign_id
+    ):
+        raise Rejected(f"unknown survey {event.survey_id}")
+
+
+async def _apply_plain_event(
+    session: AsyncSession, context: PushContext, event: RecordContactAttempt | RecordAnswer
+) -> tuple[str, str]:
+    """``_apply_event`` for contact attempts and answers, answered from the push's ``PushCache``.
+
+    Same checks in the same order, same rows; the row and its feed row are
+    queued and inserted with the others at the end of the push.
+    """
+    cache: PushCache = context.cache
+    entity = _EVENT_ENTITY[type(event)]
+    event_id = str(event.id)
+    if (entity, event_id) in cache.tombstones:
+        raise Rejected(f"{entity} {event_id} was erased")
+    if event_id in cache.event_ids[entity]:
+        return "duplicate", _DUPLICATE_EVENT
+    try:
+        _check_plain_event(cache, context, event)
+    except Rejected:
+        # An event already stored stays a duplicate even if what it names has changed since
+        # (a person re-registered elsewhere, a list deleted): only asked on this rare path.
+        if await session.get(_EVENT_MODELS[type(event)], event_id) is not None:
+            return "duplicate", _DUPLICATE_EVENT
+        raise
     common: dict[str, Any] = {
         "id": event_id,
         "campaign_id": context.campaign_id,
@@ -516,11 +540,6 @@ async def _apply_plain_event(
         common["received_at"] = _now()
         cache.attempt_rows.append(common)
     else:
-        if (
-            event.survey_id is not None
-            and cache.surveys.get(event.survey_id) != context.campaign_id
-        ):
-            raise Rejected(f"unknown survey {event.survey_id}")
         common["survey_id"] = event.survey_id
         common["question_key"] = event.question_key
         common["value"] = event.value
@@ -552,11 +571,15 @@ async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) ->
     table = ChangeFeed.__table__
     if is_postgres(session):
         # the xid8 stamped inside the INSERT itself: no round trip to ask for it first
-        statement = insert(table).values(txid=literal_column("pg_current_xact_id()::text::bigint"), version=0)
+        statement = insert(table).values(
+            txid=literal_column("pg_current_xact_id()::text::bigint"), version=0
+        )
         await session.execute(statement, rows)
     else:
         version = await _next_sqlite_version(session)
-        await session.execute(insert(table), [{**row, "txid": version, "version": version} for row in rows])
+        await session.execute(
+            insert(table), [{**row, "txid": version, "version": version} for row in rows]
+        )
 
 
 _EVENT_MODELS: dict[type, Any] = {

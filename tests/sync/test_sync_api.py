@@ -464,3 +464,30 @@ async def test_same_event_from_two_devices_at_once_is_stored_once(
         assert await session.scalar(select(func.count()).where(ChangeFeed.entity_id == str(event_id))) == 1
         statuses = sorted((await session.scalars(select(MutationResultRow.status).where(MutationResultRow.entity_id == str(event_id)))).all())
     assert statuses == ["applied", "duplicate"]
+
+
+async def test_event_already_stored_stays_a_duplicate_after_what_it_names_changed(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A stored event sent again under a new seq (say, by a phone restored from a backup) after its
+    person moved house is a ``duplicate``, not a rejection telling the canvasser their knock was refused."""
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    address, elsewhere = town.addresses[town.lists[0]][:2]
+    person = town.people[address][0]
+    event = phone.record_contact(address, "spoke", person_id=person)
+    assert (await phone.push()).ok
+    async with sessionmaker() as session:
+        moved = await session.get(Person, person)
+        assert moved is not None
+        moved.address_id = elsewhere
+        await session.commit()
+    phone._enqueue(event)  # the same event again, next seq
+    assert (await phone.push()).ok
+    assert not phone.rejections
+    async with sessionmaker() as session:
+        statuses = (await session.scalars(select(MutationResultRow.status).where(MutationResultRow.entity_id == str(event.id)))).all()
+        assert sorted(statuses) == ["applied", "duplicate"]
+        assert await session.scalar(select(func.count()).where(ContactAttempt.id == str(event.id))) == 1
