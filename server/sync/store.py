@@ -282,7 +282,7 @@ async def _apply_one(
         stamp = mutation_hlc(mutation)
         if stamp is not None:
             _check_stamp(context, stamp)
-        if context.cache is not None and isinstance(mutation, (RecordContactAttempt, RecordAnswer)):
+        if isinstance(mutation, (RecordContactAttempt, RecordAnswer)):
             # validated entirely before it writes anything, so no savepoint is needed
             status, reason = await _apply_plain_event(session, context, mutation)
         else:
@@ -331,7 +331,7 @@ async def _dispatch(
         return await _apply_edit(session, context, mutation)
     if isinstance(mutation, ServerRequest):
         return await _apply_request(session, context, mutation)
-    return await _apply_event(session, context, mutation)
+    return await _apply_observation(session, context, mutation)
 
 
 async def _check_address(
@@ -504,10 +504,10 @@ def _check_plain_event(
 async def _apply_plain_event(
     session: AsyncSession, context: PushContext, event: RecordContactAttempt | RecordAnswer
 ) -> tuple[str, str]:
-    """``_apply_event`` for contact attempts and answers, answered from the push's ``PushCache``.
+    """A contact attempt or answer, checked against the push's ``PushCache``.
 
-    Same checks in the same order, same rows; the row and its feed row are
-    queued and inserted with the others at the end of the push.
+    Nothing is written here: the row and its feed row are queued and inserted
+    with the others at the end of the push (see ``apply_push``).
     """
     cache: PushCache = context.cache
     entity = _EVENT_ENTITY[type(event)]
@@ -582,94 +582,48 @@ async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) ->
         )
 
 
-_EVENT_MODELS: dict[type, Any] = {
-    RecordContactAttempt: ContactAttempt,
-    RecordAnswer: Answer,
-    RecordObservation: Observation,
-}
-_EVENT_ENTITY = {
-    RecordContactAttempt: "contact_attempt",
-    RecordAnswer: "answer",
-    RecordObservation: "observation",
-}
+_EVENT_MODELS: dict[type, Any] = {RecordContactAttempt: ContactAttempt, RecordAnswer: Answer}
+_EVENT_ENTITY = {RecordContactAttempt: "contact_attempt", RecordAnswer: "answer"}
 
 
-async def _apply_event(
-    session: AsyncSession,
-    context: PushContext,
-    event: RecordContactAttempt | RecordAnswer | RecordObservation,
+async def _apply_observation(
+    session: AsyncSession, context: PushContext, event: RecordObservation
 ) -> tuple[str, str]:
-    model = _EVENT_MODELS[type(event)]
-    entity = _EVENT_ENTITY[type(event)]
+    """An observation, one at a time: it locks its address and folds into the flags at once.
+
+    (Contact attempts and answers, the bulk of a push, go through ``_apply_plain_event``.)
+    """
     event_id = str(event.id)
-    if await is_erased(session, entity, event_id):
-        raise Rejected(f"{entity} {event_id} was erased")
-    if await session.get(model, event_id) is not None:
-        return "duplicate", "event already recorded"
-    is_observation = isinstance(event, RecordObservation)
-    await _check_address(session, context, event.address_id, lock=is_observation)
+    if await is_erased(session, "observation", event_id):
+        raise Rejected(f"observation {event_id} was erased")
+    if await session.get(Observation, event_id) is not None:
+        return "duplicate", _DUPLICATE_EVENT
+    await _check_address(session, context, event.address_id, lock=True)
     await _check_person(session, context, event.person_id, event.address_id)
-    common: dict[str, Any] = {
-        "id": event_id,
-        "campaign_id": context.campaign_id,
-        "address_id": event.address_id,
-        "person_id": event.person_id,
-        "hlc": event.at,
-        "user_id": context.user_id,
-        "device_id": context.device_id,
-    }
-    if isinstance(event, RecordContactAttempt):
-        if event.walk_list_id is not None:
-            owner = await session.scalar(
-                select(WalkList.campaign_id).where(WalkList.id == event.walk_list_id)
-            )
-            if owner != context.campaign_id:
-                raise Rejected(f"unknown walk list {event.walk_list_id}")
-        session.add(
-            ContactAttempt(
-                **common,
-                walk_list_id=event.walk_list_id,
-                outcome=event.outcome,
-                at=datetime.fromtimestamp(parse(event.at).wall_ms / 1000, UTC),
-            )
+    if event.kind == "do_not_visit_cleared" and context.role not in (Role.admin, Role.organiser):
+        raise Rejected("only an organiser may clear do-not-visit")
+    session.add(
+        Observation(
+            id=event_id,
+            campaign_id=context.campaign_id,
+            address_id=event.address_id,
+            person_id=event.person_id,
+            hlc=event.at,
+            user_id=context.user_id,
+            device_id=context.device_id,
+            kind=event.kind,
+            note=event.note,
         )
-    elif isinstance(event, RecordAnswer):
-        for list_id in (event.walk_list_id,) if event.walk_list_id is not None else ():
-            owner = await session.scalar(select(WalkList.campaign_id).where(WalkList.id == list_id))
-            if owner != context.campaign_id:
-                raise Rejected(f"unknown walk list {list_id}")
-        if event.survey_id is not None:
-            survey_campaign = await session.scalar(
-                select(Survey.campaign_id).where(Survey.id == event.survey_id)
-            )
-            if survey_campaign != context.campaign_id:
-                raise Rejected(f"unknown survey {event.survey_id}")
-        session.add(
-            Answer(
-                **common,
-                walk_list_id=event.walk_list_id,
-                survey_id=event.survey_id,
-                question_key=event.question_key,
-                value=event.value,
-            )
-        )
-    else:
-        if event.kind == "do_not_visit_cleared" and context.role not in (
-            Role.admin,
-            Role.organiser,
-        ):
-            raise Rejected("only an organiser may clear do-not-visit")
-        session.add(Observation(**common, kind=event.kind, note=event.note))
+    )
     await session.flush()
     await record_change(
         session,
         campaign_id=context.campaign_id,
-        entity=entity,
+        entity="observation",
         entity_id=event_id,
         address_id=event.address_id,
     )
-    if isinstance(event, RecordObservation):
-        await _update_flags(session, context, event)
+    await _update_flags(session, context, event)
     return "applied", ""
 
 
