@@ -109,11 +109,10 @@ NO_CONSENT = frozenset({"", "no", "none", "withdrawn", "refused"})
 YES = frozenset({"yes", "y", "true", "1"})
 WARD_KINDS = ("ward", "WD", "WARD")
 BREAKDOWNS = ("area", "ward", "target", "walk_list")
-_SUM_COLUMNS = SUM_COLUMNS
 # Two-level aggregation (per group and door, then per group): hash aggregates instead of the sorts
 # that count(DISTINCT ...) needs, several times faster on PostgreSQL.
-_PER_DOOR = "max(CASE WHEN t.contacts > 0 THEN 1 ELSE 0 END) AS contacted, " + ", ".join(f"sum(t.{c}) AS {c}" for c in _SUM_COLUMNS)
-_PER_GROUP = "count(*) AS knocked, sum(contacted) AS contacted, " + ", ".join(f"sum({c}) AS {c}" for c in _SUM_COLUMNS)
+_PER_DOOR = "max(CASE WHEN t.contacts > 0 THEN 1 ELSE 0 END) AS contacted, " + ", ".join(f"sum(t.{c}) AS {c}" for c in SUM_COLUMNS)
+_PER_GROUP = "count(*) AS knocked, sum(contacted) AS contacted, " + ", ".join(f"sum({c}) AS {c}" for c in SUM_COLUMNS)
 
 
 # ------------------------------------------------------------------ small helpers
@@ -181,13 +180,12 @@ async def _rows(session: AsyncSession, sql: str, **params: Any) -> list[Any]:
 
 async def _tallies_by(session: AsyncSession, campaign_id: int, group: str, walk_list_id: int | None = None) -> dict[Any, dict[str, int]]:
     """Progress aggregates per group key from the group tally: None (campaign), list, canvasser, or target (sum of its lists)."""
-    await fold_result_tallies(session)
-    columns = "g.knocked, g.contacted, " + ", ".join(f"g.{c}" for c in _SUM_COLUMNS)
+    columns = "g.knocked, g.contacted, " + ", ".join(f"g.{c}" for c in SUM_COLUMNS)
     if group == "target":
         rows = await _rows(
             session,
             "SELECT w.target_id AS k, sum(g.knocked) AS knocked, sum(g.contacted) AS contacted, "
-            + ", ".join(f"sum(g.{c}) AS {c}" for c in _SUM_COLUMNS)
+            + ", ".join(f"sum(g.{c}) AS {c}" for c in SUM_COLUMNS)
             + " FROM result_group_tally g JOIN walk_lists w ON w.id = g.key "
             "WHERE g.campaign_id = :c AND g.kind = 'list' AND w.target_id IS NOT NULL GROUP BY w.target_id",
             c=campaign_id,
@@ -233,7 +231,6 @@ async def _time_buckets(
     session: AsyncSession, campaign_id: int, zone: ZoneInfo, walk_list_id: int | None = None
 ) -> tuple[list[TimeBucket], list[TimeBucket]]:
     """Attempts and contact attempts by local day and local hour of day: the hourly tally, or one list's events."""
-    await fold_result_tallies(session)
     if walk_list_id is None:
         sql = "SELECT hour, attempts, contacts FROM result_hour_tally WHERE campaign_id = :c"
     else:
@@ -258,6 +255,7 @@ async def _time_buckets(
 async def campaign_progress(session: AsyncSession, campaign_id: int, tz: str = "Europe/London") -> ProgressReport:
     """Progress of the whole campaign, by target, walk list and canvasser, and by local day and hour."""
     zone = resolve_timezone(tz)
+    await fold_result_tallies(session)  # once per read, before any tally is read
     tallies = {g: await _tallies_by(session, campaign_id, g) for g in ("campaign", "target", "walk_list", "canvasser")}
     list_doors = _list_doors(await _list_stops(session, campaign_id), tallies["walk_list"])
     lists = {r.id: (r.name, r.target_id) for r in (await session.execute(
@@ -328,6 +326,7 @@ async def check_list_access(session: AsyncSession, campaign_id: int, walk_list_i
 async def list_progress(session: AsyncSession, campaign_id: int, walk_list: WalkList, tz: str = "Europe/London") -> ListProgress:
     """Progress of one walk list, by local day and hour."""
     zone = resolve_timezone(tz)
+    await fold_result_tallies(session)
     tally = (await _tallies_by(session, campaign_id, "walk_list", walk_list.id)).get(walk_list.id)
     doors = _list_doors(await _list_stops(session, campaign_id, walk_list.id), {walk_list.id: tally} if tally else {}).get(walk_list.id)
     by_day, by_hour = await _time_buckets(session, campaign_id, zone, walk_list.id)

@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.sync.feed import is_postgres
+
 OUTCOMES = ("spoke", "not_home", "refused", "moved", "deceased", "inaccessible", "come_back", "do_not_visit", "wrong_address")
 CONTACT_OUTCOMES = frozenset({"spoke", "refused"})
 RESULT_TALLIES = ("result_door_tally", "result_group_tally", "result_hour_tally", "result_answer_cells")
@@ -53,10 +55,6 @@ _SCOPES = (
 log = logging.getLogger("canvass.results")
 
 
-def is_postgres(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"
-
-
 def hour_expression(pg: bool, alias: str = "r") -> str:
     """SQL for an attempt's UTC hour since the epoch (its time, else when the server received it)."""
     if pg:
@@ -64,7 +62,7 @@ def hour_expression(pg: bool, alias: str = "r") -> str:
     return f"(CAST(strftime('%s', coalesce({alias}.at, {alias}.received_at)) AS INTEGER) / 3600)"
 
 
-def _upsert(table: str, key: list[str], columns: list[str]) -> str:
+def _upsert(key: list[str], columns: list[str]) -> str:
     return (
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in columns)
@@ -96,19 +94,19 @@ def _fold_statements() -> list[str]:
             f"SELECT r.campaign_id, {key} AS k, r.address_id, max(CASE WHEN r.outcome IN {_CONTACT} THEN 1 ELSE 0 END) AS contact, "
             f"{per_door} FROM (SELECT r.*, {row_flags} FROM ({_BATCH}) r) r "
             "GROUP BY 1, 2, 3) x) y "
-            f"GROUP BY campaign_id, k {_upsert('result_group_tally', ['campaign_id', 'kind', 'key'], group_columns)}"
+            f"GROUP BY campaign_id, k {_upsert(['campaign_id', 'kind', 'key'], group_columns)}"
         )
     out.append(
         f"INSERT INTO result_door_tally AS t (campaign_id, address_id, walk_list_id, user_id, {', '.join(DOOR_COLUMNS)}) "
         f"SELECT campaign_id, address_id, coalesce(walk_list_id, 0), coalesce(user_id, 0), {_DOOR_SUMS} FROM ({_BATCH}) r "
         "GROUP BY campaign_id, address_id, coalesce(walk_list_id, 0), coalesce(user_id, 0) "
-        + _upsert("result_door_tally", ["campaign_id", "address_id", "walk_list_id", "user_id"], DOOR_COLUMNS)
+        + _upsert(["campaign_id", "address_id", "walk_list_id", "user_id"], DOOR_COLUMNS)
     )
     out.append(
         "INSERT INTO result_hour_tally AS t (campaign_id, hour, attempts, contacts) "
         f"SELECT campaign_id, {hour_expression(True)}, count(*), sum(CASE WHEN outcome IN {_CONTACT} THEN 1 ELSE 0 END) "
         f"FROM ({_BATCH}) r GROUP BY campaign_id, {hour_expression(True)} "
-        + _upsert("result_hour_tally", ["campaign_id", "hour"], ["attempts", "contacts"])
+        + _upsert(["campaign_id", "hour"], ["attempts", "contacts"])
     )
     out.append("DELETE FROM result_fold_batch")
     return out
