@@ -498,10 +498,6 @@ async def test_exports_audited_pdf_and_geopackage(client: AsyncTestClient[Litest
     ]
 
 
-def seeded_backend(session: AsyncSession) -> str:
-    return session.bind.dialect.name
-
-
 async def test_tallies_follow_every_write(seeded: Seeded, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """Triggers (and on PostgreSQL the fold of queued attempts) keep the tallies equal to a full rebuild
     through inserts, corrections, updates and deletes, of attempts already folded and of attempts still queued."""
@@ -544,7 +540,7 @@ async def test_tallies_follow_every_write(seeded: Seeded, sessionmaker: async_se
         await session.execute(update(ContactAttempt).where(ContactAttempt.id.in_(fresh[3:6])).values(outcome="spoke", walk_list_id=None))
         await session.commit()
     async with sessionmaker() as session:
-        if seeded_backend(session) == "postgresql":
+        if session.bind.dialect.name == "postgresql":
             queued = await session.scalar(text("SELECT count(*) FROM result_pending"))
             # 9 new attempts wait for a fold, and so do the 11 folded ones updated above (taken back, re-queued)
             assert queued == 9 + 11

@@ -190,6 +190,23 @@ async def register_phone(
     )
 
 
+async def two_phones_on_one_list(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> tuple[SyncClient, SyncClient]:
+    """The canvasser's and the organiser's phones, both holding list 0 (assigned to both) after a first pull."""
+    async with sessionmaker() as session:
+        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
+        await session.commit()
+    canvasser = await register_phone(client, world, "canvasser", world.campaign_a)
+    organiser = await register_phone(client, world, "organiser", world.campaign_a)
+    await canvasser.pull()
+    await organiser.pull()
+    return canvasser, organiser
+
+
 @pytest.fixture
 async def town(sessionmaker: async_sessionmaker[AsyncSession], world: World) -> Town:
     """The arranged town."""

@@ -9,22 +9,16 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import Assignment, AuditEvent, Conflict
+from server.db.models import AuditEvent, Conflict
 from tests.conftest import World
-from tests.sync.conftest import Town, register_phone
+from tests.sync.conftest import Town, register_phone, two_phones_on_one_list
 
 
 async def test_list_and_resolve_conflict(
     client: AsyncTestClient[Litestar], world: World, town: Town, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """Two concurrent edits leave one conflict; resolving writes the chosen value everywhere and closes it."""
-    async with sessionmaker() as session:
-        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
-        await session.commit()
-    a = await register_phone(client, world, "canvasser", world.campaign_a)
-    b = await register_phone(client, world, "organiser", world.campaign_a)
-    await a.pull()
-    await b.pull()
+    a, b = await two_phones_on_one_list(client, world, town, sessionmaker)
     address = town.addresses[town.lists[0]][1]
     a.edit_field("address", address, "access_note", "ring twice")
     await asyncio.sleep(0.005)

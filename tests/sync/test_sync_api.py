@@ -32,7 +32,7 @@ from server.sync.store import SERVER_CLOCK
 from sync.clock import HLC, format_hlc, system_wall_ms
 from sync.protocol import Envelope, PushRequest, RecordContactAttempt
 from tests.conftest import World
-from tests.sync.conftest import Town, register_phone
+from tests.sync.conftest import Town, register_phone, two_phones_on_one_list
 
 
 async def count(sessionmaker: async_sessionmaker[AsyncSession], model) -> int:  # type: ignore[no-untyped-def]
@@ -224,13 +224,7 @@ async def test_concurrent_edits_converge_and_keep_the_loser(
     town: Town,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessionmaker() as session:
-        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
-        await session.commit()
-    a = await register_phone(client, world, "canvasser", world.campaign_a)
-    b = await register_phone(client, world, "organiser", world.campaign_a)
-    await a.pull()
-    await b.pull()
+    a, b = await two_phones_on_one_list(client, world, town, sessionmaker)
     address = town.addresses[town.lists[0]][2]
     a.edit_field("address", address, "access_note", "side gate")
     await asyncio.sleep(
@@ -264,13 +258,7 @@ async def test_do_not_visit_rules(
     town: Town,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessionmaker() as session:
-        session.add(Assignment(walk_list_id=town.lists[0], user_id=world.users["organiser"]))
-        await session.commit()
-    canvasser = await register_phone(client, world, "canvasser", world.campaign_a)
-    organiser = await register_phone(client, world, "organiser", world.campaign_a)
-    await canvasser.pull()
-    await organiser.pull()
+    canvasser, organiser = await two_phones_on_one_list(client, world, town, sessionmaker)
     address = town.addresses[town.lists[0]][3]
     person = town.people[address][0]
     canvasser.record_observation(address, "do_not_visit", person_id=person)
