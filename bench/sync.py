@@ -188,8 +188,7 @@ async def _push(client: Any, phone: Phone, body: bytes) -> None:
 async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
     backend = "pg" if url.startswith("postgresql") else "sqlite"
     await upgrade_database_async(url)
-    settings = load_settings(environ={}, database_url=url, secret_key=SECRET,
-                             sync_rate_per_minute=10_000_000, auth_rate_per_minute=10_000)
+    settings = load_settings(environ={}, database_url=url, secret_key=SECRET)  # for seeding; the server reads its env
     engine = create_engine_for(url)
     sessionmaker = create_sessionmaker(engine)
     result: dict[str, Any] = {}
