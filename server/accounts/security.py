@@ -8,6 +8,7 @@ Roles are never in the token: they are read from `memberships` per request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
-from sqlalchemy import literal, select, update
+from sqlalchemy import bindparam, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Device, Membership, RevokedAccessToken, Role, User
 
@@ -75,28 +77,21 @@ class AuthUser:
 async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
     """Load the user (and device, for device tokens) named by a verified token; None rejects it.
 
-    Every request pays for this, phones' pushes included, so it is two queries: the
-    user, the token's revocation and the device in one row, then the memberships.
+    Every request pays for this, phones' pushes included, so it is one query: the
+    user, the token's revocation and the device in each row, one row per membership
+    (outer join). On PostgreSQL it runs on an autocommit connection: a single read
+    needs no BEGIN/ROLLBACK, which were two of its three round trips.
     Nothing is cached: a revoked token or device is refused on its next request.
     """
-    sessionmaker = connection.app.state.sessionmaker
     jti = token.jti if isinstance(token.jti, str) else None
     raw_device = token.extras.get("dev")
     device_id = int(raw_device) if raw_device is not None else None
-    revoked = (
-        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti).exists()
-        if jti is not None
-        else literal(False)
-    )
-    columns: list[Any] = [User.id, User.email, User.display_name, User.is_superuser, User.is_active, revoked.label("revoked")]
-    query = select(*columns).where(User.id == int(token.sub))
-    if device_id is not None:
-        query = query.add_columns(
-            Device.id.label("device"), Device.user_id.label("device_user"), Device.campaign_id.label("device_campaign"),
-            Device.node_id.label("node_id"), Device.revoked_at.label("device_revoked"), Device.last_seen_at.label("last_seen"),
-        ).outerjoin(Device, Device.id == device_id)
-    async with sessionmaker() as session:
-        row = (await session.execute(query)).one_or_none()
+    query = _auth_query(jti is not None, device_id is not None)
+    params = {"user_id": int(token.sub), "jti": jti, "device_id": device_id}
+    state = connection.app.state
+    async with _reader(state) as session:
+        rows = (await session.execute(query, params)).all()
+        row = rows[0] if rows else None
         if row is None or row.revoked or not row.is_active:
             return None
         device_campaign_id = node_id = None
@@ -108,20 +103,56 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
             if row.last_seen is None or (now - _aware(row.last_seen)).total_seconds() > 60:
                 await session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
                 await session.commit()
-        roles = dict(
-            (await session.execute(select(Membership.campaign_id, Membership.role).where(Membership.user_id == row.id))).all()
-        )
         return AuthUser(
             id=row.id,
             email=row.email,
             display_name=row.display_name,
             is_superuser=row.is_superuser,
-            roles=roles,
+            roles={r.member_of: r.role for r in rows if r.member_of is not None},
             device_id=device_id,
             device_campaign_id=device_campaign_id,
             device_node_id=node_id,
             token_jti=jti,
         )
+
+
+@functools.cache
+def _auth_query(with_jti: bool, with_device: bool) -> Any:
+    """The authentication query, built once per shape and run with parameters."""
+    revoked = (
+        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists()
+        if with_jti
+        else literal(False)
+    )
+    columns: list[Any] = [
+        User.id, User.email, User.display_name, User.is_superuser, User.is_active, revoked.label("revoked"),
+        Membership.campaign_id.label("member_of"), Membership.role.label("role"),
+    ]
+    query = (
+        select(*columns)
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .where(User.id == bindparam("user_id"))
+    )
+    if with_device:
+        query = query.add_columns(
+            Device.id.label("device"), Device.user_id.label("device_user"), Device.campaign_id.label("device_campaign"),
+            Device.node_id.label("node_id"), Device.revoked_at.label("device_revoked"), Device.last_seen_at.label("last_seen"),
+        ).outerjoin(Device, Device.id == bindparam("device_id"))
+    return query
+
+
+def _reader(state: Any) -> AsyncSession:
+    """A session for authentication's read: autocommit on PostgreSQL (no BEGIN/ROLLBACK round
+    trips; its one write, ``last_seen_at``, commits by itself). SQLite keeps the ordinary
+    session: its connections begin every transaction with BEGIN IMMEDIATE themselves."""
+    sessionmaker = state.sessionmaker
+    engine = state.get("engine")
+    if engine is None or engine.dialect.name != "postgresql":
+        return sessionmaker()
+    autocommit = state.get("autocommit_engine")
+    if autocommit is None:
+        autocommit = state.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(bind=autocommit)
 
 
 def _aware(moment: datetime) -> datetime:
