@@ -1,8 +1,12 @@
-"""Role guards, computed only from server-held memberships (never from anything a client sends)."""
+"""Role guards, computed only from server-held memberships (never from anything a client sends).
+
+The guards are coroutines although they never await: Litestar runs a plain function
+guard in its thread pool, a thread hand-off on every request for a dictionary look-up.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -12,7 +16,7 @@ from server.accounts.security import AuthUser
 from server.db.models import Role
 from server.errors import Forbidden, Unauthenticated
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 ORGANISERS = (Role.admin, Role.organiser)
 REVIEWERS = (Role.admin, Role.organiser, Role.lead)
@@ -27,7 +31,7 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser:
     return user
 
 
-def device_token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def device_token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """A phone's device token may only call the routes marked `device_ok` (sync, me), in its own campaign."""
     user = connection.scope.get("user")
     if not isinstance(user, AuthUser) or user.device_id is None:
@@ -43,7 +47,7 @@ def require_role(*roles: Role) -> Guard:
     """Guard: the caller holds one of `roles` in the campaign named by the `campaign_id` path parameter."""
     allowed = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         user = current_user(connection)
         if user.is_superuser:
             return
@@ -60,18 +64,18 @@ def require_role(*roles: Role) -> Guard:
     return guard
 
 
-def require_superuser(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def require_superuser(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: only a system administrator (creates campaigns, manages users across campaigns)."""
     if not current_user(connection).is_superuser:
         raise Forbidden("Only a system administrator may do this.")
 
 
-def require_authenticated(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def require_authenticated(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: any signed-in caller (the auth middleware already enforces this; explicit for the matrix)."""
     current_user(connection)
 
 
-def require_device(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def require_device(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: sync routes take a registered phone's device token, not a password sign-in."""
     if current_user(connection).device_id is None:
         raise Forbidden("Sync needs a device token: register this phone first (POST /api/campaigns/{id}/devices).")
