@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
-from sqlalchemy import update
 
 from server.accounts.guards import require_device
 from server.accounts.security import AuthUser
 from server.audit import record_audit
-from server.db.models import Device
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
 from server.sync.feed import list_page, pull_changes
@@ -114,14 +111,9 @@ class SyncController(Controller):
             campaign_id=device.campaign_id,
             role=user.role_in(device.campaign_id),
             max_skew_ms=settings.max_clock_skew_seconds * 1000,
+            protocol_version=push.protocol_version,  # stamped on the device with the receipt
         )
-        response = await apply_push(db_session, context, push.mutations)
-        await db_session.execute(
-            update(Device)
-            .where(Device.id == device.id)
-            .values(last_sync_at=datetime.now(UTC), protocol_version=push.protocol_version)
-        )
-        return response
+        return await apply_push(db_session, context, push.mutations)
 
     @post("/pull", status_code=200)
     async def pull(

@@ -28,7 +28,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, Text, any_, bindparam, insert, literal_column, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    any_,
+    bindparam,
+    insert,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -107,21 +120,41 @@ class PushContext(msgspec.Struct, kw_only=True):
     wall: Any = system_wall_ms
     cache: Any = None
     """A ``PushCache`` while a push is being applied (bulk look-ups for plain events)."""
+    protocol_version: int | None = None
+    """Set for a phone's push: the device row records it and the sync time with the receipts."""
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+"""Statements built once per dialect and executed with parameters (building the expression
+tree of a query costs more Python than SQLAlchemy's compiled cache saves)."""
+
+
+def _statement(session: AsyncSession, name: str, build: Any) -> Any:
+    dialect = "postgresql" if is_postgres(session) else "sqlite"
+    statement = _STATEMENTS.get((dialect, name))
+    if statement is None:
+        statement = _STATEMENTS[(dialect, name)] = build(dialect == "postgresql")
+    return statement
+
+
+def _build_lock_receipt(postgres: bool) -> Any:
+    statement = (pg_insert if postgres else sqlite_insert)(DeviceReceipt).values(
+        device_id=bindparam("device_id"), last_seq=0, updated_at=bindparam("now")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[DeviceReceipt.device_id], set_={"updated_at": statement.excluded.updated_at}
+    ).returning(DeviceReceipt.last_seq)
+
+
 async def _lock_receipt(session: AsyncSession, device_id: int) -> int:
     """Create or lock the device's receipt row (one upsert: ON CONFLICT DO UPDATE locks the row
     on PostgreSQL; SQLite holds the write lock already); returns its ``last_seq``."""
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    statement = insert(DeviceReceipt).values(device_id=device_id, last_seq=0, updated_at=_now())
-    statement = statement.on_conflict_do_update(
-        index_elements=[DeviceReceipt.device_id], set_={"updated_at": statement.excluded.updated_at}
-    ).returning(DeviceReceipt.last_seq)
-    return int(await session.scalar(statement) or 0)
+    statement = _statement(session, "lock_receipt", _build_lock_receipt)
+    return int(await session.scalar(statement, {"device_id": device_id, "now": _now()}) or 0)
 
 
 def _any_of(session: AsyncSession, column: Any, values: Any) -> Any:
@@ -134,6 +167,15 @@ def _any_of(session: AsyncSession, column: Any, values: Any) -> Any:
         element = Text() if isinstance(column.type, String) else column.type
         return column == any_(bindparam(None, values, type_=ARRAY(element)))
     return column.in_(values)
+
+
+def _any_param(postgres: bool, column: Any, name: str) -> Any:
+    """``column IN :name`` as a parameter of a cached statement (an array on PostgreSQL,
+    as ``_any_of``; an expanding IN list on SQLite)."""
+    if postgres:
+        element = Text() if isinstance(column.type, String) else column.type
+        return column == any_(bindparam(name, type_=ARRAY(element)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 async def apply_push(
@@ -211,10 +253,29 @@ async def apply_push(
         )
         last_seq = max(last_seq, envelope.seq)
     context.cache = None
-    # One multi-row INSERT per table, insert-if-absent: an event id already stored (an earlier
-    # push, or another device's push committing at the same moment) is a duplicate, found by
-    # the INSERT itself. On PostgreSQL the attempts' queueing trigger (statement-level) fires
-    # once per push, not once per row.
+    if is_postgres(session):
+        already = await _finish_push_pg(session, context, cache, result_rows, last_seq)
+    else:
+        already = await _finish_push(session, context, cache, result_rows, last_seq)
+    for key in already:
+        at_result, _ = queued[key]
+        results[at_result] = msgspec.structs.replace(
+            results[at_result], status="duplicate", reason=_DUPLICATE_EVENT
+        )
+    return PushResponse(results=results, last_seq=last_seq)
+
+
+async def _finish_push(
+    session: AsyncSession,
+    context: PushContext,
+    cache: PushCache,
+    result_rows: list[dict[str, Any]],
+    last_seq: int,
+) -> set[tuple[str, str]]:
+    """Write what the push queued (events, feed rows, results, receipt); returns the events
+    that were already stored (duplicates). One multi-row INSERT per table, insert-if-absent:
+    an event id already stored (an earlier push, or another device's push committing at the
+    same moment) is a duplicate, found by the INSERT itself."""
     already: set[tuple[str, str]] = set()
     for entity, model, rows in (
         ("contact_attempt", ContactAttempt, cache.attempt_rows),
@@ -222,22 +283,130 @@ async def apply_push(
     ):
         inserted = await _insert_if_absent(session, model, rows)
         already |= {(entity, row["id"]) for row in rows if row["id"] not in inserted}
-    for key in already:
-        at_result, at_row = queued[key]
-        results[at_result] = msgspec.structs.replace(
-            results[at_result], status="duplicate", reason=_DUPLICATE_EVENT
-        )
-        result_rows[at_row].update(status="duplicate", reason=_DUPLICATE_EVENT)
+    for row in result_rows:
+        if (row["entity"], row["entity_id"]) in already and row["status"] == "applied":
+            row.update(status="duplicate", reason=_DUPLICATE_EVENT)
     await _flush_feed_rows(
         session, [f for f in cache.feed_rows if (f["entity"], f["entity_id"]) not in already]
     )
     await _insert_rows(session, MutationResultRow, result_rows)
+    now = _now()
     await session.execute(
         update(DeviceReceipt)
         .where(DeviceReceipt.device_id == context.device_id)
-        .values(last_seq=last_seq, updated_at=_now())
+        .values(last_seq=last_seq, updated_at=now)
     )
-    return PushResponse(results=results, last_seq=last_seq)
+    if context.protocol_version is not None:
+        await session.execute(
+            update(Device)
+            .where(Device.id == context.device_id)
+            .values(last_sync_at=now, protocol_version=context.protocol_version)
+        )
+    return already
+
+
+def _unnest(columns: list[tuple[str, str]]) -> str:
+    """``unnest(CAST(:name AS type[]), ...) AS alias(name, ...)``: one array parameter per column."""
+    arrays = ", ".join(f"CAST(:{prefix}{name} AS {kind}[])" for name, kind, prefix in columns)
+    return f"unnest({arrays}) AS u({', '.join(name for name, _, _ in columns)})"
+
+
+_ATTEMPT_COLUMNS = [("id", "text", "a_"), ("address_id", "integer", "a_"), ("person_id", "integer", "a_"),
+                    ("walk_list_id", "integer", "a_"), ("outcome", "text", "a_"), ("hlc", "text", "a_"),
+                    ("at", "timestamptz", "a_")]
+_ANSWER_COLUMNS = [("id", "text", "q_"), ("address_id", "integer", "q_"), ("person_id", "integer", "q_"),
+                   ("walk_list_id", "integer", "q_"), ("survey_id", "integer", "q_"),
+                   ("question_key", "text", "q_"), ("value", "text", "q_"), ("hlc", "text", "q_")]
+_RESULT_COLUMNS = [("seq", "bigint", "r_"), ("op", "text", "r_"), ("status", "text", "r_"),
+                   ("reason", "text", "r_"), ("entity", "text", "r_"), ("entity_id", "text", "r_"),
+                   ("server_hlc", "text", "r_")]
+
+_FINISH_PUSH_PG = text(f"""
+WITH att AS (
+    INSERT INTO contact_attempts (id, campaign_id, address_id, person_id, walk_list_id, outcome, hlc, at,
+                                  user_id, device_id, received_at)
+    SELECT u.id, :campaign_id, u.address_id, u.person_id, u.walk_list_id, u.outcome, u.hlc, u.at,
+           :user_id, :device_id, :now
+    FROM {_unnest(_ATTEMPT_COLUMNS)}
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, address_id
+), ans AS (
+    INSERT INTO answers (id, campaign_id, address_id, person_id, walk_list_id, survey_id, question_key, value,
+                         hlc, user_id, device_id, received_at)
+    SELECT u.id, :campaign_id, u.address_id, u.person_id, u.walk_list_id, u.survey_id, u.question_key,
+           CAST(u.value AS json), u.hlc, :user_id, :device_id, :now
+    FROM {_unnest(_ANSWER_COLUMNS)}
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, address_id
+), stored AS (
+    SELECT 'contact_attempt' AS entity, id, address_id FROM att
+    UNION ALL SELECT 'answer', id, address_id FROM ans
+), feed AS (
+    INSERT INTO change_feed (campaign_id, entity, entity_id, op, walk_list_id, address_id, txid, version, created_at)
+    SELECT :campaign_id, entity, id, 'upsert', NULL, address_id, CAST(CAST(pg_current_xact_id() AS text) AS bigint),
+           0, :now
+    FROM stored
+), results AS (
+    INSERT INTO mutation_results (device_id, seq, campaign_id, op, status, reason, entity, entity_id, server_hlc,
+                                  user_id, created_at)
+    SELECT :device_id, u.seq, :campaign_id, u.op,
+           CASE WHEN d.id IS NOT NULL AND u.status = 'applied' THEN 'duplicate' ELSE u.status END,
+           CASE WHEN d.id IS NOT NULL AND u.status = 'applied' THEN :duplicate ELSE u.reason END,
+           u.entity, u.entity_id, u.server_hlc,
+           :user_id, :now
+    FROM {_unnest(_RESULT_COLUMNS)}
+    LEFT JOIN (
+        SELECT u.entity, u.id FROM unnest(CAST(:queued_entity AS text[]), CAST(:queued_id AS text[])) AS u(entity, id)
+        EXCEPT SELECT entity, id FROM stored
+    ) AS d ON d.entity = u.entity AND d.id = u.entity_id
+), receipt AS (
+    UPDATE device_receipts SET last_seq = :last_seq, updated_at = :now WHERE device_id = :device_id
+), device AS (
+    UPDATE devices SET last_sync_at = :now, protocol_version = COALESCE(:protocol_version, protocol_version)
+    WHERE id = :device_id AND CAST(:protocol_version AS integer) IS NOT NULL
+)
+SELECT entity, id FROM stored
+""")
+"""PostgreSQL: everything a push writes, in one statement (one round trip instead of six).
+
+Data-modifying CTEs run together on one snapshot: the events are inserted if
+absent, and what came back (``stored``) decides the feed rows and which queued
+events' results become ``duplicate``; the receipt and the device row are stamped
+alongside. Each column goes as one array parameter (``unnest``), so the statement
+text, and with it asyncpg's prepared statement, is the same whatever the batch.
+"""
+
+
+async def _finish_push_pg(
+    session: AsyncSession,
+    context: PushContext,
+    cache: PushCache,
+    result_rows: list[dict[str, Any]],
+    last_seq: int,
+) -> set[tuple[str, str]]:
+    """``_finish_push`` on PostgreSQL, as ``_FINISH_PUSH_PG``."""
+    params: dict[str, Any] = {
+        "campaign_id": context.campaign_id,
+        "user_id": context.user_id,
+        "device_id": context.device_id,
+        "now": _now(),
+        "last_seq": last_seq,
+        "protocol_version": context.protocol_version,
+        "duplicate": _DUPLICATE_EVENT,
+    }
+    for columns, rows in (
+        (_ATTEMPT_COLUMNS, cache.attempt_rows),
+        (_ANSWER_COLUMNS, cache.answer_rows),
+        (_RESULT_COLUMNS, result_rows),
+    ):
+        for name, _, prefix in columns:
+            params[prefix + name] = [row[name] for row in rows]
+    params["q_value"] = [msgspec.json.encode(v).decode() for v in params["q_value"]]
+    queued = [(row["entity"], row["entity_id"]) for row in cache.feed_rows]
+    params["queued_entity"] = [entity for entity, _ in queued]
+    params["queued_id"] = [event_id for _, event_id in queued]
+    stored = {(entity, event_id) for entity, event_id in await session.execute(_FINISH_PUSH_PG, params)}
+    return set(queued) - stored
 
 
 _DUPLICATE_EVENT = "event already recorded"
@@ -386,10 +555,32 @@ class PushCache(msgspec.Struct, kw_only=True):
     feed_rows: list[dict[str, Any]] = []
 
 
+def _build_prefetch(postgres: bool) -> Any:
+    """Every question of ``_prefetch`` in one round trip: rows of (kind, id, erased entity's id,
+    campaign, address)."""
+    none_int, none_text = null().cast(Integer), null().cast(Text)
+
+    def owned(kind: str, model: Any, name: str, address: Any = None) -> Any:
+        return select(
+            literal_column(f"'{kind}'"), model.id, none_text, model.campaign_id,
+            none_int if address is None else address,
+        ).where(_any_param(postgres, model.id, name))
+
+    return union_all(
+        select(Tombstone.entity, none_int, Tombstone.entity_id, none_int, none_int).where(
+            _any_param(postgres, Tombstone.entity_id, "names")
+        ),
+        owned("address", Address, "addresses"),
+        owned("person", Person, "people", Person.address_id),
+        owned("walk_list", WalkList, "lists"),
+        owned("survey", Survey, "surveys"),
+    )
+
+
 async def _prefetch(
     session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
 ) -> PushCache:
-    """One query per question for every plain event of the batch (see ``PushCache``)."""
+    """One round trip for every question about the plain events of the batch (see ``PushCache``)."""
     events: list[RecordContactAttempt | RecordAnswer] = []
     for envelope in envelopes:
         try:
@@ -418,55 +609,26 @@ async def _prefetch(
     person_ids = {e.person_id for e in events if e.person_id is not None}
     names = [*ids["contact_attempt"], *ids["answer"]]
     names += [str(i) for i in address_ids | person_ids]
-    cache.tombstones = set(
-        (
-            await session.execute(
-                select(Tombstone.entity, Tombstone.entity_id).where(
-                    _any_of(session, Tombstone.entity_id, names)
-                )
-            )
-        ).all()
-    )
-    cache.addresses = dict(
-        (
-            await session.execute(
-                select(Address.id, Address.campaign_id).where(
-                    _any_of(session, Address.id, address_ids)
-                )
-            )
-        ).all()
-    )
-    if person_ids:
-        cache.people = {
-            pid: (campaign_id, address_id)
-            for pid, campaign_id, address_id in (
-                await session.execute(
-                    select(Person.id, Person.campaign_id, Person.address_id).where(
-                        _any_of(session, Person.id, person_ids)
-                    )
-                )
-            ).all()
-        }
     list_ids = {e.walk_list_id for e in events if e.walk_list_id is not None}
-    if list_ids:
-        cache.walk_lists = dict(
-            (
-                await session.execute(
-                    select(WalkList.id, WalkList.campaign_id).where(WalkList.id.in_(list_ids))
-                )
-            ).all()
-        )
     survey_ids = {
         e.survey_id for e in events if isinstance(e, RecordAnswer) and e.survey_id is not None
     }
-    if survey_ids:
-        cache.surveys = dict(
-            (
-                await session.execute(
-                    select(Survey.id, Survey.campaign_id).where(Survey.id.in_(survey_ids))
-                )
-            ).all()
-        )
+    query = _statement(session, "prefetch", _build_prefetch)
+    params = {
+        "names": names,
+        "addresses": list(address_ids),
+        "people": list(person_ids),
+        "lists": list(list_ids),
+        "surveys": list(survey_ids),
+    }
+    tables = {"address": cache.addresses, "walk_list": cache.walk_lists, "survey": cache.surveys}
+    for kind, number, erased_id, campaign_id, address_id in await session.execute(query, params):
+        if erased_id is not None:
+            cache.tombstones.add((kind, erased_id))
+        elif kind == "person":
+            cache.people[number] = (campaign_id, address_id)
+        else:
+            tables[kind][number] = campaign_id
     return cache
 
 
