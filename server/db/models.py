@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -404,10 +405,11 @@ class ContactAttempt(Base):
     """A knock and its outcome; append-only, keyed by the client's UUID (insert-if-absent)."""
 
     __tablename__ = "contact_attempts"
+    # (campaign_id, walk_list_id) also serves searches by campaign alone (migration 0006)
     __table_args__ = (Index("ix_contact_attempts_campaign_list", "campaign_id", "walk_list_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     address_id: Mapped[int] = mapped_column(Integer, index=True)
     person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -423,10 +425,10 @@ class Answer(Base):
     """A survey answer; append-only like contact attempts (a correction is a new answer)."""
 
     __tablename__ = "answers"
-    __table_args__ = (Index("ix_answers_campaign_question", "campaign_id", "question_key"),)
+    # searches by campaign, or campaign and question, use ix_answers_respondent (migration 0006)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     address_id: Mapped[int] = mapped_column(Integer, index=True)
     person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -477,15 +479,16 @@ class ChangeFeed(Base):
     """
 
     __tablename__ = "change_feed"
-    __table_args__ = (Index("ix_change_feed_campaign_version", "campaign_id", "version"),)
+    # the pull's search and order; every push writes these rows, so no other index (migration 0006)
+    __table_args__ = (Index("ix_change_feed_campaign_txid", "campaign_id", "txid", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
     entity: Mapped[str] = mapped_column(String(24))
     entity_id: Mapped[str] = mapped_column(String(40))
     op: Mapped[str] = mapped_column(String(8), default="upsert")
-    walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
-    address_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    address_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     txid: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -505,10 +508,15 @@ class MutationResult(Base):
     """The recorded result of each processed mutation, so a replay returns the same answer."""
 
     __tablename__ = "mutation_results"
+    # by campaign only rejections are ever listed: applied results (nearly all) skip the index
+    __table_args__ = (
+        Index("ix_mutation_results_rejected", "campaign_id",
+              postgresql_where=text("status = 'rejected'"), sqlite_where=text("status = 'rejected'")),
+    )
 
     device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
     op: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
