@@ -16,6 +16,9 @@ What is measured (each backend gets a fresh database, created and dropped here):
 * ``*_ratio_to_raw_insert``: that rate over a raw bulk INSERT (one
   executemany) of the same number of equivalent contact-attempt rows into the
   same table of the same database, measured in the same run.
+* ``*_cpu_ms_per_push``: where the machine's CPU went during the throughput
+  phase, per 100-mutation push: the server's processes, PostgreSQL's
+  processes and this client (``*_host_busy_pct``: the whole machine's busy share).
 * ``push_p95_ms``: 95th percentile latency of a 50-mutation push (PostgreSQL,
   sequential pushes from one phone, measured at the client).
 * ``initial_list_bytes_gzip``: a 60-door list with two electors per door and
@@ -185,6 +188,45 @@ async def _push(client: Any, phone: Phone, body: bytes) -> None:
     assert all(r["status"] == "applied" for r in results), results[:3]
 
 
+def _cpu_seconds() -> dict[int, tuple[float, bytes]]:
+    """CPU seconds (user + system) and command line of every process, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                table[int(entry.name)] = ((int(fields[11]) + int(fields[12])) / tick, (entry / "cmdline").read_bytes())
+            except (OSError, IndexError, ValueError):
+                continue
+    return table
+
+
+def _host_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def _cpu_split(before: dict[int, tuple[float, bytes]], after: dict[int, tuple[float, bytes]],
+               servers: list[int], pushes: int) -> dict[str, float]:
+    """CPU milliseconds per push spent by the server's processes, PostgreSQL's and this client.
+
+    PostgreSQL's: every process named ``postgres`` (backends, WAL writer, checkpointer),
+    counted from zero for a backend that started during the phase.
+    """
+    def spent(pid: int) -> float:
+        return after[pid][0] - before.get(pid, (0.0, b""))[0]
+
+    postgres = sum(spent(pid) for pid, (_, cmd) in after.items() if cmd.startswith(b"postgres"))
+    return {
+        "server": round(sum(spent(pid) for pid in servers if pid in after) * 1000 / pushes, 2),
+        "postgres": round(postgres * 1000 / pushes, 2),
+        "client": round(spent(os.getpid()) * 1000 / pushes, 2),
+    }
+
+
 async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
     backend = "pg" if url.startswith("postgresql") else "sqlite"
     await upgrade_database_async(url)
@@ -219,16 +261,23 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
                     phone, body = queue.get_nowait()
                     await _push(client, phone, body)
 
+            serving = worker_pids(server.pid) or [server.pid]  # one worker: uvicorn serves in the master
+            cpu_before, busy_before = _cpu_seconds(), _host_busy()
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             elapsed = time.perf_counter() - started
+            cpu_after, busy_after = _cpu_seconds(), _host_busy()
+            result[f"{backend}_cpu_ms_per_push"] = _cpu_split(cpu_before, cpu_after, serving, len(bodies))
+            result[f"{backend}_host_busy_pct"] = round(
+                100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]), 1)
             applied = len(bodies) * BATCH
             async with sessionmaker() as session:
                 stored = int(await session.scalar(select(func.count()).select_from(ContactAttempt)) or 0)
             assert stored == applied, (stored, applied)
             rate = applied / elapsed
             result[f"{backend}_mutations_per_s"] = round(rate, 1)
-            _log(f"[{backend}] push path: {applied} mutations in {elapsed:.2f}s = {rate:,.0f}/s")
+            _log(f"[{backend}] push path: {applied} mutations in {elapsed:.2f}s = {rate:,.0f}/s; CPU ms per push "
+                 f"{result[f'{backend}_cpu_ms_per_push']}, host busy {result[f'{backend}_host_busy_pct']}%")
 
             # 2. raw bulk INSERT of the same number of equivalent rows, same table, same database
             clock = HybridClock("raw")
@@ -291,7 +340,6 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
             result[f"{backend}_initial_list_bytes_gzip"] = total
             result[f"{backend}_initial_list_bytes_raw"] = raw_total
             _log(f"[{backend}] 60-door list: {pages} pages, {raw_total} bytes JSON, {total} bytes gzipped")
-            serving = worker_pids(server.pid) or [server.pid]  # one worker: uvicorn serves in the master
             result[f"{backend}_server_rss_mb"] = round(max(rss_mb(p) for p in serving), 1)
     finally:
         if "server" in locals():
