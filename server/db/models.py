@@ -695,19 +695,22 @@ class ResultAnswerCell(Base):
 
 
 class ResultPending(Base):
-    """Contact attempts not yet folded into the tallies (PostgreSQL; see migration 0005). Ids only."""
+    """Contact attempts not yet folded into the tallies (PostgreSQL; migrations 0005, 0007).
+
+    The queue trigger copies the columns the tallies read, so the fold never
+    goes back to ``contact_attempts``. Outcomes and ids only: nothing personal.
+    """
 
     __tablename__ = "result_pending"
 
     attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-
-
-class ResultFoldBatch(Base):
-    """The attempts one fold is taking in (filled and emptied inside the fold's transaction)."""
-
-    __tablename__ = "result_fold_batch"
-
-    attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    address_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    walk_list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    at: Mapped[datetime | None] = mapped_column(nullable=True)
+    received_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class FollowUp(Base):

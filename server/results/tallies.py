@@ -69,12 +69,15 @@ def _upsert(key: list[str], columns: list[str]) -> str:
     )
 
 
-_BATCH = "SELECT c.* FROM contact_attempts c JOIN result_fold_batch b ON b.attempt_id = c.id"
+_BATCH = "SELECT * FROM taken"
+"""The attempts a fold takes in: the queue rows it deletes (they carry the attempts' columns)."""
 
 
-def _fold_statements() -> list[str]:
-    """The fold, in order: group tallies (which ask whether a door was already knocked in the
-    scope, so they read the door tally *before* it takes the batch in), door tally, hour tally."""
+def _fold_statement() -> str:
+    """The fold as one statement: the queue emptied (``taken``) feeding every tally upsert as a
+    data-modifying CTE. All parts see one snapshot, which is what the group tallies need: they
+    ask whether a door was already knocked in the scope, so they must read the door tally as it
+    was *before* it takes this batch in. One round trip, and each attempt is read once."""
     out = []
     group_columns = ["knocked", "contacted", *SUM_COLUMNS]
     per_door = ", ".join(f"sum({c}) AS {c}" for c in SUM_COLUMNS)
@@ -108,11 +111,11 @@ def _fold_statements() -> list[str]:
         f"FROM ({_BATCH}) r GROUP BY campaign_id, {hour_expression(True)} "
         + _upsert(["campaign_id", "hour"], ["attempts", "contacts"])
     )
-    out.append("DELETE FROM result_fold_batch")
-    return out
+    parts = ", ".join(f"fold_{n} AS ({statement})" for n, statement in enumerate(out))
+    return f"WITH taken AS (DELETE FROM result_pending RETURNING *), {parts} SELECT count(*) FROM taken"
 
 
-_FOLD = _fold_statements()
+_FOLD = _fold_statement()
 
 
 async def fold_result_tallies(session: AsyncSession, *, wait: bool = True) -> int:
@@ -129,14 +132,7 @@ async def fold_result_tallies(session: AsyncSession, *, wait: bool = True) -> in
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FOLD_LOCK})
     elif not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FOLD_LOCK}):
         return 0
-    moved = await session.execute(text(
-        "WITH taken AS (DELETE FROM result_pending RETURNING attempt_id) "
-        "INSERT INTO result_fold_batch (attempt_id) SELECT attempt_id FROM taken"))
-    count = moved.rowcount or 0
-    if count:
-        for statement in _FOLD:
-            await session.execute(text(statement))
-    return count
+    return int(await session.scalar(text(_FOLD)) or 0)
 
 
 async def fold_periodically(sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
@@ -164,8 +160,7 @@ async def rebuild_result_tallies(session: AsyncSession, campaign_id: int) -> dic
     params: dict[str, Any] = {"c": campaign_id}
     if pg:  # the rebuild takes in everything queued: dequeue it under the fold lock
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FOLD_LOCK})
-        await session.execute(text(
-            "DELETE FROM result_pending p USING contact_attempts c WHERE c.id = p.attempt_id AND c.campaign_id = :c"), params)
+        await session.execute(text("DELETE FROM result_pending WHERE campaign_id = :c"), params)
     for table in RESULT_TALLIES:
         await session.execute(text(f"DELETE FROM {table} WHERE campaign_id = :c"), params)
     await session.execute(text(
