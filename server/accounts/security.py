@@ -20,9 +20,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
 from sqlalchemy import bindparam, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Device, Membership, RevokedAccessToken, Role, User
+from server.db.session import autocommit_session
 
 
 def _make_hasher() -> PasswordHasher:
@@ -89,7 +89,7 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
     query = _auth_query(jti is not None, device_id is not None)
     params = {"user_id": int(token.sub), "jti": jti, "device_id": device_id}
     state = connection.app.state
-    async with _reader(state) as session:
+    async with autocommit_session(state) as session:
         rows = (await session.execute(query, params)).all()
         row = rows[0] if rows else None
         if row is None or row.revoked or not row.is_active:
@@ -139,20 +139,6 @@ def _auth_query(with_jti: bool, with_device: bool) -> Any:
             Device.node_id.label("node_id"), Device.revoked_at.label("device_revoked"), Device.last_seen_at.label("last_seen"),
         ).outerjoin(Device, Device.id == bindparam("device_id"))
     return query
-
-
-def _reader(state: Any) -> AsyncSession:
-    """A session for authentication's read: autocommit on PostgreSQL (no BEGIN/ROLLBACK round
-    trips; its one write, ``last_seen_at``, commits by itself). SQLite keeps the ordinary
-    session: its connections begin every transaction with BEGIN IMMEDIATE themselves."""
-    sessionmaker = state.sessionmaker
-    engine = state.get("engine")
-    if engine is None or engine.dialect.name != "postgresql":
-        return sessionmaker()
-    autocommit = state.get("autocommit_engine")
-    if autocommit is None:
-        autocommit = state.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return sessionmaker(bind=autocommit)
 
 
 def _aware(moment: datetime) -> datetime:

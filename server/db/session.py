@@ -79,3 +79,20 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
         except BaseException:
             await session.rollback()
             raise
+
+
+def autocommit_session(state: Any) -> AsyncSession:
+    """A session on an autocommit connection (PostgreSQL) from the app's state: each statement
+    commits by itself, with no BEGIN/COMMIT round trips. For a lone read (authentication) or a
+    push that is one atomic statement (``server.sync.store.apply_plain_push``).
+
+    SQLite gets the ordinary session: its connections begin every transaction with BEGIN
+    IMMEDIATE themselves (``_configure_sqlite``)."""
+    sessionmaker = state.sessionmaker
+    engine = state.get("engine")
+    if engine is None or engine.dialect.name != "postgresql":
+        return sessionmaker()
+    autocommit = state.get("autocommit_engine")
+    if autocommit is None:
+        autocommit = state.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(bind=autocommit)

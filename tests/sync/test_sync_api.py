@@ -454,6 +454,57 @@ async def test_same_event_from_two_devices_at_once_is_stored_once(
     assert statuses == ["applied", "duplicate"]
 
 
+async def test_a_push_racing_another_delivery_of_itself_is_applied_once(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    town: Town,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A phone's push delivered twice at once (a retry racing the original): the one-statement
+    path (PostgreSQL) writes nothing once the receipt has moved under it, and the locking path
+    then answers exactly what the first delivery answered; every event, feed row and result
+    exists once."""
+    from server.db.models import Device, Role
+    from server.sync.store import RawEnvelope, apply_plain_push, apply_push, push_context_for
+
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    async with sessionmaker() as session:
+        device = await session.scalar(select(Device.id).where(Device.node_id == phone.device_id))
+        assert device is not None
+        context = await push_context_for(session, device, world.users["canvasser"], Role.canvasser, 300_000)
+    doors = town.addresses[town.lists[0]][:3]
+    envelopes = [
+        RawEnvelope(seq=n + 1, mutation=msgspec.Raw(msgspec.json.encode(RecordContactAttempt(
+            id=uuid.uuid4(), address_id=door, outcome="not_home", at=phone.clock.now().encode()))))
+        for n, door in enumerate(doors)
+    ]
+    postgres = "postgresql" in str(sessionmaker.kw.get("bind").url)  # type: ignore[union-attr]
+    engine = sessionmaker.kw["bind"]
+
+    async def optimistic() -> object:
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+        async with AsyncSession(autocommit, expire_on_commit=False) as session:
+            return await apply_plain_push(session, context, envelopes)
+
+    async with sessionmaker() as held:  # the first delivery, its transaction still open
+        first = await apply_push(held, context, envelopes)
+        racing = asyncio.create_task(optimistic())
+        await asyncio.sleep(0.5)
+        if postgres:
+            # it read last_seq 0 and now waits for the first delivery's lock on the receipt
+            assert not racing.done()
+        await held.commit()
+    assert await asyncio.wait_for(racing, 30) is None  # declined: nothing written (SQLite: always)
+    async with sessionmaker() as session:
+        again = await apply_push(session, context, envelopes)
+        await session.commit()
+    assert again == first
+    assert [r.status for r in first.results] == ["applied"] * 3
+    assert await count(sessionmaker, ContactAttempt) == 3
+    assert await count(sessionmaker, ChangeFeed) == 3
+    assert await count(sessionmaker, MutationResultRow) == 3
+
+
 async def test_event_already_stored_stays_a_duplicate_after_what_it_names_changed(
     client: AsyncTestClient[Litestar],
     world: World,
