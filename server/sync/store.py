@@ -67,7 +67,7 @@ from server.db.models import (
 )
 from server.db.models import MutationResult as MutationResultRow
 from server.sync.feed import _next_sqlite_version, is_erased, is_postgres, record_change
-from sync.clock import HybridClock, check_skew, parse, system_wall_ms
+from sync.clock import HLC, HybridClock, check_skew, parse, system_wall_ms
 from sync.merge import FieldState, FlagState, apply_observation, merge_field_edit
 from sync.protocol import (
     EDITABLE_FIELDS,
@@ -185,6 +185,8 @@ class Decoded(msgspec.Struct):
     envelope: RawEnvelope
     mutation: Any = None
     error: str | None = None
+    event_id: str | None = None
+    """A contact attempt's or answer's id as text (made once: ``str(UUID)`` is not cheap)."""
 
 
 def _decode(envelopes: list[RawEnvelope]) -> list[Decoded]:
@@ -196,9 +198,12 @@ def _decode(envelopes: list[RawEnvelope]) -> list[Decoded]:
             continue
         seen.add(envelope.seq)
         try:
-            out.append(Decoded(envelope, _mutation_decoder.decode(envelope.mutation)))
+            mutation = _mutation_decoder.decode(envelope.mutation)
         except msgspec.DecodeError as exc:
             out.append(Decoded(envelope, error=f"malformed mutation: {exc}"))
+            continue
+        plain = isinstance(mutation, (RecordContactAttempt, RecordAnswer))
+        out.append(Decoded(envelope, mutation, event_id=str(mutation.id) if plain else None))
     return out
 
 
@@ -557,13 +562,14 @@ async def _apply_one(
             raise Rejected(item.error)
         mutation = item.mutation
         op = type(mutation).__struct_config__.tag  # type: ignore[assignment]
-        entity, entity_id = _target(mutation)
+        entity, entity_id = _target(mutation) if item.event_id is None else (
+            _EVENT_ENTITY[type(mutation)], item.event_id)
         stamp = mutation_hlc(mutation)
-        if stamp is not None:
-            _check_stamp(context, stamp)
+        remote = _check_stamp(context, stamp) if stamp is not None else None
         if isinstance(mutation, (RecordContactAttempt, RecordAnswer)):
             # validated entirely before it writes anything, so no savepoint is needed
-            status, reason = await _apply_plain_event(session, context, mutation)
+            assert entity_id is not None and remote is not None
+            status, reason = await _apply_plain_event(session, context, mutation, entity_id, remote)
         else:
             async with session.begin_nested():
                 status, reason = await _dispatch(session, context, mutation)
@@ -590,8 +596,9 @@ def _target(mutation: Mutation) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _check_stamp(context: PushContext, stamp: str) -> None:
-    """Reject stamps from another node or too far in the future; otherwise advance the server clock."""
+def _check_stamp(context: PushContext, stamp: str) -> HLC:
+    """Reject stamps from another node or too far in the future; otherwise advance the server
+    clock. Returns the parsed stamp."""
     remote = parse(stamp)
     if remote.node != context.node_id:
         raise Rejected(f"hlc node {remote.node!r} is not this device's node id")
@@ -601,6 +608,7 @@ def _check_stamp(context: PushContext, stamp: str) -> None:
             f"(limit {context.max_skew_ms} ms); fix the phone's clock"
         )
     SERVER_CLOCK.receive(remote)
+    return remote
 
 
 async def _dispatch(
@@ -663,6 +671,8 @@ class PushCache(msgspec.Struct, kw_only=True):
     attempt_rows: list[dict[str, Any]] = []
     answer_rows: list[dict[str, Any]] = []
     feed_rows: list[dict[str, Any]] = []
+    now: datetime = msgspec.field(default_factory=_now)
+    """When the push's events were received (one reading for the whole push)."""
 
 
 def _build_prefetch(postgres: bool) -> Any:
@@ -701,9 +711,8 @@ async def _prefetch(
 ) -> tuple[PushCache, int]:
     """One round trip for every question about the plain events of the batch (see ``PushCache``);
     ``with_receipt`` (PostgreSQL) reads the device's receipt in it too: (cache, its last_seq)."""
-    events: list[RecordContactAttempt | RecordAnswer] = [
-        d.mutation for d in decoded if isinstance(d.mutation, (RecordContactAttempt, RecordAnswer))
-    ]
+    plain = [d for d in decoded if d.event_id is not None]
+    events: list[RecordContactAttempt | RecordAnswer] = [d.mutation for d in plain]
     cache = PushCache(
         event_ids={"contact_attempt": set(), "answer": set()},
         tombstones=set(),
@@ -718,8 +727,8 @@ async def _prefetch(
     if not events and not with_receipt:
         return cache, 0
     ids = {"contact_attempt": [], "answer": []}  # type: dict[str, list[str]]
-    for event in events:
-        ids[_EVENT_ENTITY[type(event)]].append(str(event.id))
+    for d in plain:
+        ids[_EVENT_ENTITY[type(d.mutation)]].append(d.event_id)  # type: ignore[arg-type]
     address_ids = {e.address_id for e in events}
     person_ids = {e.person_id for e in events if e.person_id is not None}
     names = [*ids["contact_attempt"], *ids["answer"]]
@@ -784,16 +793,20 @@ def _check_plain_event(
 
 
 async def _apply_plain_event(
-    session: AsyncSession, context: PushContext, event: RecordContactAttempt | RecordAnswer
+    session: AsyncSession,
+    context: PushContext,
+    event: RecordContactAttempt | RecordAnswer,
+    event_id: str,
+    stamp: HLC,
 ) -> tuple[str, str]:
-    """A contact attempt or answer, checked against the push's ``PushCache``.
+    """A contact attempt or answer (``event_id``: its id as text; ``stamp``: its ``at``
+    parsed), checked against the push's ``PushCache``.
 
     Nothing is written here: the row and its feed row are queued and inserted
     with the others at the end of the push (see ``apply_push``).
     """
     cache: PushCache = context.cache
     entity = _EVENT_ENTITY[type(event)]
-    event_id = str(event.id)
     if (entity, event_id) in cache.tombstones:
         raise Rejected(f"{entity} {event_id} was erased")
     if event_id in cache.event_ids[entity]:
@@ -818,14 +831,14 @@ async def _apply_plain_event(
     }
     if isinstance(event, RecordContactAttempt):
         common["outcome"] = event.outcome
-        common["at"] = datetime.fromtimestamp(parse(event.at).wall_ms / 1000, UTC)
-        common["received_at"] = _now()
+        common["at"] = datetime.fromtimestamp(stamp.wall_ms / 1000, UTC)
+        common["received_at"] = cache.now
         cache.attempt_rows.append(common)
     else:
         common["survey_id"] = event.survey_id
         common["question_key"] = event.question_key
         common["value"] = event.value
-        common["received_at"] = _now()
+        common["received_at"] = cache.now
         cache.answer_rows.append(common)
     cache.event_ids[entity].add(event_id)
     cache.feed_rows.append(
