@@ -409,6 +409,7 @@ class ContactAttempt(Base):
     __table_args__ = (Index("ix_contact_attempts_campaign_list", "campaign_id", "walk_list_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # PostgreSQL enforces this foreign key with statement-level triggers instead (migration 0008)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     address_id: Mapped[int] = mapped_column(Integer, index=True)
     person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
@@ -428,6 +429,7 @@ class Answer(Base):
     # searches by campaign, or campaign and question, use ix_answers_respondent (migration 0006)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # PostgreSQL enforces this foreign key with statement-level triggers instead (migration 0008)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     address_id: Mapped[int] = mapped_column(Integer, index=True)
     person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
