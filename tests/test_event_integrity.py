@@ -44,7 +44,7 @@ async def test_an_event_naming_no_campaign_is_refused(sessionmaker: async_sessio
     for make in (_attempt, _answer):
         async with sessionmaker() as session:
             session.add_all([make(10, real), make(11, real + 1000)])  # one good row, one orphan
-            with pytest.raises(IntegrityError, match="(?i)foreign key"):
+            with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
                 await session.commit()
     async with sessionmaker() as session:  # the statement failed whole: no row of it was kept
         assert await session.scalar(select(func.count()).select_from(ContactAttempt)) == 2
@@ -52,7 +52,7 @@ async def test_an_event_naming_no_campaign_is_refused(sessionmaker: async_sessio
         moving = await session.get(ContactAttempt, "attempt-1")
         assert moving is not None
         moving.campaign_id = real + 1000
-        with pytest.raises(IntegrityError, match="(?i)foreign key"):
+        with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
             await session.commit()
 
 
