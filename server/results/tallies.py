@@ -5,9 +5,9 @@ The tallies (``result_door_tally``, ``result_group_tally``, ``result_hour_tally`
 
 * SQLite: row triggers of migration 0003 keep them right in the writer's
   transaction (writers are serialised there anyway).
-* PostgreSQL (migration 0005): an inserted attempt only queues its id in
-  ``result_pending``; :func:`fold_result_tallies` takes the queue in, set-based,
-  under an advisory lock. Why: updating the campaign's and the hour's tally
+* PostgreSQL (migrations 0005, 0007): an inserted attempt only queues its id and
+  the columns the tallies read in ``result_pending``; :func:`fold_result_tallies`
+  takes the queue in, set-based, in one statement, under an advisory lock. Why: updating the campaign's and the hour's tally
   rows in every push made all pushes of a campaign wait for each other on
   those row locks. Every reader of the attempt tallies folds first, so a
   figure is never behind a committed push; a background task folds every few
