@@ -158,22 +158,13 @@ async def _lock_receipt(session: AsyncSession, device_id: int) -> int:
     return int(await session.scalar(statement, {"device_id": device_id, "now": _now()}) or 0)
 
 
-def _any_of(session: AsyncSession, column: Any, values: Any) -> Any:
-    """``column IN values``; on PostgreSQL ``column = ANY(:array)``: one parameter, so one
-    prepared statement whatever the batch size, and the primary-key index even while the
-    table's statistics still say it is empty (an expanded IN list then got a sequential scan)."""
-    values = list(values)
-    if is_postgres(session):
-        # text[] (not varchar(n)[]): a generic plan would otherwise re-cast the array per row
-        element = Text() if isinstance(column.type, String) else column.type
-        return column == any_(bindparam(None, values, type_=ARRAY(element)))
-    return column.in_(values)
-
-
 def _any_param(postgres: bool, column: Any, name: str) -> Any:
-    """``column IN :name`` as a parameter of a cached statement (an array on PostgreSQL,
-    as ``_any_of``; an expanding IN list on SQLite)."""
+    """``column IN :name`` as a parameter of a cached statement. On PostgreSQL
+    ``column = ANY(:name)``: one array parameter, so one prepared statement whatever the
+    batch size, and the primary-key index even while the table's statistics still say it is
+    empty (an expanded IN list then got a sequential scan). SQLite: an expanding IN list."""
     if postgres:
+        # text[] (not varchar(n)[]): a generic plan would otherwise re-cast the array per row
         element = Text() if isinstance(column.type, String) else column.type
         return column == any_(bindparam(name, type_=ARRAY(element)))
     return column.in_(bindparam(name, expanding=True))
@@ -226,6 +217,16 @@ class Batch(msgspec.Struct):
         return PushResponse(results=self.results, last_seq=self.last_seq)
 
 
+def _build_stored_results(postgres: bool) -> Any:
+    """The recorded results of the device's seqs in ``:seqs`` (replays)."""
+    return select(
+        MutationResultRow.seq, MutationResultRow.status, MutationResultRow.reason, MutationResultRow.server_hlc
+    ).where(
+        MutationResultRow.device_id == bindparam("device_id"),
+        _any_param(postgres, MutationResultRow.seq, "seqs"),
+    )
+
+
 async def apply_push(
     session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
 ) -> PushResponse:
@@ -237,22 +238,9 @@ async def apply_push(
     seen_before = [d.envelope.seq for d in decoded if d.envelope.seq <= last_seq]
     stored = {}
     if seen_before:
-        stored = {
-            row.seq: row
-            for row in (
-                await session.execute(
-                    select(
-                        MutationResultRow.seq,
-                        MutationResultRow.status,
-                        MutationResultRow.reason,
-                        MutationResultRow.server_hlc,
-                    ).where(
-                        MutationResultRow.device_id == context.device_id,
-                        _any_of(session, MutationResultRow.seq, seen_before),
-                    )
-                )
-            ).all()
-        }
+        query = _statement(session, "stored_results", _build_stored_results)
+        params = {"device_id": context.device_id, "seqs": seen_before}
+        stored = {row.seq: row for row in (await session.execute(query, params)).all()}
     fresh = [d for d in decoded if d.envelope.seq not in stored]
     cache, _ = await _prefetch(session, context, fresh)
     batch = await _process(session, context, decoded, stored, cache, last_seq)
@@ -355,7 +343,7 @@ async def _process(
 async def _finish_push(
     session: AsyncSession, context: PushContext, cache: PushCache, batch: Batch
 ) -> set[tuple[str, str]]:
-    """Write what the push queued (events, feed rows, results, receipt); returns the events
+    """SQLite (PostgreSQL: ``_finish_push_pg``): write what the push queued (events, feed rows, results, receipt); returns the events
     that were already stored (duplicates). One multi-row INSERT per table, insert-if-absent:
     an event id already stored (an earlier push, or another device's push committing at the
     same moment) is a duplicate, found by the INSERT itself."""
@@ -425,22 +413,18 @@ def _finish_push_sql(optimistic: bool) -> str:
     that move, and the last row says whether it happened.
     """
     gate = " WHERE EXISTS (SELECT FROM receipt)" if optimistic else ""
-    if optimistic:
-        receipt = """receipt AS (
+    receipt = (
+        """receipt AS (
     INSERT INTO device_receipts AS r (device_id, last_seq, updated_at) VALUES (:device_id, :last_seq, :now)
     ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq, updated_at = excluded.updated_at
     WHERE r.last_seq = :seen_last_seq
     RETURNING device_id
 ), """
-        moved = "\nUNION ALL SELECT 'receipt', NULL FROM receipt"
-    else:
-        receipt = ""
-        moved = ""
-    stamp = (
-        "" if optimistic else
-        "receipt AS (\n    UPDATE device_receipts SET last_seq = :last_seq, updated_at = :now "
+        if optimistic
+        else "receipt AS (\n    UPDATE device_receipts SET last_seq = :last_seq, updated_at = :now "
         "WHERE device_id = :device_id\n), "
     )
+    moved = "\nUNION ALL SELECT 'receipt', NULL FROM receipt" if optimistic else ""
     return f"""
 WITH {receipt}att AS (
     INSERT INTO contact_attempts (id, campaign_id, address_id, person_id, walk_list_id, outcome, hlc, at,
@@ -479,7 +463,7 @@ WITH {receipt}att AS (
         SELECT q.entity, q.entity_id AS id FROM json_to_recordset(CAST(:queued AS json)) AS q(entity text, entity_id text)
         EXCEPT SELECT entity, id FROM stored
     ) AS d ON d.entity = u.entity AND d.id = u.entity_id{gate}
-), {stamp}device AS (
+), device AS (
     UPDATE devices SET last_sync_at = :now, protocol_version = COALESCE(:protocol_version, protocol_version)
     WHERE id = :device_id AND CAST(:protocol_version AS integer) IS NOT NULL{gate.replace(" WHERE", " AND")}
 )
@@ -536,16 +520,12 @@ async def _insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, A
 async def _insert_if_absent(
     session: AsyncSession, model: Any, rows: list[dict[str, Any]]
 ) -> set[str]:
-    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id; returns the ids actually inserted.
-
-    With a list of rows SQLAlchemy sends this as "insertmanyvalues": multi-row VALUES
-    statements from one cached compilation, so one round trip per 1,000 rows.
-    """
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id (SQLite); returns the ids actually
+    inserted. With a list of rows SQLAlchemy sends it as multi-row VALUES statements."""
     if not rows:
         return set()
     table = model.__table__
-    insert_ = pg_insert if is_postgres(session) else sqlite_insert
-    statement = insert_(table).on_conflict_do_nothing().returning(table.c.id)
+    statement = sqlite_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return set((await session.execute(statement, rows)).scalars())
 
 
@@ -855,26 +835,16 @@ async def _apply_plain_event(
 
 
 async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert the queued feed rows in one statement, stamped like ``record_change`` stamps them.
-
-    PostgreSQL: this transaction's xid8. SQLite: one counter value for the
-    whole push (writes are serialised, so rows sharing a value are exactly
-    one transaction's, which the cursor handles as on PostgreSQL).
-    """
+    """SQLite: insert the queued feed rows in one statement, stamped like ``record_change``
+    stamps them: one counter value for the whole push (writes are serialised, so rows sharing
+    a value are exactly one transaction's, which the cursor handles as on PostgreSQL, where
+    ``_FINISH_PUSH_PG`` stamps the transaction's xid8)."""
     if not rows:
         return
-    table = ChangeFeed.__table__
-    if is_postgres(session):
-        # the xid8 stamped inside the INSERT itself: no round trip to ask for it first
-        statement = insert(table).values(
-            txid=literal_column("pg_current_xact_id()::text::bigint"), version=0
-        )
-        await session.execute(statement, rows)
-    else:
-        version = await _next_sqlite_version(session)
-        await session.execute(
-            insert(table), [{**row, "txid": version, "version": version} for row in rows]
-        )
+    version = await _next_sqlite_version(session)
+    await session.execute(
+        insert(ChangeFeed.__table__), [{**row, "txid": version, "version": version} for row in rows]
+    )
 
 
 _EVENT_MODELS: dict[type, Any] = {RecordContactAttempt: ContactAttempt, RecordAnswer: Answer}
