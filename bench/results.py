@@ -91,7 +91,7 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(grid):
             for j in range(grid):
                 poly = box(-0.1 + i * 0.002, 51.5 + j * 0.002, -0.1 + (i + 1) * 0.002, 51.5 + (j + 1) * 0.002)
-                cells.append(CensusArea(code=f"B{i:02d}{j:02d}", name=f"Bench {i}/{j}", kind="OA", geometry=shapely.to_wkb(poly),
+                cells.append(CensusArea(campaign_id=cid, code=f"B{i:02d}{j:02d}", name=f"Bench {i}/{j}", kind="OA", geometry=shapely.to_wkb(poly),
                                         min_lon=poly.bounds[0], min_lat=poly.bounds[1], max_lon=poly.bounds[2], max_lat=poly.bounds[3], counts={}, population=300))
         session.add_all(cells)
         targets = [Target(campaign_id=cid, name=f"Target {t}", rule={}) for t in range(5)]

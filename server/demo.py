@@ -123,11 +123,12 @@ async def load_town_geography(session: AsyncSession, campaign_id: int, town: Tow
                 "counts": dict(area.counts),
             }
         )
-    existing = set((await session.scalars(select(CensusArea.code).where(CensusArea.code.in_([r["code"] for r in rows])))).all())
-    new_rows = [r for r in rows if r["code"] not in existing]
+    own = (CensusArea.campaign_id == campaign_id, CensusArea.code.in_([r["code"] for r in rows]))
+    existing = set((await session.scalars(select(CensusArea.code).where(*own))).all())
+    new_rows = [{"campaign_id": campaign_id, **r} for r in rows if r["code"] not in existing]
     if new_rows:
         await session.execute(insert(CensusArea), new_rows)
-    ids = (await session.scalars(select(CensusArea.id).where(CensusArea.code.in_([r["code"] for r in rows])))).all()
+    ids = (await session.scalars(select(CensusArea.id).where(*own))).all()
     await session.execute(insert(CampaignArea), [{"campaign_id": campaign_id, "area_id": i} for i in ids])
     return len(ids)
 

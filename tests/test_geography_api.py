@@ -180,3 +180,45 @@ async def test_unknown_area_codes_rejected(client: AsyncTestClient[Litestar], wo
     assert response.status_code == 422 and "E00000001" in response.json()["detail"]
 
 
+async def test_import_into_one_campaign_never_changes_another(
+    client: AsyncTestClient[Litestar], world: World, town: Town, town_files: dict[str, Path], tmp_path: Path,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Campaign B imports the same census codes with other boundaries and counts: A's areas, ranking and previews do not move."""
+    await import_town(client, world, town_files)
+    url_a = f"/api/campaigns/{world.campaign_a}"
+    before = (await client.get(f"{url_a}/areas/", headers=world.auth("lead"))).json()
+    ranked_before = (await client.get(f"{url_a}/areas/rank", params={"measure": "bame_share"}, headers=world.auth("lead"))).json()
+    first = town.areas[0]
+    # B's files: every population becomes 100,000 and every polygon moves far away.
+    lines = town_files["census"].read_text().splitlines()
+    total_at = 1  # KS201EW0001, all usual residents
+    forged = [lines[0]] + [",".join(f if i != total_at else "100000" for i, f in enumerate(line.split(","))) for line in lines[1:]]
+    census_b = tmp_path / "census_b.csv"
+    census_b.write_text("\n".join(forged) + "\n")
+    import json
+
+    areas = json.loads(town_files["areas"].read_text())
+    for feature in areas["features"]:
+        feature["geometry"] = mapping(box(10, 10, 10.001, 10.001))
+    areas_b = tmp_path / "areas_b.geojson"
+    areas_b.write_text(json.dumps(areas))
+    url_b = f"/api/campaigns/{world.campaign_b}"
+    for kind, path in (("boundaries", areas_b), ("census", census_b)):
+        response = await client.post(f"{url_b}/imports/{kind}", files={"data": (path.name, path.read_bytes())}, headers=world.auth("superuser"))
+        assert response.status_code == 201, response.text
+    after = (await client.get(f"{url_a}/areas/", headers=world.auth("lead"))).json()
+    assert after == before
+    assert next(a for a in after if a["code"] == first.code)["population"] == first.counts["total"]
+    ranked_after = (await client.get(f"{url_a}/areas/rank", params={"measure": "bame_share"}, headers=world.auth("lead"))).json()
+    assert ranked_after == ranked_before
+    in_b = (await client.get(f"{url_b}/areas/", headers=world.auth("superuser"))).json()
+    assert {a["code"] for a in in_b} == {a["code"] for a in before}
+    assert {a["population"] for a in in_b} == {100000}
+    async with sessionmaker() as session:
+        rows = (await session.execute(select(CensusArea.campaign_id, CensusArea.population).where(CensusArea.code == first.code))).all()
+        assert sorted(rows) == sorted([(world.campaign_a, first.counts["total"]), (world.campaign_b, 100000)])
+    # A target in A by area code uses A's polygon, not B's far-away one.
+    target = await client.post(f"{url_a}/targets/preview", json={"name": "a", "area_codes": [first.code]}, headers=world.auth("organiser"))
+    assert target.status_code == 200, target.text
+    assert target.json()["addresses"] > 0

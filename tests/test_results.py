@@ -360,7 +360,7 @@ async def test_answers_by_area_list_target_and_suppression(client: AsyncTestClie
         west = [c for c, p in polys.items() if p.representative_point().x < midx]
         for code, members in (("W1", west), ("W2", [c for c in polys if c not in west])):
             geometry = shapely.union_all([polys[c] for c in members]).buffer(1e-9)
-            area_row = CensusArea(code=code, name=f"Ward {code}", kind="ward", geometry=shapely.to_wkb(geometry), counts={})
+            area_row = CensusArea(campaign_id=cid, code=code, name=f"Ward {code}", kind="ward", geometry=shapely.to_wkb(geometry), counts={})
             session.add(area_row)
             await session.flush()
             session.add(CampaignArea(campaign_id=cid, area_id=area_row.id))

@@ -177,19 +177,22 @@ class RevokedAccessToken(Base):
 
 
 class CensusArea(Base):
-    """A census or electoral area with its counts; public data shared by campaigns.
+    """A census or electoral area with its counts, as one campaign imported it.
 
-    `counts` maps canonical census column names (see geo/census.py) to
-    resident counts for the area: the only place ethnicity exists.
+    Each campaign holds its own copy (unique per campaign, code and vintage), so
+    one campaign's import can never change another's boundaries or counts
+    (migration 0010). `counts` maps canonical census column names (see
+    geo/census.py) to resident counts for the area: the only place ethnicity exists.
     """
 
     __tablename__ = "census_areas"
     __table_args__ = (
-        UniqueConstraint("code", "vintage"),
+        UniqueConstraint("campaign_id", "code", "vintage", name="uq_census_areas_campaign_code_vintage"),
         Index("ix_census_areas_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     code: Mapped[str] = mapped_column(String(16), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     kind: Mapped[str] = mapped_column(String(16), index=True)
@@ -206,7 +209,7 @@ class CensusArea(Base):
 
 
 class CampaignArea(Base):
-    """Which census areas make up a campaign's patch."""
+    """Which census areas make up a campaign's patch (always areas of that campaign: `CensusArea.campaign_id`)."""
 
     __tablename__ = "campaign_areas"
 

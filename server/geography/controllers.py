@@ -13,7 +13,7 @@ from litestar.params import Body, FromPath, FromQuery
 from sqlalchemy import select
 
 from server.accounts.guards import MEMBERS, ORGANISERS, require_role
-from server.db.models import CampaignArea, CensusArea
+from server.db.models import CensusArea
 from server.dependencies import DbSession
 from server.errors import InvalidInput
 from server.geography import services
@@ -103,8 +103,7 @@ class AreaController(Controller):
         """Areas linked to the campaign, optionally of one kind (OA, LSOA, ward, constituency)."""
         query = (
             select(CensusArea)
-            .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
-            .where(CampaignArea.campaign_id == campaign_id)
+            .where(CensusArea.campaign_id == campaign_id)
             .order_by(CensusArea.code)
         )
         if kind:

@@ -71,6 +71,11 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+def _own_areas(campaign_id: int, codes: Sequence[str], vintage: int) -> tuple[Any, ...]:
+    """Conditions for this campaign's areas with these codes: an import never matches another campaign's areas."""
+    return (CensusArea.campaign_id == campaign_id, CensusArea.code.in_(codes), CensusArea.vintage == vintage)
+
+
 async def _link_areas(session: AsyncSession, campaign_id: int, area_ids: Sequence[int]) -> None:
     existing = set(
         (await session.scalars(select(CampaignArea.area_id).where(CampaignArea.campaign_id == campaign_id))).all()
@@ -100,7 +105,7 @@ async def import_boundaries(
     progress("boundaries", 0, total)
     codes = frame["code"].astype(str).tolist()
     existing = dict(
-        (await session.execute(select(CensusArea.code, CensusArea.id).where(CensusArea.code.in_(codes), CensusArea.vintage == vintage))).all()
+        (await session.execute(select(CensusArea.code, CensusArea.id).where(*_own_areas(campaign_id, codes, vintage)))).all()
     )
     bounds = shapely.bounds(frame.geometry.to_numpy())
     wkb = shapely.to_wkb(frame.geometry.to_numpy())
@@ -119,14 +124,14 @@ async def import_boundaries(
             updates.append({"id": existing[code], **values})
             updated += 1
         else:
-            new_rows.append({"code": code, "vintage": vintage, "counts": {}, **values})
+            new_rows.append({"campaign_id": campaign_id, "code": code, "vintage": vintage, "counts": {}, **values})
         if i % BATCH == 0:
             progress("boundaries", i, total)
     for start in range(0, len(updates), BATCH):  # bulk UPDATE by primary key, not one statement per area
         await session.execute(update(CensusArea), updates[start : start + BATCH])
     for start in range(0, len(new_rows), BATCH):
         await session.execute(insert(CensusArea), new_rows[start : start + BATCH])
-    ids = (await session.scalars(select(CensusArea.id).where(CensusArea.code.in_(codes), CensusArea.vintage == vintage))).all()
+    ids = (await session.scalars(select(CensusArea.id).where(*_own_areas(campaign_id, codes, vintage)))).all()
     await _link_areas(session, campaign_id, ids)
     progress("boundaries", total, total)
     kinds = frame["kind"].fillna("area").value_counts().to_dict()
@@ -153,7 +158,7 @@ async def import_census_table(
     for start in range(0, total, 5000):
         chunk = codes[start : start + 5000]
         existing.update(
-            (await session.execute(select(CensusArea.code, CensusArea.id).where(CensusArea.code.in_(chunk), CensusArea.vintage == table.vintage))).all()
+            (await session.execute(select(CensusArea.code, CensusArea.id).where(*_own_areas(campaign_id, chunk, table.vintage)))).all()
         )
     records = counts.astype("int64").to_dict(orient="index")
     from geo.census import infer_area_kind
@@ -169,7 +174,7 @@ async def import_census_table(
         else:
             unmatched.append(code)
             new_rows.append(
-                {"code": code, "vintage": table.vintage, "kind": infer_area_kind(code) or "area", "name": "",
+                {"campaign_id": campaign_id, "code": code, "vintage": table.vintage, "kind": infer_area_kind(code) or "area", "name": "",
                  "counts": row, "population": population, "census_table": table.table}
             )
         if i % BATCH == 0:
@@ -182,7 +187,7 @@ async def import_census_table(
     ids: list[int] = []
     for start in range(0, total, 5000):
         chunk = codes[start : start + 5000]
-        ids += (await session.scalars(select(CensusArea.id).where(CensusArea.code.in_(chunk), CensusArea.vintage == table.vintage))).all()
+        ids += (await session.scalars(select(CensusArea.id).where(*_own_areas(campaign_id, chunk, table.vintage)))).all()
     await _link_areas(session, campaign_id, ids)
     progress("census", total, total)
     return ImportReport(
@@ -197,8 +202,7 @@ async def campaign_area_polygons(session: AsyncSession, campaign_id: int, kind: 
     """The campaign's areas that have boundaries, as a WGS84 GeoDataFrame with code and counts."""
     query = (
         select(CensusArea.code, CensusArea.name, CensusArea.kind, CensusArea.geometry, CensusArea.counts, CensusArea.population)
-        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
-        .where(CampaignArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None))
+        .where(CensusArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None))
     )
     if kind:
         query = query.where(CensusArea.kind == kind)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from geo.measures import PRESETS, Measure, MeasureError, compile_measure
 from geo.targeting import TargetGeometryError, rank_areas, repair_polygon, target_preview
-from server.db.models import CampaignArea, CensusArea, Person, Target
+from server.db.models import CensusArea, Person, Target
 from server.errors import InvalidInput, NotFound
 from server.geography.services import campaign_addresses_frame, campaign_area_polygons
 from server.settings import Settings
@@ -71,8 +71,7 @@ async def _within_geometry(session: AsyncSession, campaign_id: int, within_area:
     if within_area:
         geometry = await session.scalar(
             select(CensusArea.geometry)
-            .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
-            .where(CampaignArea.campaign_id == campaign_id, CensusArea.code == within_area, CensusArea.geometry.is_not(None))
+            .where(CensusArea.campaign_id == campaign_id, CensusArea.code == within_area, CensusArea.geometry.is_not(None))
         )
         if geometry is None:
             raise NotFound(f"No area {within_area} with a boundary in this campaign.")
@@ -133,8 +132,7 @@ async def _target_geometry(session: AsyncSession, campaign_id: int, data: Target
         rows = (
             await session.execute(
                 select(CensusArea.code, CensusArea.geometry)
-                .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
-                .where(CampaignArea.campaign_id == campaign_id, CensusArea.code.in_(data.area_codes), CensusArea.geometry.is_not(None))
+                .where(CensusArea.campaign_id == campaign_id, CensusArea.code.in_(data.area_codes), CensusArea.geometry.is_not(None))
             )
         ).all()
         missing = sorted(set(data.area_codes) - {r.code for r in rows})
