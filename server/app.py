@@ -28,18 +28,14 @@ from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
+from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, get_settings
 from server.sync.controllers import SyncController
 from server.sync.review import ConflictReviewController
 from server.targeting.controllers import TargetingController
 from server.walklists.controllers import WalkListController
 
-SECURITY_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "permissions-policy": "geolocation=(), camera=(), microphone=()",
-}
+__all__ = ["ROUTE_HANDLERS", "SECURITY_HEADERS", "app_factory", "create_app"]
 
 ROUTE_HANDLERS = [
     HealthController,
@@ -114,12 +110,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await asyncio.wait(list(background), timeout=60)
             await engine.dispose()
 
-    async def add_security_headers(message: dict, scope: dict) -> None:  # type: ignore[type-arg]
-        if message["type"] == "http.response.start":
-            headers = message.setdefault("headers", [])
-            for name, value in SECURITY_HEADERS.items():
-                headers.append((name.encode(), value.encode()))
-
     return Litestar(
         route_handlers=list(ROUTE_HANDLERS),
         lifespan=[database_lifespan],
@@ -135,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
-        before_send=[add_security_headers],
+        before_send=[security_headers_hook(settings)],
         openapi_config=OpenAPIConfig(
             title="Canvass API",
             version="0.1.0",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
@@ -28,8 +28,16 @@ from server.accounts.schemas import (
     UserCreate,
 )
 from server.accounts.services import AccountService
+from server.console.refresh_cookie import (
+    CookieMode,
+    RefreshCookie,
+    refresh_token_from,
+    signed_out_response,
+    token_response,
+)
 from server.db.models import Device, Membership, User
 from server.dependencies import AppSettings, CurrentUser, DbSession
+from server.errors import Unauthenticated
 
 
 def provide_account_service(db_session: DbSession, state: State) -> AccountService:
@@ -48,24 +56,39 @@ class AuthController(Controller):
     dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
 
     @post("/auth/login", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
-    async def login(self, data: JSONBody[LoginRequest], accounts: Accounts) -> TokenPair:
+    async def login(
+        self, data: JSONBody[LoginRequest], accounts: Accounts, settings: AppSettings, cookie_mode: CookieMode = False
+    ) -> Response[TokenPair]:
         """Sign in with email and password; answers a short-lived access token and a refresh token."""
-        return await accounts.sign_in(data.email, data.password)
+        return token_response(await accounts.sign_in(data.email, data.password), settings, cookie_mode, 200)
 
     @post("/auth/refresh", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
-    async def refresh(self, data: JSONBody[RefreshRequest], accounts: Accounts) -> TokenPair:
-        """Rotate a refresh token into a new token pair."""
-        return await accounts.refresh(data.refresh_token)
+    async def refresh(
+        self, accounts: Accounts, settings: AppSettings, data: JSONBody[RefreshRequest | None] = None,
+        cookie_mode: CookieMode = False, refresh_cookie: RefreshCookie = None,
+    ) -> Response[TokenPair]:
+        """Rotate a refresh token (the body's, or the console's cookie) into a new token pair."""
+        token = refresh_token_from(data.refresh_token if data else None, cookie_mode, refresh_cookie)
+        if token is None:
+            raise Unauthenticated("No refresh token: send it in the body (or, from the console, its cookie); sign in again.")
+        return token_response(await accounts.refresh(token), settings, cookie_mode, 200)
 
     @post("/auth/logout", status_code=204, opt={"device_ok": True})
-    async def logout(self, data: JSONBody[LogoutRequest], accounts: Accounts, user: CurrentUser) -> None:
-        """Revoke this access token (and the refresh family if given)."""
-        await accounts.sign_out(user, data.refresh_token)
+    async def logout(
+        self, accounts: Accounts, user: CurrentUser, settings: AppSettings, data: JSONBody[LogoutRequest | None] = None,
+        cookie_mode: CookieMode = False, refresh_cookie: RefreshCookie = None,
+    ) -> Response[None]:
+        """Revoke this access token (and the refresh family if given, or held in the console's cookie)."""
+        await accounts.sign_out(user, refresh_token_from(data.refresh_token if data else None, cookie_mode, refresh_cookie))
+        return signed_out_response(settings, cookie_mode)
 
     @post("/auth/join", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=201)
-    async def join(self, data: JSONBody[JoinRequest], accounts: Accounts) -> TokenPair:
+    async def join(
+        self, data: JSONBody[JoinRequest], accounts: Accounts, settings: AppSettings, cookie_mode: CookieMode = False
+    ) -> Response[TokenPair]:
         """Create a canvasser account with a join code from an organiser."""
-        return await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
+        pair = await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
+        return token_response(pair, settings, cookie_mode, 201)
 
     @get("/me", opt={"device_ok": True})
     async def me(self, user: CurrentUser) -> MeOut:

@@ -1,7 +1,14 @@
 // The JSON API client of the console: bearer tokens, one refresh on 401, and every error
 // turned into words (RFC 9457 problem+json `detail` plus its field errors).
+//
+// Tokens: the short-lived access token lives only in this module's memory (never in
+// sessionStorage or localStorage, where injected script could read it). The refresh token
+// never reaches script at all: sign-in, join and refresh send the console's header and the
+// server answers it as an HttpOnly, SameSite=Strict cookie scoped to /api/auth. A reload
+// gets a new access token from that cookie. See SECURITY.md ("The console").
 
-const TOKENS_KEY = "canvass.tokens";
+const CONSOLE_MODE = { "x-canvass-refresh-cookie": "1" };
+let accessToken = null;
 
 export class ApiError extends Error {
   constructor(status, problem, path) {
@@ -26,14 +33,11 @@ export function describeProblem(status, problem, path) {
   return text;
 }
 
-export function loadTokens() {
-  try { return JSON.parse(sessionStorage.getItem(TOKENS_KEY) || "null"); } catch { return null; }
-}
+/** True while the console holds an access token (in memory). */
+export function signedIn() { return accessToken !== null; }
 
-export function saveTokens(tokens) {
-  if (tokens) sessionStorage.setItem(TOKENS_KEY, JSON.stringify(tokens));
-  else sessionStorage.removeItem(TOKENS_KEY);
-}
+/** Keep an access token from a token response (the refresh token is in the HttpOnly cookie), or forget it. */
+export function saveTokens(tokens) { accessToken = tokens && tokens.access_token ? tokens.access_token : null; }
 
 let onSignedOut = () => {};
 export function setSignedOutHandler(handler) { onSignedOut = handler; }
@@ -47,16 +51,24 @@ async function readProblem(response) {
   return text ? { detail: text.slice(0, 300) } : null;
 }
 
-async function refreshTokens() {
-  const tokens = loadTokens();
-  if (!tokens || !tokens.refresh_token) return false;
-  const response = await fetch("/api/auth/refresh", {
-    method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ refresh_token: tokens.refresh_token }),
-  });
-  if (!response.ok) return false;
-  saveTokens(await response.json());
-  return true;
+let refreshing = null;
+
+/** Swap the refresh cookie for a new access token; false when there is no valid sign-in.
+ * One refresh at a time: parallel 401s share it (a second use of a spent refresh token
+ * would make the server revoke the whole sign-in). */
+export function refreshTokens() {
+  refreshing = refreshing || (async () => {
+    try {
+      const response = await fetch("/api/auth/refresh", { method: "POST", headers: CONSOLE_MODE, credentials: "same-origin" });
+      saveTokens(response.ok ? await response.json() : null);
+      return response.ok;
+    } catch {
+      return false;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
 }
 
 /** Send a request; returns the raw Response when ok, throws ApiError otherwise. */
@@ -65,9 +77,9 @@ export async function request(method, path, { body, query, retry = true } = {}) 
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
-  const headers = {};
-  const tokens = loadTokens();
-  if (tokens) headers.authorization = `Bearer ${tokens.access_token}`;
+  const headers = path.startsWith("/api/auth/") ? { ...CONSOLE_MODE } : {};
+  const token = accessToken;
+  if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   let response;
   try {
@@ -75,7 +87,7 @@ export async function request(method, path, { body, query, retry = true } = {}) 
   } catch (err) {
     throw new ApiError(0, { detail: `Could not reach the server (${err.message}). Check the connection and try again.` }, path);
   }
-  if (response.status === 401 && retry && tokens && !path.startsWith("/api/auth/")) {
+  if (response.status === 401 && retry && token && !path.startsWith("/api/auth/")) {
     if (await refreshTokens()) return request(method, path, { body, query, retry: false });
     saveTokens(null);
     onSignedOut("Your session has ended; sign in again.");

@@ -1,6 +1,6 @@
 // Console entry point: sign-in, campaign choice, views by role.
 
-import { getJSON, postJSON, saveTokens, loadTokens, setSignedOutHandler, request } from "./api.js";
+import { getJSON, postJSON, saveTokens, refreshTokens, setSignedOutHandler, request } from "./api.js";
 import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
 import { initPlan, loadPlan, showPlan, resetPlan } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
@@ -126,8 +126,8 @@ async function signIn(event) {
 }
 
 async function signOut() {
-  const tokens = loadTokens();
-  try { await request("POST", "/api/auth/logout", { body: { refresh_token: tokens && tokens.refresh_token } }); } catch { /* signing out anyway */ }
+  // The server revokes the sign-in held in the refresh cookie and deletes the cookie.
+  try { await request("POST", "/api/auth/logout", { body: {} }); } catch { /* signing out anyway */ }
   signedOut("");
   setStatus("Signed out.");
 }
@@ -153,8 +153,11 @@ async function boot() {
   for (const tab of document.querySelectorAll("#tabs button")) {
     tab.addEventListener("click", () => guarded("View", () => showView(tab.dataset.view)));
   }
+  // Tokens from older versions of the console, which kept them in sessionStorage.
+  sessionStorage.removeItem("canvass.tokens");
   document.body.dataset.ready = "true";
-  if (loadTokens()) {
+  // A reload keeps the sign-in: the HttpOnly refresh cookie buys a new access token.
+  if (await refreshTokens()) {
     try { await startSession(); return; } catch (err) { saveTokens(null); showError(err, "Restoring your session"); }
   }
   signedOut("");

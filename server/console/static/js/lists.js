@@ -42,7 +42,7 @@ export async function loadLists() {
     const base = `/api/campaigns/${state.campaignId}/walklists/${list.id}`;
     const safe = list.name.replace(/[^\w.-]+/g, "_");
     return el("tr", { "data-list-id": list.id },
-      el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${routeColour(list.id)}` }), list.name,
+      el("th", { scope: "row" }, el("span", { class: "swatch", style: { background: routeColour(list.id) } }), list.name,
         " ", el("button", { type: "button", onclick: () => { state.showView("plan"); setTimeout(() => focusList(list.id), 50); } }, "Show on map")),
       el("td", { class: "num" }, `${fmt.int(list.doors)} doors`, el("br"), `${fmt.int(list.stops)} stops`),
       el("td", { class: "num" }, fmt.mins(list.minutes), el("br"), fmt.km(list.length_m)),

@@ -2,7 +2,7 @@
 // cutting walk lists and their routes.
 
 import { getJSON, postJSON } from "./api.js";
-import { $, el, fmt, classify, renderLegend, OKABE_ITO, showError, clearError, setStatus, guarded } from "./ui.js";
+import { $, el, fmt, classify, renderLegend, escapeText, OKABE_ITO, showError, clearError, setStatus, guarded } from "./ui.js";
 
 const L = window.L;
 let map;
@@ -19,7 +19,8 @@ export function routeColour(listId) { return OKABE_ITO[(listId - 1) % OKABE_ITO.
 export function makeMap(elementId, config) {
   const m = L.map(elementId, { zoomControl: true, preferCanvas: false, keyboard: true });
   if (config.tile_url) {
-    L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution || "" }).addTo(m);
+    // Leaflet writes attributions with innerHTML: pass ours as escaped text.
+    L.tileLayer(config.tile_url, { maxZoom: 19, attribution: escapeText(config.tile_attribution || "") }).addTo(m);
   }
   m.setView([51.5, -0.1], 13);
   return m;
@@ -132,11 +133,16 @@ export async function loadRoutes() {
     pmIgnore: true,
     style: (f) => ({ color: routeColour(f.properties.id), weight: 4, opacity: 0.95 }),
     pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 4, color: routeColour(f.properties.id || 1), pmIgnore: true }),
-    onEachFeature: (f, layer) => {
-      const p = f.properties;
-      layer.bindTooltip(`${p.name}: ${fmt.int(p.doors)} doors, ${fmt.mins(p.minutes)}${p.assignee ? ` · ${p.assignee.display_name || p.assignee}` : " · unassigned"}`, { sticky: true });
-    },
+    // Leaflet puts a string tooltip in with innerHTML: give it an element built from text nodes.
+    onEachFeature: (f, layer) => layer.bindTooltip(routeTooltip(f.properties), { sticky: true }),
   }).addTo(map);
+}
+
+/** A list's tooltip: its name, size and canvasser, as text (names come from volunteers and organisers). */
+function routeTooltip(p) {
+  const assignee = p.assignee && typeof p.assignee === "object" ? p.assignee.display_name : p.assignee;
+  return el("span", { class: "route-tip" }, el("strong", {}, p.name), `: ${fmt.int(p.doors)} doors, ${fmt.mins(p.minutes)} · `,
+    assignee ? el("span", { class: "assignee" }, assignee) : "unassigned");
 }
 
 export function focusList(listId) {

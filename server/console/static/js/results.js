@@ -105,16 +105,19 @@ function drawResultsMap() {
   mapLayer = L.geoJSON(mapData, {
     pmIgnore: true,
     style: (f) => ({ color: "#fff", weight: 1, fillColor: colour(f.properties[metric]), fillOpacity: 0.75 }),
-    onEachFeature: (f, layer) => {
-      const p = f.properties;
-      layer.bindTooltip(`<strong>${escapeHtml(p.name)}</strong><br>doors ${fmt.int(p.doors)} · knocked ${fmt.int(p.doors_knocked)}<br>contact rate ${fmt.pct(p.contact_rate)} · support ${fmt.pct(p.support_share)}${p.suppressed ? "<br>(small numbers suppressed)" : ""}`, { sticky: true });
-    },
+    onEachFeature: (f, layer) => layer.bindTooltip(areaTooltip(f.properties), { sticky: true }),
   }).addTo(map);
   renderLegend($("#results-legend"), $("#results-metric").selectedOptions[0].textContent, breaks, isShare ? fmt.pct : fmt.int);
   if (mapData.features.length) map.fitBounds(mapLayer.getBounds(), { padding: [10, 10] });
 }
 
-function escapeHtml(text) { return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`); }
+/** An area's results tooltip as an element of text nodes (Leaflet would parse a string as HTML). */
+function areaTooltip(p) {
+  return el("span", {}, el("strong", {}, p.name), el("br"),
+    `doors ${fmt.int(p.doors)} · knocked ${fmt.int(p.doors_knocked)}`, el("br"),
+    `contact rate ${fmt.pct(p.contact_rate)} · support ${fmt.pct(p.support_share)}`,
+    p.suppressed ? [el("br"), "(small numbers suppressed)"] : null);
+}
 
 async function loadAnswers() {
   const data = await getJSON(`/api/campaigns/${state.campaignId}/results/answers`, { by: "area" });

@@ -2,19 +2,36 @@
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
-/** Build an element: el("td", {class: "num"}, "12"). Children may be strings or nodes. */
+// Every value the console shows goes through `el` (or textContent): strings become text nodes,
+// never markup, so a name like `<img src=x onerror=...>` is displayed, not run. Nothing is ever assigned to innerHTML.
+const SAFE_URL = /^(?:https?:|blob:|mailto:|\/(?!\/)|#)/i;
+
+/** Build an element: el("td", {class: "num"}, "12"). Children may be strings (added as text) or nodes.
+ * `on<event>` keys take functions (listeners), `style` takes an object (CSSOM, allowed by the CSP),
+ * and href/src take only http(s), blob, mailto or same-site URLs (no `javascript:`). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "class") node.className = value;
+    if (key.startsWith("on")) {
+      if (typeof value !== "function") throw new TypeError(`el(): ${key} must be a function`);
+      node.addEventListener(key.slice(2), value);
+    } else if (key === "class") node.className = value;
+    else if (key === "style") Object.assign(node.style, value);
+    else if ((key === "href" || key === "src") && !SAFE_URL.test(String(value))) continue;
     else node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat()) {
     if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
   }
   return node;
+}
+
+/** Text made safe for the few library options that only take HTML strings (Leaflet's attribution). */
+export function escapeText(text) {
+  const box = document.createElement("span");
+  box.textContent = String(text);
+  return box.innerHTML;
 }
 
 export function showError(err, context) {
@@ -74,7 +91,7 @@ export function renderLegend(target, title, breaks, format) {
   if (!breaks.length) return;
   target.append(el("strong", {}, title));
   for (const [lo, hi, colour] of breaks) {
-    target.append(el("div", {}, el("span", { class: "sw", style: `background:${colour}` }), lo === hi ? format(lo) : `${format(lo)} – ${format(hi)}`));
+    target.append(el("div", {}, el("span", { class: "sw", style: { background: colour } }), lo === hi ? format(lo) : `${format(lo)} – ${format(hi)}`));
   }
-  target.append(el("div", {}, el("span", { class: "sw", style: `background:${NO_DATA}` }), "no data / suppressed"));
+  target.append(el("div", {}, el("span", { class: "sw", style: { background: NO_DATA } }), "no data / suppressed"));
 }
