@@ -9,6 +9,7 @@ share one entrance/building; a house's building_key is its own key.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -293,13 +294,24 @@ CODEPOINT_COLUMNS = (
 )
 
 
+def _is_number(text: str) -> bool:
+    """Whether a CSV cell parses as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_codepoint(
     csv_path: str | Path, headers_path: str | Path | None = None
 ) -> gpd.GeoDataFrame:
     """Read OS Code-Point Open (no header line, BNG eastings/northings) as postcode points in WGS84.
 
-    Returns [postcode, ward_code, district_code, quality, geometry]; postcodes without
-    coordinates (eastings and northings 0) get an empty geometry rather than a false point.
+    Returns [postcode, ward_code, district_code, quality, line, problem, geometry]; a postcode
+    without usable coordinates (eastings and northings 0, or text that is not a number) gets an
+    empty geometry and says why in `problem`, rather than a false point. A header line, which
+    OS files do not have but hand-made ones do, is skipped; `attrs["header_line"]` says so.
     """
     names = list(CODEPOINT_COLUMNS)
     if headers_path is not None:
@@ -307,9 +319,16 @@ def read_codepoint(
             header_rows = list(csv.reader(fh))
         if len(header_rows) >= 2 and len(header_rows[1]) >= 10:
             names = [h.strip() for h in header_rows[1]]
-    raw = pd.read_csv(csv_path, header=None, dtype=str, keep_default_na=False)
+    raw = pd.read_csv(csv_path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     raw = raw.iloc[:, : len(names)]
     raw.columns = names[: raw.shape[1]]
+    raw["_line"] = np.arange(1, len(raw) + 1)
+    header_line = None
+    if len(raw) and raw.shape[1] > 3 and not _is_number(str(raw.iloc[0, 2]).strip()) and not _POSTCODE_RE.match(
+        re.sub(r"\s+", "", str(raw.iloc[0, 0])).upper()
+    ):
+        header_line = 1
+        raw = raw.iloc[1:]
     lookup = {c.lower(): c for c in raw.columns}
 
     def col(*cands: str) -> pd.Series:
@@ -318,12 +337,24 @@ def read_codepoint(
                 return raw[lookup[cand.lower()]]
         return raw.iloc[:, CODEPOINT_COLUMNS.index(cands[0])]
 
-    east = pd.to_numeric(col("Eastings"), errors="coerce").to_numpy(dtype=float)
-    north = pd.to_numeric(col("Northings"), errors="coerce").to_numpy(dtype=float)
-    has_xy = ~(np.isnan(east) | np.isnan(north) | ((east == 0) & (north == 0)))
+    east_text = col("Eastings").str.strip()
+    north_text = col("Northings").str.strip()
+    east = pd.to_numeric(east_text, errors="coerce").to_numpy(dtype=float)
+    north = pd.to_numeric(north_text, errors="coerce").to_numpy(dtype=float)
+    unreadable = np.isnan(east) | np.isnan(north)
+    zero = ~unreadable & (east == 0) & (north == 0)
+    has_xy = ~(unreadable | zero)
+    problem: list[str | None] = [None] * len(raw)
+    for pos in np.flatnonzero(~has_xy):
+        e, n = east_text.iloc[pos], north_text.iloc[pos]
+        problem[pos] = (
+            f"eastings/northings {e}, {n}: no coordinates (OS gives 0 to postcodes it cannot place)"
+            if zero[pos]
+            else f"eastings/northings {e!r}, {n!r} are not numbers"
+        )
     points = gpd.GeoSeries(gpd.points_from_xy(east, north), crs=BNG).to_crs(WGS84)
     points[~has_xy] = None
-    return gpd.GeoDataFrame(
+    frame = gpd.GeoDataFrame(
         {
             "postcode": [normalise_postcode(p) for p in col("Postcode")],
             "ward_code": col("Admin_ward_code").str.strip().to_numpy(),
@@ -331,10 +362,70 @@ def read_codepoint(
             "quality": pd.to_numeric(
                 col("Positional_quality_indicator"), errors="coerce"
             ).to_numpy(),
+            "line": raw["_line"].to_numpy(),
+            "problem": problem,
         },
         geometry=points.to_numpy(),
         crs=WGS84,
     )
+    frame.attrs["header_line"] = header_line
+    return frame
+
+
+def read_codepoint_checked(csv_path: str | Path) -> tuple[gpd.GeoDataFrame, list[RowError], int | None]:
+    """Code-Point Open postcodes with a point, the rows without one (by file line), and any header line."""
+    frame = read_codepoint(csv_path)
+    bad = frame["problem"].notna().to_numpy()
+    errors = [RowError(int(line), str(reason)) for line, reason in zip(frame["line"][bad], frame["problem"][bad], strict=True)]
+    good = frame[~bad].drop(columns=["problem"])
+    return good, errors, frame.attrs.get("header_line")
+
+
+ADDRESS_FORMAT_HELP = {
+    "osm": "an OpenStreetMap extract (.osm.pbf)",
+    "codepoint": "OS Code-Point Open (a CSV of postcode, quality, eastings, northings, ...)",
+    "csv": "a CSV of points with address lines and lon/lat or easting/northing columns",
+}
+
+
+def detect_address_format(path: str | Path) -> str | None:
+    """Guess an address file's format from its extension and first bytes: "osm", "codepoint", "csv" or None."""
+    path = Path(path)
+    name = path.name.lower()
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if b"OSMHeader" in head[:64] or (head.lstrip().startswith(b"<?xml") and b"<osm" in head) or head.lstrip().startswith(b"<osm"):
+        return "osm"
+    if name.endswith((".pbf", ".osm", ".o5m", ".osm.bz2")) and not head.isascii():
+        return "osm"
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)][:3]
+    if not rows or len(rows[0]) < 3:
+        return None
+    first = [re.sub(r"[^a-z0-9]", "", c.lower()) for c in rows[0]]
+    has = set(first)
+    coordinates = ({"lon", "lat"} <= has or {"longitude", "latitude"} <= has or {"lng", "lat"} <= has
+                   or bool({"easting", "eastings"} & has and {"northing", "northings"} & has) or {"x", "y"} <= has)
+    address = bool({"lines", "address", "addressline1", "address1", "line1"} & has)
+    if coordinates and address:
+        return "csv"
+    data = rows[1:] if ("postcode" in has or "pc" in has) else rows
+    if data and all(
+        len(r) >= 4 and _POSTCODE_RE.match(re.sub(r"\s+", "", r[0]).upper()) and _is_number(r[1].strip() or "x") for r in data
+    ):
+        return "codepoint"
+    return None
+
+
+def address_format_mismatch(path: str | Path, fmt: str) -> str | None:
+    """A hint naming the right format when the file plainly is another one (None when it fits or is unclear)."""
+    detected = detect_address_format(path)
+    if detected is None or detected == fmt:
+        return None
+    return f"{Path(path).name} looks like {ADDRESS_FORMAT_HELP[detected]}, not {fmt}: use --format {detected}"
 
 
 def _split_lines(text: str) -> tuple[str, ...]:
@@ -405,6 +496,9 @@ def read_address_csv(
             errors.append(
                 RowError(line_no, f"coordinates {rec[xcol]!r}, {rec[ycol]!r} are not numbers")
             )
+            continue
+        if xs[pos] == 0 and ys[pos] == 0:
+            errors.append(RowError(line_no, f"coordinates {rec[xcol]!r}, {rec[ycol]!r}: no position (0, 0)"))
             continue
         if src_crs == WGS84 and not (-180 <= xs[pos] <= 180 and -90 <= ys[pos] <= 90):
             errors.append(RowError(line_no, f"lon/lat {xs[pos]}, {ys[pos]} out of range"))

@@ -178,6 +178,15 @@ def infer_area_kind(code: str | None = None, field_name: str | None = None) -> s
     return None
 
 
+_VINTAGE_FIELD_RE = re.compile(r"^(?:OA|LSOA|MSOA|WD|PCON|LAD|LTLA|UTLA|CTY|WZ)(\d{2})CD$", re.IGNORECASE)
+
+
+def vintage_from_field(field_name: str | None) -> int | None:
+    """The year an ONS code field names ("LSOA21CD" -> 2021, "WD22CD" -> 2022), or None ("code", "GeographyCode")."""
+    match = _VINTAGE_FIELD_RE.match(field_name or "")
+    return 2000 + int(match.group(1)) if match else None
+
+
 def _guess_crs(gdf: gpd.GeoDataFrame) -> str:
     """Guess a CRS for a file that declares none: lon/lat if bounds fit, else BNG if they fit."""
     minx, miny, maxx, maxy = gdf.total_bounds
@@ -198,6 +207,7 @@ def read_area_boundaries(
 
     The code field is detected from ONS field names (OA11CD, LSOA21CD, WD22CD, PCON13CD, ...)
     unless given; invalid geometries are repaired with make_valid (polygonal part kept).
+    `attrs["code_field"]` names the field used and `attrs["vintage"]` the year it implies (or None).
     """
     gdf = gpd.read_file(path, engine="pyogrio")
     if gdf.empty:
@@ -245,6 +255,8 @@ def read_area_boundaries(
     )
     if not CRS(out.crs).equals(CRS(WGS84)):
         out = out.to_crs(WGS84)
+    out.attrs["code_field"] = code_field
+    out.attrs["vintage"] = vintage_from_field(code_field)
     return out
 
 

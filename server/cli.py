@@ -167,7 +167,8 @@ SkipBad = Annotated[bool, typer.Option("--skip-bad-rows", help="Import good rows
 
 @import_app.command("boundaries")
 def import_boundaries_cmd(
-    path: Path, campaign: CampaignOption, vintage: Annotated[int, typer.Option()] = 2011,
+    path: Path, campaign: CampaignOption,
+    vintage: Annotated[int | None, typer.Option(help="Census year of the areas (default: from the code field, e.g. LSOA21CD is 2021; else 2011)")] = None,
     kind: Annotated[str | None, typer.Option(help="OA, LSOA, MSOA, ward, constituency (default: from codes)")] = None,
 ) -> None:
     """Area polygons from GeoJSON, GeoPackage or Shapefile (any CRS)."""
@@ -183,7 +184,7 @@ def import_census_cmd(path: Path, campaign: CampaignOption, skip_bad_rows: SkipB
 @import_app.command("addresses")
 def import_addresses_cmd(
     path: Path, campaign: CampaignOption,
-    fmt: Annotated[str, typer.Option("--format", help="osm, codepoint or csv")] = "osm",
+    fmt: Annotated[str | None, typer.Option("--format", help="osm, codepoint or csv (default: told from the file)")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of x/y columns in a CSV")] = None,
     skip_bad_rows: SkipBad = False,
 ) -> None:

@@ -18,6 +18,7 @@ from server.db.models import (
     Address,
     AuditEvent,
     ContactAttempt,
+    Street,
     User,
     WalkListStop,
 )
@@ -67,7 +68,7 @@ async def cut(client: AsyncTestClient[Litestar], demo: Demo, target_id: int, siz
     response = await client.post(
         f"/api/campaigns/{demo.campaign_id}/targets/{target_id}/cut", params={"wait": "true"}, json={"size": size}, headers=demo.headers["organiser"]
     )
-    assert response.status_code == 202, response.text
+    assert response.status_code == 200, response.text
     return list(response.json()["result"]["walk_list_ids"])
 
 
@@ -205,3 +206,45 @@ async def test_merge_and_split(client: AsyncTestClient[Litestar], demo: Demo, se
     if single:
         refused = await client.post(f"/api/campaigns/{demo.campaign_id}/walklists/{single[0]}/split", json={"parts": 2}, headers=demo.headers["organiser"])
         assert refused.status_code == 422
+
+
+async def test_cut_wait_answers_200_with_the_done_job(client: AsyncTestClient[Litestar], demo: Demo, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """`wait=true` answers 200 with a real, finished job (not 202 with job id 0), and the job can be read back."""
+    target_id = await make_target(client, demo, sessionmaker, share=0.3)
+    response = await client.post(
+        f"/api/campaigns/{demo.campaign_id}/targets/{target_id}/cut", params={"wait": "true"}, json={"size": 40}, headers=demo.headers["organiser"]
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["id"] > 0 and job["status"] == "done" and job["result"]["walk_list_ids"]
+    again = (await client.get(f"/api/campaigns/{demo.campaign_id}/jobs/{job['id']}", headers=demo.headers["organiser"])).json()
+    assert again["status"] == "done" and again["result"]["walk_list_ids"] == job["result"]["walk_list_ids"]
+
+
+async def test_cut_says_how_it_routed(client: AsyncTestClient[Litestar], demo: Demo, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """With streets the cut, its lists and its job say street_network; with none they say straight_line and warn."""
+    target_id = await make_target(client, demo, sessionmaker, share=0.3)
+    url = f"/api/campaigns/{demo.campaign_id}/targets/{target_id}/cut"
+    routed = (await client.post(url, params={"wait": "true"}, json={"size": 40}, headers=demo.headers["organiser"])).json()
+    assert routed["routing"] == "street_network" and routed["warnings"] == []
+    assert routed["result"]["routing"] == "street_network"
+    lists = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists", params={"target_id": target_id}, headers=demo.headers["organiser"])).json()
+    assert {w["routing"] for w in lists} == {"street_network"}
+    async with sessionmaker() as session:
+        await session.execute(Street.__table__.delete())
+        await session.commit()
+    straight = (await client.post(url, params={"wait": "true"}, json={"size": 40, "replace": True}, headers=demo.headers["organiser"])).json()
+    assert straight["routing"] == "straight_line"
+    assert straight["warnings"] and "streets" in straight["warnings"][0] and "straight" in straight["warnings"][0]
+    detail = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists/{straight['result']['walk_list_ids'][0]}", headers=demo.headers["organiser"])).json()
+    assert detail["summary"]["routing"] == "straight_line"
+    job = (await client.post(url, json={"size": 40, "replace": True}, headers=demo.headers["organiser"])).json()
+    for _ in range(200):
+        state = (await client.get(f"/api/campaigns/{demo.campaign_id}/jobs/{job['id']}", headers=demo.headers["organiser"])).json()
+        if state["status"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.1)
+    assert state["status"] == "done", state
+    assert state["routing"] == "straight_line" and state["warnings"], state
+    features = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists/map", headers=demo.headers["organiser"])).json()["features"]
+    assert {f["properties"]["routing"] for f in features} >= {"straight_line"}

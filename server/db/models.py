@@ -356,6 +356,7 @@ class WalkList(Base):
     minutes: Mapped[float] = mapped_column(Float, default=0.0)
     route: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     size_exception: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    routing: Mapped[str | None] = mapped_column(String(16), nullable=True)  # street_network | straight_line (migration 0012)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -46,9 +46,9 @@ class ImportController(Controller):
     @post("/boundaries", status_code=201)
     async def boundaries(
         self, campaign_id: FromPath[int], data: Upload, db_session: DbSession,
-        vintage: FromQuery[int] = 2011, kind: FromQuery[str | None] = None,
+        vintage: FromQuery[int | None] = None, kind: FromQuery[str | None] = None,
     ) -> ImportReport:
-        """Area polygons from GeoJSON, GeoPackage or a zipped Shapefile, in any CRS."""
+        """Area polygons from GeoJSON, GeoPackage or a zipped Shapefile, in any CRS (vintage from the code field, e.g. LSOA21CD: 2021)."""
         with tempfile.TemporaryDirectory() as tmp:
             path = await _save_upload(data, tmp)
             return await services.import_boundaries(db_session, campaign_id, path, vintage=vintage, kind=kind)
@@ -65,10 +65,10 @@ class ImportController(Controller):
     @post("/addresses", status_code=201)
     async def addresses(
         self, campaign_id: FromPath[int], data: Upload, db_session: DbSession,
-        format: FromQuery[str] = "csv", crs: FromQuery[str | None] = None, skip_bad_rows: FromQuery[bool] = False,
+        format: FromQuery[str | None] = None, crs: FromQuery[str | None] = None, skip_bad_rows: FromQuery[bool] = False,
     ) -> ImportReport:
-        """Addresses from an OSM PBF (`format=osm`), Code-Point Open (`codepoint`) or a CSV of points (`csv`)."""
-        if format not in services.ADDRESS_FORMATS:
+        """Addresses from an OSM PBF (`format=osm`), Code-Point Open (`codepoint`) or a CSV of points (`csv`); told from the file when not given."""
+        if format is not None and format not in services.ADDRESS_FORMATS:
             raise InvalidInput(f"format must be one of {', '.join(services.ADDRESS_FORMATS)}", errors=[{"field": "format", "message": "unknown format"}])
         with tempfile.TemporaryDirectory() as tmp:
             path = await _save_upload(data, tmp)

@@ -14,13 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 from pyogrio.errors import DataSourceError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from geo.addresses import read_address_csv, read_codepoint, read_osm_addresses
+from geo.addresses import (
+    ADDRESS_FORMAT_HELP,
+    address_format_mismatch,
+    detect_address_format,
+    read_address_csv,
+    read_codepoint_checked,
+    read_osm_addresses,
+)
 from geo.census import CensusFormatError, RowError, read_area_boundaries, read_census_table
 from geo.register import match_register, read_register_csv
 from geo.targeting import assign_points_to_areas
@@ -61,7 +69,7 @@ def _refuse_bad_rows(kind: str, errors: Sequence[RowError], skip_bad_rows: bool)
         first = errors[0]
         raise InvalidInput(
             f"{kind} import refused: {len(errors)} bad row(s), first at line {first.line}: {first.reason}. "
-            "Nothing was imported; fix the rows or import with skip_bad_rows.",
+            "Nothing was imported; fix the rows or import with --skip-bad-rows (HTTP: skip_bad_rows=true).",
             errors=[{"field": f"line {e.line}", "message": e.reason} for e in errors[:MAX_REPORTED_ERRORS]],
         )
 
@@ -90,7 +98,7 @@ async def import_boundaries(
     campaign_id: int,
     path: Path,
     *,
-    vintage: int = 2011,
+    vintage: int | None = None,
     kind: str | None = None,
     code_field: str | None = None,
     name_field: str | None = None,
@@ -101,6 +109,7 @@ async def import_boundaries(
         frame: gpd.GeoDataFrame = await _in_thread(read_area_boundaries, path, code_field, name_field, kind)
     except (CensusFormatError, ValueError, OSError, DataSourceError) as exc:
         raise InvalidInput(f"Cannot read boundaries from {path.name}: {exc}") from exc
+    vintage = _boundary_vintage(path.name, frame.attrs.get("code_field"), frame.attrs.get("vintage"), vintage)
     total = len(frame)
     progress("boundaries", 0, total)
     codes = frame["code"].astype(str).tolist()
@@ -137,7 +146,42 @@ async def import_boundaries(
     kinds = frame["kind"].fillna("area").value_counts().to_dict()
     return ImportReport(
         kind="boundaries", source=path.name, rows_read=total, rows_written=total,
-        details={"created": len(new_rows), "updated": updated, **{f"kind_{k}": int(v) for k, v in kinds.items()}},
+        details={"vintage": vintage, "created": len(new_rows), "updated": updated, **{f"kind_{k}": int(v) for k, v in kinds.items()}},
+    )
+
+
+def _boundary_vintage(source: str, code_field: str | None, detected: int | None, given: int | None) -> int:
+    """The vintage to store boundaries under: the one their code field names (LSOA21CD: 2021), else the given one, else 2011."""
+    if detected is not None and given is not None and detected != given:
+        raise InvalidInput(
+            f"{source} has its area codes in {code_field}, which are {detected} boundaries, but vintage {given} was given: "
+            f"leave out --vintage (HTTP: vintage) or give {detected}.",
+            errors=[{"field": "vintage", "message": f"{code_field} means {detected}"}],
+        )
+    return detected or given or 2011
+
+
+async def _refuse_census_matching_nothing(session: AsyncSession, campaign_id: int, codes: Sequence[str], table: Any, source: str) -> None:
+    """A census table none of whose codes has a boundary of its vintage in the campaign is refused (nothing to rank)."""
+    matched = 0
+    for start in range(0, len(codes), 5000):
+        matched += int(await session.scalar(
+            select(func.count()).select_from(CensusArea).join(CampaignArea, CampaignArea.area_id == CensusArea.id)
+            .where(CampaignArea.campaign_id == campaign_id, CensusArea.vintage == table.vintage,
+                   CensusArea.code.in_(codes[start : start + 5000]), CensusArea.geometry.is_not(None))
+        ) or 0)
+    if matched or not codes:
+        return
+    have = (await session.execute(
+        select(CensusArea.vintage, CensusArea.kind, func.count()).join(CampaignArea, CampaignArea.area_id == CensusArea.id)
+        .where(CampaignArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None)).group_by(CensusArea.vintage, CensusArea.kind)
+    )).all()
+    boundaries = ", ".join(f"{n} {kind} ({vintage})" for vintage, kind, n in have) or "none"
+    raise InvalidInput(
+        f"census import matched no area: none of the {len(codes)} codes of {source} ({table.table}, {table.vintage} areas, e.g. {codes[0]}) "
+        f"has a {table.vintage} boundary in this campaign (its boundaries: {boundaries}). "
+        f"Import the {table.vintage} boundaries first; nothing was imported.",
+        errors=[{"field": "file", "message": "no area matched"}],
     )
 
 
@@ -153,6 +197,7 @@ async def import_census_table(
     counts: pd.DataFrame = table.counts
     codes = [str(c) for c in counts.index]
     total = len(codes)
+    await _refuse_census_matching_nothing(session, campaign_id, codes, table, path.name)
     progress("census", 0, total)
     existing: dict[str, int] = {}
     for start in range(0, total, 5000):
@@ -223,33 +268,74 @@ async def campaign_area_polygons(session: AsyncSession, campaign_id: int, kind: 
 ADDRESS_FORMATS = ("osm", "codepoint", "csv")
 
 
+def _address_format(path: Path, fmt: str | None) -> str:
+    """The format to read an address file as: the given one unless the file plainly is another, else detected."""
+    if fmt is not None and fmt not in ADDRESS_FORMATS:
+        raise InvalidInput(f"Unknown address format {fmt!r}; use one of {', '.join(ADDRESS_FORMATS)}.",
+                           errors=[{"field": "format", "message": "unknown format"}])
+    if fmt is not None:
+        hint = address_format_mismatch(path, fmt)
+        if hint:
+            raise InvalidInput(f"Cannot read {path.name} as {fmt}: {hint} (HTTP: format=).", errors=[{"field": "format", "message": hint}])
+        return fmt
+    detected = detect_address_format(path)
+    if detected is None:
+        choices = "; ".join(f"--format {name} for {text}" for name, text in ADDRESS_FORMAT_HELP.items())
+        raise InvalidInput(f"Could not tell the format of {path.name}: give {choices} (HTTP: format=).",
+                           errors=[{"field": "format", "message": "format not recognised"}])
+    return detected
+
+
+def _drop_rows_without_points(frame: gpd.GeoDataFrame, errors: list[RowError]) -> tuple[gpd.GeoDataFrame, list[RowError]]:
+    """Rows with no point, an empty point or non-finite coordinates become bad rows (never a NOT NULL failure)."""
+    geometry = frame.geometry.to_numpy()
+    missing = shapely.is_missing(geometry) | shapely.is_empty(geometry)
+    xy = np.full((len(frame), 2), np.nan)
+    if (~missing).any():
+        xy[~missing] = shapely.get_coordinates(geometry[~missing])
+    bad = missing | ~np.isfinite(xy).all(axis=1)
+    if not bad.any():
+        return frame, errors
+    lines = frame["line"].to_numpy() if "line" in frame.columns else np.arange(1, len(frame) + 1)
+    extra = [RowError(int(line), "no usable coordinates") for line in lines[bad]]
+    return frame[~bad], sorted([*errors, *extra], key=lambda e: e.line)
+
+
 async def import_addresses(
     session: AsyncSession,
     campaign_id: int,
     path: Path,
     *,
-    fmt: str,
+    fmt: str | None = None,
     crs: str | None = None,
     skip_bad_rows: bool = False,
     progress: Progress = _noop,
 ) -> ImportReport:
-    """Address points (OSM PBF, Code-Point Open postcodes, generic CSV) placed in the campaign's areas."""
+    """Address points (OSM PBF, Code-Point Open postcodes, generic CSV) placed in the campaign's areas.
+
+    Without `fmt` the format is told from the file; a file that plainly is another format is refused
+    with a hint naming it. Rows without a usable point are bad rows, reported by file line.
+    """
+    fmt = _address_format(path, fmt)
     errors: list[RowError] = []
+    details: dict[str, Any] = {"format": fmt}
     try:
         if fmt == "osm":
             frame = await _in_thread(read_osm_addresses, path, lambda d, t: progress("reading", d, t))
         elif fmt == "codepoint":
-            frame = await _in_thread(read_codepoint, path)
+            frame, errors, header_line = await _in_thread(read_codepoint_checked, path)
+            if header_line:
+                details["header_line"] = header_line
             frame = frame.assign(
                 uprn=None, lines=[(pc,) for pc in frame["postcode"]], street="", house_number="", flat=None,
                 building_key=["pc:" + pc for pc in frame["postcode"]],
             )
-        elif fmt == "csv":
-            frame, errors = await _in_thread(read_address_csv, path, crs)
         else:
-            raise InvalidInput(f"Unknown address format {fmt!r}; use one of {', '.join(ADDRESS_FORMATS)}.")
-    except (CensusFormatError, ValueError, OSError) as exc:
-        raise InvalidInput(f"Cannot read addresses from {path.name}: {exc}") from exc
+            frame, errors = await _in_thread(read_address_csv, path, crs)
+    except (CensusFormatError, ValueError, OSError, RuntimeError) as exc:
+        hint = address_format_mismatch(path, fmt)
+        raise InvalidInput(f"Cannot read addresses from {path.name} as {fmt}: {exc}" + (f" ({hint})" if hint else "")) from exc
+    frame, errors = _drop_rows_without_points(frame, errors)
     _refuse_bad_rows("address", errors, skip_bad_rows)
     areas = await campaign_area_polygons(session, campaign_id, kind=None)
     oa = areas[areas["kind"] == "OA"] if (areas["kind"] == "OA").any() else areas
@@ -286,7 +372,8 @@ async def import_addresses(
     outside = int(area_codes.isna().sum())
     return ImportReport(
         kind="addresses", source=path.name, rows_read=total + len(errors), rows_written=total, rows_skipped=len(errors),
-        unmatched=outside, details={"outside_campaign_areas": outside, "with_house_number": int((frame["house_number"].astype(str) != "").sum())},
+        unmatched=outside,
+        details={**details, "outside_campaign_areas": outside, "with_house_number": int((frame["house_number"].astype(str) != "").sum())},
         errors=_row_errors(errors),
     )
 

@@ -151,9 +151,39 @@ async def _target_geometry(session: AsyncSession, campaign_id: int, data: Target
     return geometry
 
 
+ESTIMATE_KINDS = ("OA", "LSOA", "MSOA", "ward")
+
+
+async def estimate_areas(session: AsyncSession, campaign_id: int) -> gpd.GeoDataFrame:
+    """The campaign's finest census geography that has both boundaries and counts (OA, else LSOA, ...; the latest vintage).
+
+    Previews estimate residents from these, so a campaign with only 2021 LSOAs is estimated from them.
+    """
+    have = (await session.execute(
+        select(CensusArea.kind, CensusArea.vintage, func.count())
+        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
+        .where(CampaignArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
+        .group_by(CensusArea.kind, CensusArea.vintage)
+    )).all()
+    if not have:
+        return await campaign_area_polygons(session, campaign_id, kind="OA")
+    kind, vintage, _ = min(have, key=lambda r: (ESTIMATE_KINDS.index(r[0]) if r[0] in ESTIMATE_KINDS else len(ESTIMATE_KINDS), -r[1]))
+    rows = (await session.execute(
+        select(CensusArea.code, CensusArea.name, CensusArea.kind, CensusArea.geometry, CensusArea.counts, CensusArea.population)
+        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
+        .where(CampaignArea.campaign_id == campaign_id, CensusArea.kind == kind, CensusArea.vintage == vintage,
+               CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
+    )).all()
+    return gpd.GeoDataFrame(
+        {"code": [r.code for r in rows], "name": [r.name for r in rows], "kind": [r.kind for r in rows],
+         "population": [r.population for r in rows], "counts": [r.counts for r in rows]},
+        geometry=shapely.from_wkb([r.geometry for r in rows]), crs="EPSG:4326",
+    )
+
+
 async def preview_geometry(session: AsyncSession, campaign_id: int, geometry: Any, groups: tuple[str, ...] = ("total", "bame")) -> TargetPreview:
-    """Doors, electors, area-weighted residents per group and km2 inside a polygon."""
-    areas = await campaign_area_polygons(session, campaign_id, kind="OA")
+    """Doors, electors, area-weighted residents per group and km2 inside a polygon (from the finest geography with counts)."""
+    areas = await estimate_areas(session, campaign_id)
     frame = counts_frame(areas) if not areas.empty else gpd.GeoDataFrame({"code": [], "total": [], "bame": []}, geometry=[], crs="EPSG:4326")
     groups = tuple(g for g in groups if g in frame.columns)
     addresses = await campaign_addresses_frame(session, campaign_id)

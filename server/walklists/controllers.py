@@ -39,12 +39,12 @@ class WalkListController(Controller):
     async def cut(
         self, campaign_id: FromPath[int], target_id: FromPath[int], data: JSONBody[CutRequest], db_session: DbSession,
         user: CurrentUser, state: State, request: Request[Any, Any, Any], wait: FromQuery[bool] = False,
-    ) -> JobOut:
-        """Cut a target into routed lists as a background job (poll the job); `wait=true` answers when done."""
+    ) -> Response[JobOut]:
+        """Cut a target into routed lists as a background job (202; poll the job); `wait=true` answers 200 with the finished job."""
         if wait:
             lists = await services.run_cut(state.sessionmaker, campaign_id, target_id, data)
-            return JobOut(id=0, kind="cut", status="done", done=len(lists), total=len(lists), message=f"{len(lists)} lists cut",
-                          result={"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists)})
+            done = await services.record_finished_cut(db_session, campaign_id, target_id, user.id, lists)
+            return Response(done, status_code=200)
         from server.db.models import Target
 
         target = await db_session.get(Target, target_id)
@@ -57,7 +57,7 @@ class WalkListController(Controller):
         background: set[asyncio.Task[None]] = state.setdefault("background_tasks", set())
         background.add(task)
         task.add_done_callback(background.discard)
-        return services.job_out(job)
+        return Response(services.job_out(job), status_code=202)
 
     @get("/jobs/{job_id:int}", guards=[require_role(*REVIEWERS)])
     async def job(self, campaign_id: FromPath[int], job_id: FromPath[int], db_session: DbSession) -> JobOut:

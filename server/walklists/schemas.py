@@ -30,6 +30,9 @@ class JobOut(msgspec.Struct):
     total: int | None
     message: str
     result: dict[str, Any]
+    routing: Literal["street_network", "straight_line"] | None = None
+    """How a cut routed its lists: along the campaign's streets, or by straight lines when none are imported."""
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 class Assignee(msgspec.Struct):
@@ -54,6 +57,8 @@ class WalkListOut(msgspec.Struct):
     assignee: Assignee | None = None
     size_exception: str | None = None
     """Why a list is outside +-10% of the requested size: small_region, indivisible_region or big_block."""
+    routing: str | None = None
+    """street_network or straight_line (None for lists cut before this was recorded)."""
 
 
 class PersonOnList(msgspec.Struct):

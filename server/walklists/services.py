@@ -178,6 +178,28 @@ async def store_streets(session: AsyncSession, campaign_id: int, lines: gpd.GeoD
 
 # ------------------------------------------------------------------ cutting
 
+STRAIGHT_LINE_WARNING = (
+    "No streets are imported around these doors, so the lists were routed by straight lines between doors: "
+    "lengths and minutes are estimates and routes may cross major roads. Import streets (canvass import streets) and re-route."
+)
+
+
+def routing_of(network: StreetNetwork | None) -> str:
+    """How lists are routed with this network: "street_network", or "straight_line" when there is none."""
+    return "street_network" if network is not None else "straight_line"
+
+
+def routing_warnings(routing: str | None) -> list[str]:
+    """The warning an organiser should see for a routing (none for street-network routes)."""
+    return [STRAIGHT_LINE_WARNING] if routing == "straight_line" else []
+
+
+def cut_result(lists: Sequence[WalkList]) -> dict[str, Any]:
+    """A finished cut's job result: the new list ids, their doors and how they were routed."""
+    routing = lists[0].routing if lists else None
+    return {"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists),
+            "routing": routing, "warnings": routing_warnings(routing)}
+
 
 @dataclass
 class CutInput:
@@ -224,7 +246,7 @@ async def store_cut(session: AsyncSession, campaign_id: int, target_id: int, cut
             campaign_id=campaign_id, target_id=target_id, name=f"{cut.target_name} {number:02d}", status="ready",
             doors=int(plan.doors), length_m=round(float(plan.length_m), 1), minutes=round(float(plan.minutes), 1),
             route=shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None,
-            size_exception=plan.size_exception,
+            size_exception=plan.size_exception, routing=routing_of(cut.network),
         )
         session.add(walk_list)
         lists.append((walk_list, plan))
@@ -305,7 +327,7 @@ async def list_outs(session: AsyncSession, campaign_id: int, walk_list_ids: Sequ
     return [
         WalkListOut(
             id=w.id, name=w.name, status=w.status, target_id=w.target_id, doors=w.doors, stops=int(stop_counts.get(w.id, 0)),
-            length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id), size_exception=w.size_exception,
+            length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id), size_exception=w.size_exception, routing=w.routing,
         )
         for w in lists
     ]
@@ -388,7 +410,7 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
             "type": "Feature",
             "geometry": mapping(shapely.from_wkb(route)) if route else None,
             "properties": {"id": out.id, "name": out.name, "doors": out.doors, "stops": out.stops, "minutes": out.minutes,
-                           "length_m": out.length_m, "status": out.status, "target_id": out.target_id,
+                           "length_m": out.length_m, "status": out.status, "target_id": out.target_id, "routing": out.routing,
                            "assignee": out.assignee.display_name if out.assignee else None},
         })
     return {"type": "FeatureCollection", "features": features}
@@ -451,7 +473,7 @@ async def _list_stops_frame(session: AsyncSession, walk_list_ids: Sequence[int])
     return stops_by_building(frame), frame
 
 
-async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame) -> None:
+async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame, routing: str | None = None) -> None:
     from sqlalchemy import insert
 
     from server.sync.feed import record_change
@@ -476,6 +498,7 @@ async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkL
     walk_list.minutes = round(float(plan.minutes), 1)
     walk_list.route = shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None
     walk_list.size_exception = plan.size_exception
+    walk_list.routing = routing
 
 
 async def _route_stops(stops: gpd.GeoDataFrame, network: StreetNetwork | None) -> list[WalkListPlan]:
@@ -527,12 +550,13 @@ async def reroute_lists(session: AsyncSession, campaign_id: int, walk_list_ids: 
         plans = await _route_stops(stops, network)
     first = lists[0]
     kept = [first]
-    await _replace_stops(session, first, plans[0], addresses)
+    routing = routing_of(network)
+    await _replace_stops(session, first, plans[0], addresses, routing)
     for extra_plan in plans[1:]:
         extra = WalkList(campaign_id=campaign_id, target_id=first.target_id, name=f"{first.name} ({len(kept) + 1})", status="ready")
         session.add(extra)
         await session.flush()
-        await _replace_stops(session, extra, extra_plan, addresses)
+        await _replace_stops(session, extra, extra_plan, addresses, routing)
         kept.append(extra)
     for other in lists[1:]:
         held = await session.scalar(select(Assignment.id).where(Assignment.walk_list_id == other.id, Assignment.ended_at.is_(None)))
@@ -660,9 +684,21 @@ async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: 
 # ------------------------------------------------------------------ jobs
 
 
+async def record_finished_cut(session: AsyncSession, campaign_id: int, target_id: int, user_id: int | None, lists: Sequence[WalkList]) -> JobOut:
+    """Record a cut that ran to the end in the request (`wait=true`) as a finished job, so it reads like a background one."""
+    result = {"target_id": target_id, **cut_result(lists)}
+    job = ImportJob(campaign_id=campaign_id, kind="cut", status="done", created_by=user_id, result=result, done=len(lists), total=len(lists),
+                    message=f"{len(lists)} lists cut", finished_at=_now())
+    session.add(job)
+    await session.flush()
+    return job_out(job)
+
+
 def job_out(job: ImportJob) -> JobOut:
     """Struct for a job row."""
-    return JobOut(id=job.id, kind=job.kind, status=job.status, done=job.done, total=job.total, message=job.message, result=job.result)
+    result = job.result or {}
+    return JobOut(id=job.id, kind=job.kind, status=job.status, done=job.done, total=job.total, message=job.message, result=result,
+                  routing=result.get("routing"), warnings=list(result.get("warnings") or []))
 
 
 async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_id: int, request: CutRequest) -> None:
@@ -698,7 +734,7 @@ async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_i
     reporter = loop.create_task(report())
     try:
         lists = await run_cut(sessionmaker, campaign_id, target_id, request, progress)
-        result = {"walk_list_ids": [w.id for w in lists], "lists": len(lists), "doors": sum(w.doors for w in lists)}
+        result = {"target_id": target_id, **cut_result(lists)}
         status, message = "done", f"{len(lists)} lists cut"
     except Exception as exc:
         status, message, result = "failed", getattr(exc, "detail", None) or f"{exc.__class__.__name__}: {exc}", {}

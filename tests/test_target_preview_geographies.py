@@ -1,0 +1,38 @@
+"""Target previews estimate residents from whatever census geography the campaign has (OA or LSOA, 2011 or 2021)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import World
+from tests.smallfiles import SQUARES, boundary_file, ts021_file
+
+
+async def upload(client: AsyncTestClient[Litestar], world: World, kind: str, path: Path, **params: object):  # type: ignore[no-untyped-def]
+    """POST a file to an import endpoint as the organiser."""
+    response = await client.post(
+        f"/api/campaigns/{world.campaign_a}/imports/{kind}", files={"data": (path.name, path.read_bytes())}, params=params, headers=world.auth("organiser"),
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(("code_field", "codes"), [("LSOA21CD", ("E01000001", "E01000002")), ("OA21CD", ("E00000001", "E00000002"))])
+async def test_preview_uses_the_campaigns_2021_areas(
+    client: AsyncTestClient[Litestar], world: World, tmp_path: Path, code_field: str, codes: tuple[str, str]
+) -> None:
+    """A campaign with only 2021 areas (no 2011 OAs) gets residents estimated from them: half of the first square is 500 people."""
+    await upload(client, world, "boundaries", boundary_file(tmp_path / "areas.geojson", code_field, codes))
+    await upload(client, world, "census", ts021_file(tmp_path / "ts021.csv", code_field, codes))
+    x0, y0, x1, y1 = SQUARES[0]
+    half = {"type": "Polygon", "coordinates": [[[x0, y0], [(x0 + x1) / 2, y0], [(x0 + x1) / 2, y1], [x0, y1], [x0, y0]]]}
+    response = await client.post(f"/api/campaigns/{world.campaign_a}/targets/preview", json={"name": "half", "polygon": half}, headers=world.auth("organiser"))
+    assert response.status_code == 200, response.text
+    residents = response.json()["estimated_residents"]
+    assert residents["total"] == pytest.approx(500, rel=0.02)
+    assert residents["bame"] == pytest.approx(300, rel=0.02)  # 1000 - 400 White, halved
+    assert [a["code"] for a in response.json()["areas"]] == [codes[0]]
