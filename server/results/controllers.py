@@ -17,7 +17,13 @@ from server.audit import record_audit
 from server.db.models import Campaign
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.results import services
-from server.results.report import area_frame_to_csv, area_frame_to_file, meeting_report_pdf
+from server.results.report import (
+    area_frame_to_csv,
+    area_frame_to_file,
+    check_follow_up_layout,
+    follow_ups_to_csv,
+    meeting_report_pdf,
+)
 from server.results.schemas import (
     AnswerBreakdown,
     DataHealth,
@@ -140,20 +146,13 @@ class ResultsExportController(Controller):
     @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)])
     async def follow_ups_csv(
         self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser,
-        reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False,
+        reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False, layout: FromQuery[str] = "canvass",
     ) -> Response[bytes]:
-        """The follow-up list as CSV (consented contact details only; audited as an export)."""
-        result = await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done, audit="export")
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"])
-        for p in result.people:
-            writer.writerow([p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
-                             ";".join(p.reasons), p.language or "", ";".join(p.done)])
-        return _download(buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8", f"follow-ups-{campaign_id}.csv")
+        """The follow-up list as CSV (consented contact details only; audited as an export), in our layout or NationBuilder's or Action Network's."""
+        check_follow_up_layout(layout)
+        result = await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done, audit="export", layout=layout)
+        suffix = "" if layout == "canvass" else "-" + layout.replace("_", "-")
+        return _download(follow_ups_to_csv(result.people, layout), "text/csv; charset=utf-8", f"follow-ups{suffix}-{campaign_id}.csv")
 
     @get("/report.pdf", guards=[require_role(*REVIEWERS)])
     async def report_pdf(

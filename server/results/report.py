@@ -6,15 +6,20 @@ follow-up CSV holds consented contact details only. Callers audit each export.
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
-from server.results.schemas import ProgressReport
+from server.errors import InvalidInput
+from server.results.schemas import FollowUpPerson, ProgressReport
 
 EXPORT_COLUMNS = ["code", "name", "doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
 
@@ -22,6 +27,69 @@ EXPORT_COLUMNS = ["code", "name", "doors", "doors_knocked", "contacts", "contact
 def area_frame_to_csv(frame: gpd.GeoDataFrame) -> bytes:
     """The area results as CSV (no geometry), UTF-8 with a header row."""
     return pd.DataFrame(frame[EXPORT_COLUMNS]).to_csv(index=False).encode("utf-8")
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as UTF-8 CSV with a header: the one writer every follow-up export goes through (so a fix here covers all)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+FOLLOW_UP_LAYOUTS = ("canvass", "nationbuilder", "action_network")
+"""Column layouts of the follow-up CSV: ours, and the ones NationBuilder's and Action Network's importers map by name."""
+_MOBILE = re.compile(r"^(?:\+?44\s*\(?0?\)?\s*|0)7")
+
+
+def _is_mobile(phone: str) -> bool:
+    """A British mobile number (07..., +44 7...): NationBuilder keeps mobiles in their own column."""
+    return bool(_MOBILE.match(phone.strip()))
+
+
+def _canvass_rows(people: list[FollowUpPerson]) -> tuple[list[str], list[list[Any]]]:
+    header = ["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"]
+    return header, [[p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
+                     ";".join(p.reasons), p.language or "", ";".join(p.done)] for p in people]
+
+
+def _nationbuilder_rows(people: list[FollowUpPerson]) -> tuple[list[str], list[list[Any]]]:
+    """NationBuilder's people import: its standard field names, reasons as tags, our id as external_id."""
+    header = ["external_id", "first_name", "last_name", "email", "email_opt_in", "phone_number", "mobile_number",
+              "primary_address1", "primary_address2", "primary_address3", "primary_city", "primary_zip", "primary_country_code",
+              "language", "is_volunteer", "tag_list", "note"]
+    rows = []
+    for p in people:
+        phone = p.phone or ""
+        lines = [*p.address_lines[:3], "", "", ""][:3]
+        rows.append([f"canvass-{p.person_id}", p.first_name, p.last_name, p.email or "", "Y" if p.email else "N",
+                     "" if _is_mobile(phone) else phone, phone if _is_mobile(phone) else "", *lines, "", p.postcode, "GB",
+                     p.language or "", "Y" if "volunteer" in p.reasons else "N", ",".join(f"canvass-{r}" for r in p.reasons),
+                     f"Asked on the doorstep: {', '.join(p.reasons)} (contact consent: {p.contact_consent})"])
+    return header, rows
+
+
+def _action_network_rows(people: list[FollowUpPerson]) -> tuple[list[str], list[list[Any]]]:
+    """Action Network's upload: its core field names (matched automatically), reasons and our id as custom fields."""
+    header = ["first_name", "last_name", "email", "phone_number", "address_line", "city", "zip_code", "country", "language",
+              "canvass_id", "canvass_follow_up"]
+    return header, [[p.first_name, p.last_name, p.email or "", p.phone or "", ", ".join(p.address_lines), "", p.postcode, "GB",
+                     p.language or "", p.person_id, ";".join(p.reasons)] for p in people]
+
+
+def check_follow_up_layout(layout: str) -> str:
+    """The layout name if known; a 422 problem otherwise."""
+    if layout not in FOLLOW_UP_LAYOUTS:
+        raise InvalidInput(f"layout must be one of {', '.join(FOLLOW_UP_LAYOUTS)}.", errors=[{"field": "layout", "message": "unknown layout"}])
+    return layout
+
+
+def follow_ups_to_csv(people: list[FollowUpPerson], layout: str = "canvass") -> bytes:
+    """The follow-up list (consented contact details only) as CSV in one of FOLLOW_UP_LAYOUTS."""
+    build = {"canvass": _canvass_rows, "nationbuilder": _nationbuilder_rows, "action_network": _action_network_rows}[check_follow_up_layout(layout)]
+    header, rows = build(people)
+    return csv_bytes(header, rows)
 
 
 def _nullable_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

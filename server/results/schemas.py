@@ -121,6 +121,9 @@ class FollowUpPerson(msgspec.Struct):
     reasons: list[str]
     language: str | None
     done: list[str]
+    first_name: str = ""
+    last_name: str = ""
+    address_lines: list[str] = msgspec.field(default_factory=list)
 
 
 class FollowUpList(msgspec.Struct):

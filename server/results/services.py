@@ -620,7 +620,8 @@ def _consented(consent: str | None) -> bool:
 
 
 async def follow_up_list(
-    session: AsyncSession, campaign_id: int, user: AuthUser, *, reason: str | None = None, include_done: bool = False, audit: str = "read"
+    session: AsyncSession, campaign_id: int, user: AuthUser, *, reason: str | None = None, include_done: bool = False, audit: str = "read",
+    layout: str | None = None,
 ) -> FollowUpList:
     """People who asked to join, volunteer, be called back or for another leaflet language; consented contact only; audited."""
     if reason is not None and reason not in FOLLOW_UP_REASONS:
@@ -667,10 +668,11 @@ async def follow_up_list(
                 person_id=p["id"], name=f"{p['forenames']} {p['surname']}".strip(), address=", ".join(lines or []),
                 postcode=p["postcode"] or "", area_code=p["area_code"], phone=p["phone"], email=p["email"],
                 contact_consent=p["contact_consent"], reasons=reasons, language=wants[p["id"]]["language"],
-                done=sorted(done[p["id"]] & set(reasons)),
+                done=sorted(done[p["id"]] & set(reasons)), first_name=p["forenames"] or "", last_name=p["surname"] or "",
+                address_lines=list(lines or []),
             ))
     record_audit(session, user, audit, "results/follow-ups", campaign_id=campaign_id, row_count=len(people),
-                 detail={"reason": reason, "include_done": include_done})
+                 detail={"reason": reason, "include_done": include_done, **({"layout": layout} if layout else {})})
     return FollowUpList(campaign_id=campaign_id, count=len(people), without_consent=without_consent, people=people)
 
 
