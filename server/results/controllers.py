@@ -14,9 +14,9 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from server.accounts.guards import MEMBERS, REVIEWERS, require_role
 from server.audit import record_audit
-from server.db.models import Campaign
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.results import services
+from server.results.meeting import meeting_report_data
 from server.results.report import (
     area_frame_to_csv,
     area_frame_to_file,
@@ -159,14 +159,10 @@ class ResultsExportController(Controller):
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser,
         tz: FromQuery[str] = "Europe/London", min_count: FromQuery[int | None] = None,
     ) -> Response[bytes]:
-        """A one-page meeting report: headline figures, a chart by day and a map of contact rate by area."""
+        """The meeting report (one to three A4 pages): period, headline figures, voting intention and key questions, wards, targets, canvassers."""
         threshold = services.effective_threshold(settings, min_count)
-        campaign = await db_session.get(Campaign, campaign_id)
-        name = campaign.name if campaign else f"Campaign {campaign_id}"
-        progress = await services.campaign_progress(db_session, campaign_id, tz)
-        frame, _ = await services.area_results_frame(db_session, campaign_id, threshold)
-        issues = await services.issues_report(db_session, campaign_id, threshold)
-        top = [(i.issue, i.count) for i in issues.totals if i.count is not None]
-        body = await asyncio.to_thread(meeting_report_pdf, name, progress, frame, top, threshold)
+        data = await meeting_report_data(db_session, campaign_id, threshold, tz)
+        frame = data.area_frame
+        body = await asyncio.to_thread(meeting_report_pdf, data)
         record_audit(db_session, user, "export", "exports/report.pdf", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(body, "application/pdf", f"report-{campaign_id}.pdf")

@@ -543,6 +543,17 @@ async def issues_report(session: AsyncSession, campaign_id: int, threshold: int)
 AREA_RESULT_COLUMNS = ["doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
 
 
+async def area_door_counts(session: AsyncSession, campaign_id: int) -> dict[str | None, dict[str, int]]:
+    """Doors knocked, contacted and knocks per output area code, from the door tally (unsuppressed: callers suppress)."""
+    return {r["k"]: dict(r) for r in await _rows(
+        session,
+        "SELECT ad.area_code AS k, count(DISTINCT t.address_id) AS knocked, count(DISTINCT CASE WHEN t.contacts > 0 THEN t.address_id END) "
+        "AS contacted, sum(t.attempts) AS attempts FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id "
+        "WHERE t.campaign_id = :c GROUP BY ad.area_code",
+        c=campaign_id,
+    )}
+
+
 async def area_results_frame(session: AsyncSession, campaign_id: int, threshold: int, support: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
     """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed)."""
     from server.geography.services import campaign_area_polygons
@@ -558,13 +569,7 @@ async def area_results_frame(session: AsyncSession, campaign_id: int, threshold:
     support = support or (options[0] if options else "")
     doors = {r["k"]: int(r["n"]) for r in await _rows(
         session, "SELECT area_code AS k, count(*) AS n FROM addresses WHERE campaign_id = :c GROUP BY area_code", c=campaign_id)}
-    tally = {r["k"]: r for r in await _rows(
-        session,
-        "SELECT ad.area_code AS k, count(DISTINCT t.address_id) AS knocked, count(DISTINCT CASE WHEN t.contacts > 0 THEN t.address_id END) "
-        "AS contacted, sum(t.attempts) AS attempts FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id "
-        "WHERE t.campaign_id = :c GROUP BY ad.area_code",
-        c=campaign_id,
-    )}
+    tally = await area_door_counts(session, campaign_id)
     respondents: dict[str, int] = defaultdict(int)
     supporters: dict[str, int] = defaultdict(int)
     for k, q, v, n in await answer_cells(session, campaign_id, "area"):
