@@ -14,10 +14,16 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from server.accounts.guards import MEMBERS, REVIEWERS, require_role
 from server.audit import record_audit
-from server.db.models import Campaign
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.results import services
-from server.results.report import area_frame_to_csv, area_frame_to_file, meeting_report_pdf
+from server.results.meeting import meeting_report_data
+from server.results.report import (
+    area_frame_to_csv,
+    area_frame_to_file,
+    check_follow_up_layout,
+    follow_ups_to_csv,
+    meeting_report_pdf,
+)
 from server.results.schemas import (
     AnswerBreakdown,
     DataHealth,
@@ -140,34 +146,23 @@ class ResultsExportController(Controller):
     @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)])
     async def follow_ups_csv(
         self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser,
-        reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False,
+        reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False, layout: FromQuery[str] = "canvass",
     ) -> Response[bytes]:
-        """The follow-up list as CSV (consented contact details only; audited as an export)."""
-        result = await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done, audit="export")
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"])
-        for p in result.people:
-            writer.writerow([p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
-                             ";".join(p.reasons), p.language or "", ";".join(p.done)])
-        return _download(buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8", f"follow-ups-{campaign_id}.csv")
+        """The follow-up list as CSV (consented contact details only; audited as an export), in our layout or NationBuilder's or Action Network's."""
+        check_follow_up_layout(layout)
+        result = await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done, audit="export", layout=layout)
+        suffix = "" if layout == "canvass" else "-" + layout.replace("_", "-")
+        return _download(follow_ups_to_csv(result.people, layout), "text/csv; charset=utf-8", f"follow-ups{suffix}-{campaign_id}.csv")
 
     @get("/report.pdf", guards=[require_role(*REVIEWERS)])
     async def report_pdf(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser,
         tz: FromQuery[str] = "Europe/London", min_count: FromQuery[int | None] = None,
     ) -> Response[bytes]:
-        """A one-page meeting report: headline figures, a chart by day and a map of contact rate by area."""
+        """The meeting report (one to three A4 pages): period, headline figures, voting intention and key questions, wards, targets, canvassers."""
         threshold = services.effective_threshold(settings, min_count)
-        campaign = await db_session.get(Campaign, campaign_id)
-        name = campaign.name if campaign else f"Campaign {campaign_id}"
-        progress = await services.campaign_progress(db_session, campaign_id, tz)
-        frame, _ = await services.area_results_frame(db_session, campaign_id, threshold)
-        issues = await services.issues_report(db_session, campaign_id, threshold)
-        top = [(i.issue, i.count) for i in issues.totals if i.count is not None]
-        body = await asyncio.to_thread(meeting_report_pdf, name, progress, frame, top, threshold)
+        data = await meeting_report_data(db_session, campaign_id, threshold, tz)
+        frame = data.area_frame
+        body = await asyncio.to_thread(meeting_report_pdf, data)
         record_audit(db_session, user, "export", "exports/report.pdf", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(body, "application/pdf", f"report-{campaign_id}.pdf")

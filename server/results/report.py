@@ -1,4 +1,4 @@
-"""Exports of results by area (CSV, GeoPackage, GeoJSON) and the one-page PDF meeting report.
+"""Exports of results by area (CSV, GeoPackage, GeoJSON), follow-up CSVs and the PDF meeting report (one to three A4 pages).
 
 Every export holds area-level figures only (suppressed like the API); the
 follow-up CSV holds consented contact details only. Callers audit each export.
@@ -6,15 +6,22 @@ follow-up CSV holds consented contact details only. Callers audit each export.
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
-from server.results.schemas import ProgressReport
+from server.errors import InvalidInput
+from server.results.meeting import MeetingReportData
+from server.results.schemas import FollowUpPerson, QuestionBreakdown
 
 EXPORT_COLUMNS = ["code", "name", "doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
 
@@ -22,6 +29,69 @@ EXPORT_COLUMNS = ["code", "name", "doors", "doors_knocked", "contacts", "contact
 def area_frame_to_csv(frame: gpd.GeoDataFrame) -> bytes:
     """The area results as CSV (no geometry), UTF-8 with a header row."""
     return pd.DataFrame(frame[EXPORT_COLUMNS]).to_csv(index=False).encode("utf-8")
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as UTF-8 CSV with a header: the one writer every follow-up export goes through (so a fix here covers all)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+FOLLOW_UP_LAYOUTS = ("canvass", "nationbuilder", "action_network")
+"""Column layouts of the follow-up CSV: ours, and the ones NationBuilder's and Action Network's importers map by name."""
+_MOBILE = re.compile(r"^(?:\+?44\s*\(?0?\)?\s*|0)7")
+
+
+def _is_mobile(phone: str) -> bool:
+    """A British mobile number (07..., +44 7...): NationBuilder keeps mobiles in their own column."""
+    return bool(_MOBILE.match(phone.strip()))
+
+
+def _canvass_rows(people: list[FollowUpPerson]) -> tuple[list[str], list[list[Any]]]:
+    header = ["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"]
+    return header, [[p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
+                     ";".join(p.reasons), p.language or "", ";".join(p.done)] for p in people]
+
+
+def _nationbuilder_rows(people: list[FollowUpPerson]) -> tuple[list[str], list[list[Any]]]:
+    """NationBuilder's people import: its standard field names, reasons as tags, our id as external_id."""
+    header = ["external_id", "first_name", "last_name", "email", "email_opt_in", "phone_number", "mobile_number",
+              "primary_address1", "primary_address2", "primary_address3", "primary_city", "primary_zip", "primary_country_code",
+              "language", "is_volunteer", "tag_list", "note"]
+    rows = []
+    for p in people:
+        phone = p.phone or ""
+        lines = [*p.address_lines[:3], "", "", ""][:3]
+        rows.append([f"canvass-{p.person_id}", p.first_name, p.last_name, p.email or "", "Y" if p.email else "N",
+                     "" if _is_mobile(phone) else phone, phone if _is_mobile(phone) else "", *lines, "", p.postcode, "GB",
+                     p.language or "", "Y" if "volunteer" in p.reasons else "N", ",".join(f"canvass-{r}" for r in p.reasons),
+                     f"Asked on the doorstep: {', '.join(p.reasons)} (contact consent: {p.contact_consent})"])
+    return header, rows
+
+
+def _action_network_rows(people: list[FollowUpPerson]) -> tuple[list[str], list[list[Any]]]:
+    """Action Network's upload: its core field names (matched automatically), reasons and our id as custom fields."""
+    header = ["first_name", "last_name", "email", "phone_number", "address_line", "city", "zip_code", "country", "language",
+              "canvass_id", "canvass_follow_up"]
+    return header, [[p.first_name, p.last_name, p.email or "", p.phone or "", ", ".join(p.address_lines), "", p.postcode, "GB",
+                     p.language or "", p.person_id, ";".join(p.reasons)] for p in people]
+
+
+def check_follow_up_layout(layout: str) -> str:
+    """The layout name if known; a 422 problem otherwise."""
+    if layout not in FOLLOW_UP_LAYOUTS:
+        raise InvalidInput(f"layout must be one of {', '.join(FOLLOW_UP_LAYOUTS)}.", errors=[{"field": "layout", "message": "unknown layout"}])
+    return layout
+
+
+def follow_ups_to_csv(people: list[FollowUpPerson], layout: str = "canvass") -> bytes:
+    """The follow-up list (consented contact details only) as CSV in one of FOLLOW_UP_LAYOUTS."""
+    build = {"canvass": _canvass_rows, "nationbuilder": _nationbuilder_rows, "action_network": _action_network_rows}[check_follow_up_layout(layout)]
+    header, rows = build(people)
+    return csv_bytes(header, rows)
 
 
 def _nullable_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -45,108 +115,167 @@ def area_frame_to_file(frame: gpd.GeoDataFrame, driver: str) -> bytes:
         return path.read_bytes()
 
 
-def meeting_report_pdf(campaign_name: str, progress: ProgressReport, frame: gpd.GeoDataFrame, issues: list[tuple[str, int]], threshold: int) -> bytes:
-    """A one-page A4 PDF: headline figures, attempts by day chart, and a map of contact rate by area (our geometries)."""
+def _count(n: int | None, threshold: int) -> str:
+    return f"<{threshold}" if n is None else f"{n:,}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _png(fig: Any) -> io.BytesIO:
+    import matplotlib.pyplot as plt
+
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=130)
+    plt.close(fig)
+    out.seek(0)
+    return out
+
+
+def _answer_bars(ax: Any, question: QuestionBreakdown, threshold: int) -> None:
+    """Horizontal bars of one question's answers, each labelled with its count (suppressed cells: no bar, '<threshold')."""
+    labels = [a.value for a in question.answers][::-1]
+    values = [a.count or 0 for a in question.answers][::-1]
+    bars = ax.barh(labels, values, color="#404040", edgecolor="black", linewidth=0.4)
+    top = max(values, default=0) or 1
+    for bar, a in zip(bars, question.answers[::-1], strict=True):
+        ax.text(bar.get_width() + top * 0.02, bar.get_y() + bar.get_height() / 2, _count(a.count, threshold), va="center", fontsize=7)
+    ax.set_xlim(0, top * 1.25)
+    ax.tick_params(labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def meeting_report_pdf(data: MeetingReportData) -> bytes:
+    """The meeting report: one to three A4 pages, black and white, every chart beside a table of its numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.lib.utils import ImageReader
-    from reportlab.pdfgen import canvas
+    from reportlab.platypus import (
+        Image,
+        KeepTogether,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
 
-    c = progress.campaign
-    # Chart: attempts and contacts by day.
-    fig, ax = plt.subplots(figsize=(7.0, 2.6), dpi=110)
-    days = [b.bucket[5:] for b in progress.by_day]
-    ax.bar(days, [b.attempts for b in progress.by_day], color="#9db4d0", label="knocks")
-    ax.bar(days, [b.contacts for b in progress.by_day], color="#1f4e79", label="answered (spoke/refused)")
-    ax.set_title("Knocks by day")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.tick_params(axis="x", labelsize=7, rotation=45)
-    ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    chart = io.BytesIO()
-    fig.savefig(chart, format="png")
-    plt.close(fig)
-    # Map: contact rate by area, suppressed areas hatched grey.
-    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
-    plot = frame.copy()
+    t = data.threshold
+    c = data.progress.campaign
+    styles = getSampleStyleSheet()
+    h1, h2, body, small = styles["Title"], styles["Heading3"], styles["BodyText"], styles["Italic"]
+    h1.alignment = 0
+    small.fontSize, small.leading = 7.5, 9
+    grid = TableStyle([
+        ("FONT", (0, 0), (-1, -1), "Helvetica", 8), ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black), ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.grey),
+        ("ALIGN", (1, 0), (-1, -1), "RIGHT"), ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+    ])
+
+    def table(rows: list[list[str]], widths: list[float] | None = None) -> Table:
+        out = Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1)
+        out.setStyle(grid)
+        return out
+
+    story: list[Any] = [Paragraph(f"{escape(data.campaign_name)}: canvassing report", h1)]
+    period = f"{data.period[0]:%d %b %Y} to {data.period[1]:%d %b %Y}" if data.period else "no canvassing recorded yet"
+    story.append(Paragraph(f"Campaign period: {period}. Generated {datetime.now(UTC):%d %b %Y %H:%M} UTC. Figures by area, ward, target, "
+                           f"list and canvasser only; counts below {t} are shown as &lt;{t} and their shares are not shown.", small))
+    story.append(Spacer(1, 3 * mm))
+    canvassers = sum(1 for x in data.canvassers if x.id is not None)
+    story.append(Paragraph(
+        f"<b>{c.doors_knocked:,} doors knocked</b>, {c.contacts:,} contacts made, contact rate <b>{_pct(c.contact_rate)}</b>; "
+        f"{c.attempts:,} knocks in all by {canvassers:,} canvasser{'s' if canvassers != 1 else ''}; {c.doors_remaining:,} doors remaining on the lists.",
+        body))
+
+    # Voting intention and the key questions: charts with their numbers beside them.
+    vi = data.voting_intention
+    if vi is not None:
+        story.append(Paragraph("Voting intention", h2))
+        fig, ax = plt.subplots(figsize=(3.6, 0.3 * len(vi.answers) + 0.6))
+        _answer_bars(ax, vi, t)
+        ax.set_xlabel("respondents", fontsize=7)
+        fig.tight_layout()
+        chart = Image(_png(fig), width=82 * mm, height=(0.3 * len(vi.answers) + 0.6) * 82 * mm / 3.6)
+        rows = [["Answer", "Respondents", "Share"]] + [
+            [a.value, _count(a.count, t), _pct(a.count / vi.respondents) if a.count is not None and vi.respondents else ""] for a in vi.answers
+        ]
+        rows.append(["All respondents", _count(vi.respondents, t) if vi.respondents is not None else "(some suppressed)", ""])
+        story.append(Table([[chart, table(rows, [38 * mm, 22 * mm, 14 * mm])]], colWidths=[88 * mm, 80 * mm], hAlign="LEFT",
+                           style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    if data.key_questions:
+        story.append(Paragraph("Key questions", h2))
+        n = len(data.key_questions)
+        cols = 2 if n > 1 else 1
+        nrows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(nrows, cols, figsize=(7.2, 1.7 * nrows), squeeze=False)
+        for ax, q in zip(axes.flat, data.key_questions, strict=False):
+            _answer_bars(ax, q, t)
+            ax.set_title(q.text if len(q.text) < 60 else q.text[:57] + "...", fontsize=7.5)
+        for ax in list(axes.flat)[n:]:
+            ax.set_axis_off()
+        fig.tight_layout()
+        story.append(Image(_png(fig), width=170 * mm, height=170 * mm * 1.7 * nrows / 7.2))
+        rows = [["Question", "Answers (respondents)"]] + [
+            [Paragraph(escape(q.text), small), Paragraph(escape("; ".join(f"{a.value} {_count(a.count, t)}" for a in q.answers)), small)]
+            for q in data.key_questions
+        ]
+        story.append(table(rows, [70 * mm, 100 * mm]))
+
+    # By ward and by target, with names.
+    support = data.support or "support"
+    header = ["Name", "Doors knocked", "Contact rate", "Voting-intention respondents", f"{support} share"]
+
+    def area_rows(rows: list[Any]) -> list[list[str]]:
+        return [header] + [[r.name, _count(r.knocked, t), _pct(r.contact_rate), _count(r.respondents, t),
+                            _pct(r.support_share) if r.support_share is not None else f"<{t}"] for r in rows]
+
+    widths = [55 * mm, 24 * mm, 22 * mm, 42 * mm, 24 * mm]
+    story.append(Paragraph("By ward", h2))
+    story.append(table(area_rows(data.wards), widths) if data.wards else Paragraph(escape(data.wards_note), body))
+    story.append(Paragraph("By target area", h2))
+    story.append(table(area_rows(data.targets), widths) if data.targets else Paragraph("No target areas yet.", body))
+    story.append(Paragraph("Targets: sums over the walk lists cut from each target (answers recorded on those lists).", small))
+
+    story.append(Paragraph("By canvasser", h2))
+    rows = [["Canvasser", "Doors knocked", "Contacts", "Contact rate", "Knocks"]] + [
+        [x.name, f"{x.doors_knocked:,}", f"{x.contacts:,}", _pct(x.contact_rate), f"{x.attempts:,}"] for x in data.canvassers
+    ]
+    story.append(table(rows, [60 * mm, 26 * mm, 22 * mm, 24 * mm, 20 * mm]) if data.canvassers else Paragraph("No knocks yet.", body))
+
+    # Sign-ups, issues and the map side by side.
+    signups = table([["Signed up on the doorstep", "People"]] + [[k, _count(v, t)] for k, v in data.signups.items()], [48 * mm, 18 * mm])
+    issues = table([["Local issues raised most", "Respondents"]] + [[k, _count(v, t)] for k, v in data.issues], [48 * mm, 18 * mm])
+    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    plot = data.area_frame.copy()
     plot["contact_rate"] = pd.to_numeric(plot["contact_rate"], errors="coerce")
     if not plot.empty:
-        plot.plot(ax=ax, color="#eeeeee", edgecolor="#999999", linewidth=0.3, hatch="//")
+        plot.plot(ax=ax, color="white", edgecolor="#666666", linewidth=0.3, hatch="////")
         known = plot[plot["contact_rate"].notna()]
         if not known.empty:
-            known.plot(ax=ax, column="contact_rate", cmap="Blues", vmin=0, vmax=1, edgecolor="#555555", linewidth=0.3, legend=True,
+            known.plot(ax=ax, column="contact_rate", cmap="Greys", vmin=0, vmax=1, edgecolor="black", linewidth=0.3, legend=True,
                        legend_kwds={"shrink": 0.6, "label": "contact rate"})
     ax.set_axis_off()
-    ax.set_title(f"Contact rate by area (hatched: fewer than {threshold} doors)", fontsize=8)
+    ax.set_title(f"Contact rate by area (hatched: fewer than {t} doors)", fontsize=7)
     fig.tight_layout()
-    map_png = io.BytesIO()
-    fig.savefig(map_png, format="png")
-    plt.close(fig)
+    map_image = Image(_png(fig), width=72 * mm, height=72 * mm)
+    story.append(Spacer(1, 3 * mm))
+    story.append(KeepTogether(Table([[[signups, Spacer(1, 4 * mm), issues], map_image]], colWidths=[80 * mm, 90 * mm], hAlign="LEFT",
+                                    style=[("VALIGN", (0, 0), (-1, -1), "TOP")])))
 
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
-    width, height = A4
-    pdf.setTitle(f"{campaign_name}: canvassing report")
-    y = height - 20 * mm
-    pdf.setFont("Helvetica-Bold", 16)
-    pdf.drawString(18 * mm, y, f"{campaign_name}: canvassing report")
-    pdf.setFont("Helvetica", 8)
-    pdf.setFillColor(colors.grey)
-    pdf.drawString(18 * mm, y - 5 * mm, f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Figures by area, list and canvasser only; small counts (< {threshold}) suppressed.")
-    pdf.setFillColor(colors.black)
-    rate = f"{c.contact_rate:.0%}" if c.contact_rate is not None else "n/a"
-    headline = [
-        ("Doors knocked", f"{c.doors_knocked:,}"),
-        ("Contacts made", f"{c.contacts:,}"),
-        ("Contact rate", rate),
-        ("Knocks", f"{c.attempts:,}"),
-        ("Doors remaining", f"{c.doors_remaining:,}"),
-        ("Canvassers", f"{sum(1 for x in progress.canvassers if x.attempts):,}"),
-    ]
-    y -= 16 * mm
-    box_w = (width - 36 * mm) / len(headline)
-    for i, (label, value) in enumerate(headline):
-        x = 18 * mm + i * box_w
-        pdf.setFont("Helvetica-Bold", 14)
-        pdf.drawString(x, y, value)
-        pdf.setFont("Helvetica", 7.5)
-        pdf.drawString(x, y - 4.5 * mm, label)
-    y -= 10 * mm
-    chart_h = 62 * mm
-    pdf.drawImage(ImageReader(io.BytesIO(chart.getvalue())), 18 * mm, y - chart_h, width=width - 36 * mm, height=chart_h)
-    y -= chart_h + 4 * mm
-    map_h = 100 * mm
-    pdf.drawImage(ImageReader(io.BytesIO(map_png.getvalue())), 18 * mm, y - map_h, width=map_h, height=map_h)
-    tx = 18 * mm + map_h + 8 * mm
-    ty = y - 6 * mm
-    pdf.setFont("Helvetica-Bold", 10)
-    pdf.drawString(tx, ty, "Outcomes")
-    pdf.setFont("Helvetica", 8)
-    for code, n in c.outcomes.items():
-        if n:
-            ty -= 4.2 * mm
-            pdf.drawString(tx, ty, f"{code.replace('_', ' ')}: {n:,}")
-    ty -= 8 * mm
-    pdf.setFont("Helvetica-Bold", 10)
-    pdf.drawString(tx, ty, "Top local issues")
-    pdf.setFont("Helvetica", 8)
-    for issue, n in issues[:8]:
-        ty -= 4.2 * mm
-        pdf.drawString(tx, ty, f"{issue}: {n:,}")
-    y -= map_h + 6 * mm
-    pdf.setFont("Helvetica-Bold", 10)
-    pdf.drawString(18 * mm, y, "Walk lists (most doors remaining)")
-    pdf.setFont("Helvetica", 7.5)
-    rows = sorted((w for w in progress.walk_lists if w.id is not None), key=lambda w: -w.doors_remaining)[:6]
-    for w in rows:
-        y -= 4 * mm
-        r = f"{w.contact_rate:.0%}" if w.contact_rate is not None else "n/a"
-        pdf.drawString(18 * mm, y, f"{w.name[:50]}: {w.doors_knocked}/{w.doors_on_lists} doors, contact rate {r}, {w.doors_remaining} remaining")
-    pdf.showPage()
-    pdf.save()
+    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=14 * mm, bottomMargin=14 * mm,
+                            title=f"{data.campaign_name}: canvassing report", pageCompression=1)
+
+    def footer(canvas: Any, document: Any) -> None:
+        canvas.setFont("Helvetica", 7)
+        canvas.drawRightString(A4[0] - 18 * mm, 8 * mm, f"{data.campaign_name} - page {document.page}")
+
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()

@@ -121,6 +121,9 @@ class FollowUpPerson(msgspec.Struct):
     reasons: list[str]
     language: str | None
     done: list[str]
+    first_name: str = ""
+    last_name: str = ""
+    address_lines: list[str] = msgspec.field(default_factory=list)
 
 
 class FollowUpList(msgspec.Struct):
@@ -186,7 +189,7 @@ class HealthRow(msgspec.Struct):
 
 
 class StaleDevice(msgspec.Struct):
-    """A device that has not synced for longer than the limit (its unsent work is at risk)."""
+    """A device and its last sync (push, receipt or pull); `stale` when older than the limit (its unsent work is at risk)."""
 
     device_id: int
     name: str
@@ -194,6 +197,8 @@ class StaleDevice(msgspec.Struct):
     user_name: str
     last_sync_at: datetime | None
     hours_since_sync: float | None
+    stale: bool = True
+    never_synced: bool = False
 
 
 class DataHealth(msgspec.Struct):
@@ -206,3 +211,4 @@ class DataHealth(msgspec.Struct):
     walk_lists: list[HealthRow]
     canvassers: list[HealthRow]
     stale_devices: list[StaleDevice]
+    devices: list[StaleDevice] = msgspec.field(default_factory=list)

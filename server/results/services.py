@@ -543,6 +543,17 @@ async def issues_report(session: AsyncSession, campaign_id: int, threshold: int)
 AREA_RESULT_COLUMNS = ["doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
 
 
+async def area_door_counts(session: AsyncSession, campaign_id: int) -> dict[str | None, dict[str, int]]:
+    """Doors knocked, contacted and knocks per output area code, from the door tally (unsuppressed: callers suppress)."""
+    return {r["k"]: dict(r) for r in await _rows(
+        session,
+        "SELECT ad.area_code AS k, count(DISTINCT t.address_id) AS knocked, count(DISTINCT CASE WHEN t.contacts > 0 THEN t.address_id END) "
+        "AS contacted, sum(t.attempts) AS attempts FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id "
+        "WHERE t.campaign_id = :c GROUP BY ad.area_code",
+        c=campaign_id,
+    )}
+
+
 async def area_results_frame(session: AsyncSession, campaign_id: int, threshold: int, support: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
     """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed)."""
     from server.geography.services import campaign_area_polygons
@@ -558,13 +569,7 @@ async def area_results_frame(session: AsyncSession, campaign_id: int, threshold:
     support = support or (options[0] if options else "")
     doors = {r["k"]: int(r["n"]) for r in await _rows(
         session, "SELECT area_code AS k, count(*) AS n FROM addresses WHERE campaign_id = :c GROUP BY area_code", c=campaign_id)}
-    tally = {r["k"]: r for r in await _rows(
-        session,
-        "SELECT ad.area_code AS k, count(DISTINCT t.address_id) AS knocked, count(DISTINCT CASE WHEN t.contacts > 0 THEN t.address_id END) "
-        "AS contacted, sum(t.attempts) AS attempts FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id "
-        "WHERE t.campaign_id = :c GROUP BY ad.area_code",
-        c=campaign_id,
-    )}
+    tally = await area_door_counts(session, campaign_id)
     respondents: dict[str, int] = defaultdict(int)
     supporters: dict[str, int] = defaultdict(int)
     for k, q, v, n in await answer_cells(session, campaign_id, "area"):
@@ -620,7 +625,8 @@ def _consented(consent: str | None) -> bool:
 
 
 async def follow_up_list(
-    session: AsyncSession, campaign_id: int, user: AuthUser, *, reason: str | None = None, include_done: bool = False, audit: str = "read"
+    session: AsyncSession, campaign_id: int, user: AuthUser, *, reason: str | None = None, include_done: bool = False, audit: str = "read",
+    layout: str | None = None,
 ) -> FollowUpList:
     """People who asked to join, volunteer, be called back or for another leaflet language; consented contact only; audited."""
     if reason is not None and reason not in FOLLOW_UP_REASONS:
@@ -667,10 +673,11 @@ async def follow_up_list(
                 person_id=p["id"], name=f"{p['forenames']} {p['surname']}".strip(), address=", ".join(lines or []),
                 postcode=p["postcode"] or "", area_code=p["area_code"], phone=p["phone"], email=p["email"],
                 contact_consent=p["contact_consent"], reasons=reasons, language=wants[p["id"]]["language"],
-                done=sorted(done[p["id"]] & set(reasons)),
+                done=sorted(done[p["id"]] & set(reasons)), first_name=p["forenames"] or "", last_name=p["surname"] or "",
+                address_lines=list(lines or []),
             ))
     record_audit(session, user, audit, "results/follow-ups", campaign_id=campaign_id, row_count=len(people),
-                 detail={"reason": reason, "include_done": include_done})
+                 detail={"reason": reason, "include_done": include_done, **({"layout": layout} if layout else {})})
     return FollowUpList(campaign_id=campaign_id, count=len(people), without_consent=without_consent, people=people)
 
 
@@ -693,6 +700,43 @@ async def mark_follow_up_done(session: AsyncSession, campaign_id: int, person_id
 
 
 # ------------------------------------------------------------------ data health
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """A stored timestamp (SQLite returns text from raw SQL) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def device_syncs(session: AsyncSession, campaign_id: int, stale_hours: float, now: datetime) -> list[StaleDevice]:
+    """Each active device of the campaign with its last sync, from the sync records, and whether it is stale.
+
+    The last sync is the latest of: the push stamp (``devices.last_sync_at``, set with the
+    receipt), the receipt's own time (``device_receipts.updated_at``), and the last request
+    the device's token authenticated (``devices.last_seen_at``, kept to the minute) -- the
+    only trace a pull leaves, so a phone that only pulls is not reported as never synced.
+    """
+    rows = await _rows(
+        session,
+        "SELECT d.id, d.name, d.user_id, u.display_name, d.last_sync_at, d.last_seen_at, r.updated_at AS receipt_at "
+        "FROM devices d JOIN users u ON u.id = d.user_id LEFT JOIN device_receipts r ON r.device_id = d.id "
+        "WHERE d.campaign_id = :c AND d.revoked_at IS NULL ORDER BY d.id",
+        c=campaign_id,
+    )
+    cutoff = now - timedelta(hours=stale_hours)
+    out = []
+    for r in rows:
+        moments = [m for m in (_as_utc(r["last_sync_at"]), _as_utc(r["last_seen_at"]), _as_utc(r["receipt_at"])) if m is not None]
+        last = max(moments) if moments else None
+        out.append(StaleDevice(
+            device_id=r["id"], name=r["name"], user_id=r["user_id"], user_name=r["display_name"], last_sync_at=last,
+            hours_since_sync=None if last is None else round(max(0.0, (now - last).total_seconds()) / 3600, 2),
+            stale=last is None or last < cutoff, never_synced=last is None,
+        ))
+    return out
 
 
 async def data_health(session: AsyncSession, campaign_id: int, stale_hours: float, now: datetime | None = None) -> DataHealth:
@@ -747,32 +791,9 @@ async def data_health(session: AsyncSession, campaign_id: int, stale_hours: floa
         by_user[r["user_id"]][1] += 1
     list_names = dict((await session.execute(select(WalkList.id, WalkList.name).where(WalkList.campaign_id == campaign_id))).all())
     user_ids = {u for u in by_user if u is not None}
-    stale = await _rows(
-        session,
-        "SELECT d.id, d.name, d.user_id, d.last_sync_at, u.display_name FROM devices d JOIN users u ON u.id = d.user_id "
-        "WHERE d.campaign_id = :c AND d.revoked_at IS NULL AND (d.last_sync_at IS NULL OR d.last_sync_at < :cutoff) ORDER BY d.id",
-        c=campaign_id,
-        cutoff=now - timedelta(hours=stale_hours),
-    )
-    user_ids |= {int(s["user_id"]) for s in stale}
+    devices = await device_syncs(session, campaign_id, stale_hours, now)
+    stale = [d for d in devices if d.stale]
     users = dict((await session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))).all()) if user_ids else {}
-
-    def hours_since(value: Any) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return round((now - value).total_seconds() / 3600, 2)
-
-    def as_dt(value: Any) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-
     return DataHealth(
         campaign_id=campaign_id,
         stale_after_hours=stale_hours,
@@ -782,6 +803,6 @@ async def data_health(session: AsyncSession, campaign_id: int, stale_hours: floa
                     for k, v in sorted(by_list.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
         canvassers=[HealthRow(kind="canvasser", id=k, name=users.get(k, "(unknown)") if k is not None else "(unknown)", open_conflicts=v[0], rejected_mutations=v[1])
                     for k, v in sorted(by_user.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
-        stale_devices=[StaleDevice(device_id=s["id"], name=s["name"], user_id=s["user_id"], user_name=s["display_name"],
-                                   last_sync_at=as_dt(s["last_sync_at"]), hours_since_sync=hours_since(s["last_sync_at"])) for s in stale],
+        stale_devices=stale,
+        devices=devices,
     )
