@@ -1,7 +1,7 @@
 """walk list routing: how each list was routed (street network or straight line)
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-02 11:10:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0012'
-down_revision: str | Sequence[str] | None = '0008'
+down_revision: str | Sequence[str] | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
