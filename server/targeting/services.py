@@ -161,8 +161,7 @@ async def estimate_areas(session: AsyncSession, campaign_id: int) -> gpd.GeoData
     """
     have = (await session.execute(
         select(CensusArea.kind, CensusArea.vintage, func.count())
-        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
-        .where(CampaignArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
+        .where(CensusArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
         .group_by(CensusArea.kind, CensusArea.vintage)
     )).all()
     if not have:
@@ -170,8 +169,7 @@ async def estimate_areas(session: AsyncSession, campaign_id: int) -> gpd.GeoData
     kind, vintage, _ = min(have, key=lambda r: (ESTIMATE_KINDS.index(r[0]) if r[0] in ESTIMATE_KINDS else len(ESTIMATE_KINDS), -r[1]))
     rows = (await session.execute(
         select(CensusArea.code, CensusArea.name, CensusArea.kind, CensusArea.geometry, CensusArea.counts, CensusArea.population)
-        .join(CampaignArea, CampaignArea.area_id == CensusArea.id)
-        .where(CampaignArea.campaign_id == campaign_id, CensusArea.kind == kind, CensusArea.vintage == vintage,
+        .where(CensusArea.campaign_id == campaign_id, CensusArea.kind == kind, CensusArea.vintage == vintage,
                CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
     )).all()
     return gpd.GeoDataFrame(
