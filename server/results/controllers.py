@@ -29,6 +29,7 @@ from server.results.schemas import (
     ProgressReport,
     ResultsFeatureCollection,
 )
+from server.spreadsheet import csv_text
 
 
 class ResultsController(Controller):
@@ -144,16 +145,13 @@ class ResultsExportController(Controller):
     ) -> Response[bytes]:
         """The follow-up list as CSV (consented contact details only; audited as an export)."""
         result = await services.follow_up_list(db_session, campaign_id, user, reason=reason, include_done=include_done, audit="export")
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"])
-        for p in result.people:
-            writer.writerow([p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
-                             ";".join(p.reasons), p.language or "", ";".join(p.done)])
-        return _download(buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8", f"follow-ups-{campaign_id}.csv")
+        header = ["person_id", "name", "address", "postcode", "area_code", "phone", "email", "contact_consent", "reasons", "language", "done"]
+        rows = (
+            [p.person_id, p.name, p.address, p.postcode, p.area_code or "", p.phone or "", p.email or "", p.contact_consent,
+             ";".join(p.reasons), p.language or "", ";".join(p.done)]
+            for p in result.people
+        )
+        return _download(csv_text(header, rows).encode("utf-8"), "text/csv; charset=utf-8", f"follow-ups-{campaign_id}.csv")
 
     @get("/report.pdf", guards=[require_role(*REVIEWERS)])
     async def report_pdf(

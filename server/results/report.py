@@ -15,13 +15,14 @@ import geopandas as gpd
 import pandas as pd
 
 from server.results.schemas import ProgressReport
+from server.spreadsheet import frame_csv_text
 
 EXPORT_COLUMNS = ["code", "name", "doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
 
 
 def area_frame_to_csv(frame: gpd.GeoDataFrame) -> bytes:
     """The area results as CSV (no geometry), UTF-8 with a header row."""
-    return pd.DataFrame(frame[EXPORT_COLUMNS]).to_csv(index=False).encode("utf-8")
+    return frame_csv_text(pd.DataFrame(frame[EXPORT_COLUMNS])).encode("utf-8")
 
 
 def _nullable_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
