@@ -84,9 +84,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/merge"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/split"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/reroute"): ORGANISERS_A,
-    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.geojson"): MEMBERS_A,
-    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.csv"): MEMBERS_A,
-    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/sheet.pdf"): MEMBERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.geojson"): REVIEWERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.csv"): REVIEWERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/sheet.pdf"): REVIEWERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/paper-results"): ORGANISERS_A,
     # sync: only a registered phone's device token (its scope is computed from assignments)
     ("POST", "/api/sync/push"): frozenset({"device"}),

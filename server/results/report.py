@@ -6,7 +6,6 @@ follow-up CSV holds consented contact details only. Callers audit each export.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import tempfile
@@ -22,22 +21,19 @@ import pandas as pd
 from server.errors import InvalidInput
 from server.results.meeting import MeetingReportData
 from server.results.schemas import FollowUpPerson, QuestionBreakdown
+from server.spreadsheet import csv_text, frame_csv_text
 
 EXPORT_COLUMNS = ["code", "name", "doors", "doors_knocked", "contacts", "contact_rate", "respondents", "support_share", "suppressed"]
 
 
 def area_frame_to_csv(frame: gpd.GeoDataFrame) -> bytes:
     """The area results as CSV (no geometry), UTF-8 with a header row."""
-    return pd.DataFrame(frame[EXPORT_COLUMNS]).to_csv(index=False).encode("utf-8")
+    return frame_csv_text(pd.DataFrame(frame[EXPORT_COLUMNS])).encode("utf-8")
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    """Rows as UTF-8 CSV with a header: the one writer every follow-up export goes through (so a fix here covers all)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    """Rows as UTF-8 CSV with a header, formula cells neutralised (server.spreadsheet): every follow-up layout goes through it."""
+    return csv_text(header, rows).encode("utf-8")
 
 
 FOLLOW_UP_LAYOUTS = ("canvass", "nationbuilder", "action_network")

@@ -127,22 +127,22 @@ class WalkListController(Controller):
         kept = await services.reroute_lists(db_session, campaign_id, [walk_list_id], parts=1)
         return await services.list_outs(db_session, campaign_id, [w.id for w in kept])
 
-    @get("/walklists/{walk_list_id:int}/export.geojson", guards=[require_role(*MEMBERS)], media_type="application/geo+json")
+    @get("/walklists/{walk_list_id:int}/export.geojson", guards=[require_role(*REVIEWERS)], media_type="application/geo+json")
     async def export_geojson(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> Response[str]:
-        """Stops and route as GeoJSON (audited)."""
+        """Stops and route as GeoJSON (organisers, leads and admins; audited)."""
         body = await services.export_geojson(db_session, user, campaign_id, walk_list_id)
         return Response(services.json_dumps(body), media_type="application/geo+json",
                         headers={"content-disposition": f'attachment; filename="walk-list-{walk_list_id}.geojson"'})
 
-    @get("/walklists/{walk_list_id:int}/export.csv", guards=[require_role(*MEMBERS)], media_type="text/csv")
+    @get("/walklists/{walk_list_id:int}/export.csv", guards=[require_role(*REVIEWERS)], media_type="text/csv")
     async def export_csv(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> Response[str]:
-        """Doors and electors in walking order as CSV (audited)."""
+        """Doors and electors in walking order as CSV, formula cells neutralised (organisers, leads and admins; audited)."""
         body = await services.export_csv(db_session, user, campaign_id, walk_list_id)
         return Response(body, media_type="text/csv", headers={"content-disposition": f'attachment; filename="walk-list-{walk_list_id}.csv"'})
 
-    @get("/walklists/{walk_list_id:int}/sheet.pdf", guards=[require_role(*MEMBERS)], media_type="application/pdf")
+    @get("/walklists/{walk_list_id:int}/sheet.pdf", guards=[require_role(*REVIEWERS)], media_type="application/pdf")
     async def sheet(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession, user: CurrentUser, settings: AppSettings) -> Response[bytes]:
-        """A printable walk sheet (audited)."""
+        """A printable walk sheet (organisers, leads and admins; audited)."""
         body = await services.export_pdf(db_session, user, campaign_id, walk_list_id, settings.public_url)
         return Response(body, media_type="application/pdf", headers={"content-disposition": f'attachment; filename="walk-list-{walk_list_id}.pdf"'})
 

@@ -11,8 +11,6 @@ assignments. Assignments are server-authoritative.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import logging
 import re
@@ -52,6 +50,7 @@ from server.db.models import (
     WalkListStop,
 )
 from server.errors import ConflictError, InvalidInput, NotFound
+from server.spreadsheet import csv_text
 from server.walklists.schemas import (
     Assignee,
     CutRequest,
@@ -590,21 +589,19 @@ async def export_geojson(session: AsyncSession, user: AuthUser, campaign_id: int
 async def export_csv(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> str:
     """One row per elector (or per empty door) in walking order, with names and elector numbers."""
     detail = await list_detail(session, user, campaign_id, walk_list_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["position", "stop", "address_id", "address", "postcode", "person_id", "name", "polling_district", "elector_number", "do_not_visit"])
-    rows = 0
-    for stop in detail.stops:
-        for person in stop.people or [None]:
-            rows += 1
-            writer.writerow([
-                stop.position, stop.stop_number, stop.address_id, stop.address, stop.postcode,
-                person.id if person else "", person.name if person else "", person.polling_district if person else "",
-                f"{person.elector_number}{person.elector_suffix and '/' + person.elector_suffix}" if person and person.elector_number is not None else "",
-                "yes" if stop.do_not_visit else "",
-            ])
-    record_audit(session, user, "export", f"walk_list:{walk_list_id}.csv", campaign_id=campaign_id, row_count=rows)
-    return out.getvalue()
+    rows = [
+        [
+            stop.position, stop.stop_number, stop.address_id, stop.address, stop.postcode,
+            person.id if person else "", person.name if person else "", person.polling_district if person else "",
+            f"{person.elector_number}{person.elector_suffix and '/' + person.elector_suffix}" if person and person.elector_number is not None else "",
+            "yes" if stop.do_not_visit else "",
+        ]
+        for stop in detail.stops
+        for person in stop.people or [None]
+    ]
+    record_audit(session, user, "export", f"walk_list:{walk_list_id}.csv", campaign_id=campaign_id, row_count=len(rows))
+    header = ["position", "stop", "address_id", "address", "postcode", "person_id", "name", "polling_district", "elector_number", "do_not_visit"]
+    return csv_text(header, rows)
 
 
 async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, public_url: str) -> bytes:
