@@ -96,7 +96,8 @@ class ResultsController(Controller):
 
 
 def _download(body: bytes, media_type: str, filename: str) -> Response[bytes]:
-    return Response(body, media_type=media_type, headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
+    # Litestar adds "; charset=utf-8" to text types itself (a second one made "text/csv; charset=utf-8; charset=utf-8").
+    return Response(body, media_type=media_type.split(";")[0], headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
 
 
 class ResultsExportController(Controller):
@@ -105,7 +106,7 @@ class ResultsExportController(Controller):
     path = "/api/campaigns/{campaign_id:int}/exports"
     tags = ["results"]
 
-    @get("/results.csv", guards=[require_role(*REVIEWERS)])
+    @get("/results.csv", guards=[require_role(*REVIEWERS)], media_type="text/csv")
     async def results_csv(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
     ) -> Response[bytes]:
@@ -115,7 +116,7 @@ class ResultsExportController(Controller):
         record_audit(db_session, user, "export", "exports/results.csv", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(area_frame_to_csv(frame), "text/csv; charset=utf-8", f"results-{campaign_id}.csv")
 
-    @get("/results.gpkg", guards=[require_role(*REVIEWERS)])
+    @get("/results.gpkg", guards=[require_role(*REVIEWERS)], media_type="application/geopackage+sqlite3")
     async def results_gpkg(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
     ) -> Response[bytes]:
@@ -126,7 +127,7 @@ class ResultsExportController(Controller):
         record_audit(db_session, user, "export", "exports/results.gpkg", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(body, "application/geopackage+sqlite3", f"results-{campaign_id}.gpkg")
 
-    @get("/results.geojson", guards=[require_role(*REVIEWERS)])
+    @get("/results.geojson", guards=[require_role(*REVIEWERS)], media_type="application/geo+json")
     async def results_geojson(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
     ) -> Response[bytes]:
@@ -137,7 +138,7 @@ class ResultsExportController(Controller):
         record_audit(db_session, user, "export", "exports/results.geojson", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(body, "application/geo+json", f"results-{campaign_id}.geojson")
 
-    @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)])
+    @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)], media_type="text/csv")
     async def follow_ups_csv(
         self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser,
         reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False,
@@ -155,7 +156,7 @@ class ResultsExportController(Controller):
                              ";".join(p.reasons), p.language or "", ";".join(p.done)])
         return _download(buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8", f"follow-ups-{campaign_id}.csv")
 
-    @get("/report.pdf", guards=[require_role(*REVIEWERS)])
+    @get("/report.pdf", guards=[require_role(*REVIEWERS)], media_type="application/pdf")
     async def report_pdf(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser,
         tz: FromQuery[str] = "Europe/London", min_count: FromQuery[int | None] = None,
