@@ -26,6 +26,7 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
+from server.openapi import ClosedStructSchemaPlugin, document_responses
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await asyncio.wait(list(background), timeout=60)
             await engine.dispose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=list(ROUTE_HANDLERS),
         lifespan=[database_lifespan],
         state=State({"settings": settings, "jwt_auth": jwt_auth}),
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[device_token_guard],
         middleware=[limit.middleware for limit in _rate_limits(settings)],
         on_app_init=[jwt_auth.on_app_init],
+        plugins=[ClosedStructSchemaPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
@@ -135,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=settings.debug,
     )
+    document_responses(app)
+    return app
 
 
 def app_factory() -> Litestar:

@@ -45,7 +45,7 @@ class HealthController(Controller):
         """The process is up."""
         return Health(status="ok")
 
-    @get("/ready", opt={"exclude_from_auth": True})
+    @get("/ready", opt={"exclude_from_auth": True, "problems": (503,)})
     async def ready(self, state: State) -> Readiness:
         """The database answers and migrations are current (503 problem details otherwise)."""
         engine = state.engine

@@ -102,7 +102,8 @@ class ResultsController(Controller):
 
 
 def _download(body: bytes, media_type: str, filename: str) -> Response[bytes]:
-    return Response(body, media_type=media_type, headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
+    # Litestar adds "; charset=utf-8" to text types itself (a second one made "text/csv; charset=utf-8; charset=utf-8").
+    return Response(body, media_type=media_type.split(";")[0], headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
 
 
 class ResultsExportController(Controller):
@@ -111,7 +112,7 @@ class ResultsExportController(Controller):
     path = "/api/campaigns/{campaign_id:int}/exports"
     tags = ["results"]
 
-    @get("/results.csv", guards=[require_role(*REVIEWERS)])
+    @get("/results.csv", guards=[require_role(*REVIEWERS)], media_type="text/csv")
     async def results_csv(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
     ) -> Response[bytes]:
@@ -121,7 +122,7 @@ class ResultsExportController(Controller):
         record_audit(db_session, user, "export", "exports/results.csv", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(area_frame_to_csv(frame), "text/csv; charset=utf-8", f"results-{campaign_id}.csv")
 
-    @get("/results.gpkg", guards=[require_role(*REVIEWERS)])
+    @get("/results.gpkg", guards=[require_role(*REVIEWERS)], media_type="application/geopackage+sqlite3")
     async def results_gpkg(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
     ) -> Response[bytes]:
@@ -132,7 +133,7 @@ class ResultsExportController(Controller):
         record_audit(db_session, user, "export", "exports/results.gpkg", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(body, "application/geopackage+sqlite3", f"results-{campaign_id}.gpkg")
 
-    @get("/results.geojson", guards=[require_role(*REVIEWERS)])
+    @get("/results.geojson", guards=[require_role(*REVIEWERS)], media_type="application/geo+json")
     async def results_geojson(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser, min_count: FromQuery[int | None] = None
     ) -> Response[bytes]:
@@ -143,7 +144,7 @@ class ResultsExportController(Controller):
         record_audit(db_session, user, "export", "exports/results.geojson", campaign_id=campaign_id, row_count=len(frame), detail={"threshold": threshold})
         return _download(body, "application/geo+json", f"results-{campaign_id}.geojson")
 
-    @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)])
+    @get("/follow-ups.csv", guards=[require_role(*REVIEWERS)], media_type="text/csv")
     async def follow_ups_csv(
         self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser,
         reason: FromQuery[str | None] = None, include_done: FromQuery[bool] = False, layout: FromQuery[str] = "canvass",
@@ -154,7 +155,7 @@ class ResultsExportController(Controller):
         suffix = "" if layout == "canvass" else "-" + layout.replace("_", "-")
         return _download(follow_ups_to_csv(result.people, layout), "text/csv; charset=utf-8", f"follow-ups{suffix}-{campaign_id}.csv")
 
-    @get("/report.pdf", guards=[require_role(*REVIEWERS)])
+    @get("/report.pdf", guards=[require_role(*REVIEWERS)], media_type="application/pdf")
     async def report_pdf(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings, user: CurrentUser,
         tz: FromQuery[str] = "Europe/London", min_count: FromQuery[int | None] = None,
