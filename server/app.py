@@ -26,6 +26,7 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
+from server.phone.controllers import PhoneAppController, StreetLayerController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
 from server.settings import Settings, get_settings
@@ -44,6 +45,8 @@ SECURITY_HEADERS = {
 ROUTE_HANDLERS = [
     HealthController,
     ConsoleController,
+    PhoneAppController,
+    StreetLayerController,
     AuthController,
     CampaignController,
     CampaignPeopleController,
