@@ -27,6 +27,7 @@ from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
 from server.openapi import ClosedStructSchemaPlugin, document_responses
+from server.phone.controllers import PhoneAppController, StreetLayerController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
@@ -41,6 +42,8 @@ __all__ = ["ROUTE_HANDLERS", "SECURITY_HEADERS", "app_factory", "create_app"]
 ROUTE_HANDLERS = [
     HealthController,
     ConsoleController,
+    PhoneAppController,
+    StreetLayerController,
     AuthController,
     CampaignController,
     CampaignPeopleController,

@@ -134,7 +134,7 @@ class CampaignPeopleController(Controller):
         """A code volunteers can type or scan (the join URL goes in a QR code) to join as canvassers."""
         join = await accounts.create_join_code(user, campaign_id, data.hours_valid, data.max_uses)
         return JoinCodeOut(
-            code=join.code, expires_at=join.expires_at, max_uses=join.max_uses, join_url=f"{settings.public_url}/join/{join.code}"
+            code=join.code, expires_at=join.expires_at, max_uses=join.max_uses, join_url=f"{settings.public_url}/app/join?code={join.code}"
         )
 
     @post("/devices", guards=[require_role(*MEMBERS)], status_code=201)

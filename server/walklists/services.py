@@ -621,7 +621,7 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
         render_walk_sheet_pdf,
         {"title": detail.summary.name, "list_id": walk_list_id, "doors": detail.summary.doors, "length_m": detail.summary.length_m, "minutes": detail.summary.minutes,
          "date": _now().date().isoformat()},
-        rows, questions, route, [(s.lon, s.lat) for s in detail.stops], f"{public_url}/console#/lists/{walk_list_id}",
+        rows, questions, route, [(s.lon, s.lat) for s in detail.stops], f"{public_url}/app/#/list/{walk_list_id}",
     )
     record_audit(session, user, "export", f"walk_list:{walk_list_id}.pdf", campaign_id=campaign_id, row_count=sum(len(s.people) for s in detail.stops))
     return pdf

@@ -1,0 +1,114 @@
+"""The street layer: the campaign's imported streets as simplified GeoJSON, for maps with no tile server.
+
+The canvasser app asks for the streets around one walk list (with the list's route); the
+console can ask for a bounding box. Street geometry is not personal data. Answers are cached
+in-process, keyed by campaign, request and the campaign's street count (a new import changes it).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import shapely
+from shapely.geometry import mapping
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.security import AuthUser
+from server.db.models import Address, Assignment, Role, Street, WalkList, WalkListStop
+from server.errors import Forbidden, InvalidInput, NotFound
+
+MARGIN_DEG = 0.0015
+"""About 150 m of streets around a list's doors, so the walk to the first door is on the map."""
+SIMPLIFY_DEG = 0.00001
+"""About 1 m: invisible at street zoom, and drops most vertices of OSM ways."""
+MAX_BBOX_DEG = 0.2
+MAX_STREETS = 5000
+_CACHE: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """``min_lon,min_lat,max_lon,max_lat`` as floats; ``InvalidInput`` for anything else or too large."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError as exc:
+        raise InvalidInput("bbox must be four numbers: min_lon,min_lat,max_lon,max_lat.") from exc
+    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]):
+        raise InvalidInput("bbox must be four numbers: min_lon,min_lat,max_lon,max_lat, min before max.")
+    if not all(abs(v) <= 180 for v in parts) or parts[2] - parts[0] > MAX_BBOX_DEG or parts[3] - parts[1] > MAX_BBOX_DEG:
+        raise InvalidInput(f"bbox must be within {MAX_BBOX_DEG} degrees on a side.")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+async def _list_bounds(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> tuple[WalkList, tuple[float, float, float, float]]:
+    walk_list = await session.get(WalkList, walk_list_id)
+    if walk_list is None or walk_list.campaign_id != campaign_id:
+        raise NotFound(f"No walk list {walk_list_id} in this campaign.")
+    role = user.role_in(campaign_id)
+    if not user.is_superuser and role not in (Role.admin, Role.organiser, Role.lead):
+        held = await session.scalar(
+            select(Assignment.id).where(Assignment.walk_list_id == walk_list_id, Assignment.user_id == user.id, Assignment.ended_at.is_(None))
+        )
+        if held is None:
+            raise Forbidden("This walk list is not assigned to you.")
+    row = (
+        await session.execute(
+            select(func.min(Address.lon), func.min(Address.lat), func.max(Address.lon), func.max(Address.lat))
+            .join(WalkListStop, WalkListStop.address_id == Address.id)
+            .where(WalkListStop.walk_list_id == walk_list_id)
+        )
+    ).one()
+    if row[0] is None:
+        raise NotFound(f"Walk list {walk_list_id} has no doors.")
+    return walk_list, (row[0] - MARGIN_DEG, row[1] - MARGIN_DEG, row[2] + MARGIN_DEG, row[3] + MARGIN_DEG)
+
+
+async def street_layer(
+    session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int | None, bbox: str | None
+) -> bytes:
+    """GeoJSON FeatureCollection (bytes) of streets in a list's surroundings or a bbox, plus the list's route."""
+    import msgspec
+
+    if (walk_list_id is None) == (bbox is None):
+        raise InvalidInput("Give either walk_list_id or bbox.")
+    route: bytes | None = None
+    if walk_list_id is not None:
+        walk_list, bounds = await _list_bounds(session, user, campaign_id, walk_list_id)
+        route = walk_list.route
+        key: tuple[Any, ...] = (campaign_id, "list", walk_list_id, walk_list.updated_at)
+    else:
+        bounds = parse_bbox(bbox or "")
+        key = (campaign_id, "bbox", bounds)
+    count = await session.scalar(select(func.count()).select_from(Street).where(Street.campaign_id == campaign_id))
+    key = (*key, count)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    min_lon, min_lat, max_lon, max_lat = bounds
+    rows = (
+        await session.execute(
+            select(Street.name, Street.highway, Street.geometry)
+            .where(
+                Street.campaign_id == campaign_id,
+                Street.max_lon >= min_lon, Street.min_lon <= max_lon, Street.max_lat >= min_lat, Street.min_lat <= max_lat,
+            )
+            .limit(MAX_STREETS)
+        )
+    ).all()
+    features: list[dict[str, Any]] = []
+    if rows:
+        geoms = shapely.simplify(shapely.from_wkb([r.geometry for r in rows]), SIMPLIFY_DEG, preserve_topology=False)
+        geoms = shapely.set_precision(geoms, 0.000001)
+        for row, geom in zip(rows, geoms, strict=True):
+            if geom is None or geom.is_empty:
+                continue
+            features.append({"type": "Feature", "geometry": mapping(geom), "properties": {"kind": "street", "name": row.name, "highway": row.highway}})
+    if route:
+        features.append({"type": "Feature", "geometry": mapping(shapely.set_precision(shapely.from_wkb(route), 0.000001)), "properties": {"kind": "route"}})
+    body = msgspec.json.encode({"type": "FeatureCollection", "bbox": list(bounds), "features": features})
+    _CACHE[key] = body
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return body

@@ -1,0 +1,72 @@
+// The JS sync core's pure parts under Node's test runner (no server): the HLC text format and
+// rules (as sync/clock.py), the list checksum (contract E), node ids, and the store's atomicity.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const js = (name) => import(pathToFileURL(join(ROOT, "server/phone/static/js", name)).href);
+const { HybridClock, formatHlc, parseHlc } = await js("hlc.js");
+const { listChecksum, newNodeId, SyncCore } = await js("sync-core.js");
+const { MemoryStore } = await js("stores.js");
+
+test("HLC text is sync/clock.py's: 13-digit wall, 6-digit counter, node; string order is clock order", () => {
+  assert.equal(formatHlc({ wall: 1795387152793, counter: 2, node: "9f3c1a0b7d2e4c11" }), "1795387152793-000002-9f3c1a0b7d2e4c11");
+  assert.deepEqual(parseHlc("0000000000005-000010-abc"), { wall: 5, counter: 10, node: "abc" });
+  assert.equal(parseHlc("not a stamp"), null);
+  let wall = 1000;
+  const clock = new HybridClock("n1", () => wall);
+  const a = clock.now();
+  const b = clock.now(); // same wall: counter goes up
+  wall = 900; // the wall clock went backwards: stamps still grow
+  const c = clock.now();
+  assert.ok(a < b && b < c, `${a} ${b} ${c}`);
+  const d = clock.receive(formatHlc({ wall: 5000, counter: 7, node: "zz" }));
+  assert.equal(d, "0000000005000-000008-n1");
+});
+
+test("HLC counter overflow borrows a millisecond", () => {
+  const clock = new HybridClock("n", () => 10, "0000000000010-999999-n");
+  assert.equal(clock.now(), "0000000000011-000000-n");
+});
+
+test("HLC resumes after its last persisted stamp", () => {
+  const clock = new HybridClock("n", () => 5, "0000000009000-000003-n");
+  assert.equal(clock.now(), "0000000009000-000004-n");
+});
+
+test("list checksum: sorted entity:id lines of the list's scope, SHA-256 hex (value computed with Python's hashlib)", async () => {
+  const entities = new Map([
+    ["walk_list", new Map([["7", {}], ["8", {}]])],
+    ["stop", new Map([["10", { walk_list_id: 7, address_id: 100 }], ["11", { walk_list_id: 7, address_id: 101 }], ["12", { walk_list_id: 8, address_id: 102 }]])],
+    ["address", new Map([["100", {}], ["101", {}], ["102", {}]])],
+    ["person", new Map([["5", { address_id: 100 }], ["6", { address_id: 102 }]])],
+  ]);
+  // python3 -c 'import hashlib;print(hashlib.sha256("\n".join(sorted(["walk_list:7","stop:10","stop:11","address:100","address:101","person:5"])).encode()).hexdigest())'
+  assert.equal(await listChecksum(7, entities), "62e84831a1f07de0c84e7d9ce7f486952960481580032becb451202e24b2a397");
+});
+
+test("node id: 16 lowercase hex, generated once per install and kept", async () => {
+  assert.match(newNodeId(), /^[0-9a-f]{16}$/);
+  const store = new MemoryStore();
+  const first = await SyncCore.open(store);
+  const again = await SyncCore.open(store.copy());
+  assert.equal(first.nodeId, again.nodeId);
+  assert.match(first.nodeId, /^[0-9a-f]{16}$/);
+});
+
+test("a record is in the store before it is confirmed; a failed write records nothing", async () => {
+  const store = new MemoryStore();
+  const core = await SyncCore.open(store);
+  await core.recordContact(1, "not_home");
+  assert.equal(store.copy().tables.get("outbox").size, 1);
+  store.failNext = 1;
+  await assert.rejects(core.recordContact(2, "spoke"));
+  assert.equal(core.outboxCount, 1);
+  const reopened = await SyncCore.open(store.copy());
+  assert.equal(reopened.outboxCount, 1);
+  const next = await reopened.recordContact(3, "spoke");
+  assert.ok(next.at > [...reopened.outbox.values()][0].mutation.at, "the clock resumes after a restart");
+  assert.deepEqual([...reopened.outbox.keys()].sort(), [1, 2]);
+});
