@@ -32,16 +32,19 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def run_with_session(work: Callable[..., Awaitable[T]]) -> T:
-    """Run `work(session)` in one unit of work on the configured database (same services as requests)."""
-    from server.db.session import create_engine_for, create_sessionmaker, session_scope
+def run_with_sessionmaker(work: Callable[..., Awaitable[T]]) -> T:
+    """Run `work(sessionmaker)` on the configured database; a domain error becomes one line and exit 1.
+
+    This is the one provider of sessions outside requests: every command gets the same
+    services the HTTP controllers call, on sessions from here.
+    """
+    from server.db.session import create_engine_for, create_sessionmaker
     from server.errors import DomainError
 
     async def _main() -> T:
         engine = create_engine_for(get_settings())
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
-                return await work(session)
+            return await work(create_sessionmaker(engine))
         finally:
             await engine.dispose()
 
@@ -50,6 +53,17 @@ def run_with_session(work: Callable[..., Awaitable[T]]) -> T:
     except DomainError as exc:
         fail(exc.detail)
         raise  # unreachable
+
+
+def run_with_session(work: Callable[..., Awaitable[T]]) -> T:
+    """Run `work(session)` in one unit of work on the configured database (same services as requests)."""
+    from server.db.session import session_scope
+
+    async def in_unit_of_work(sessionmaker: object) -> T:
+        async with session_scope(sessionmaker) as session:  # type: ignore[arg-type]
+            return await work(session)
+
+    return run_with_sessionmaker(in_unit_of_work)
 
 
 @db_app.command("upgrade")
@@ -68,7 +82,7 @@ def users_create(
     name: Annotated[str, typer.Option("--name", help="Display name")] = "",
     password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True, confirmation_prompt=True)] = "",
     superuser: Annotated[bool, typer.Option("--superuser", help="System administrator")] = False,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="Campaign slug to join")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="Campaign slug to join")] = None,
     role: Annotated[str, typer.Option("--role", help="admin, organiser, lead or canvasser")] = "canvasser",
 ) -> None:
     """Create a user (optionally a superuser, optionally with a role in a campaign)."""
@@ -86,6 +100,9 @@ def users_create(
     async def work(session: object) -> str:
         settings = get_settings()
         accounts = AccountService(session, settings, build_jwt_auth(settings.secret_key, 15))  # type: ignore[arg-type]
+        if await _user_by_email(session, email) is not None:
+            fail(f"a user with email {email.strip().lower()} already exists; to give them a role in a campaign use "
+                 f"`canvass users add {email.strip().lower()} --campaign SLUG --role ROLE`")
         user = await accounts.create_user(email, name or email.split("@")[0], password, is_superuser=superuser)
         if campaign:
             found = await session.scalar(select(Campaign).where(Campaign.slug == campaign))  # type: ignore[attr-defined]
@@ -95,6 +112,42 @@ def users_create(
         return f"created user {user.id} <{user.email}>"
 
     typer.echo(run_with_session(work))
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    campaign: Annotated[str, typer.Option("--campaign", "-c", help="Campaign slug or id")],
+    role: Annotated[str, typer.Option("--role", help="admin, organiser, lead or canvasser")] = "canvasser",
+) -> None:
+    """Give an existing user a role in a campaign (or change their role there)."""
+    from server.accounts.security import build_jwt_auth
+    from server.accounts.services import AccountService
+    from server.db.models import Role
+
+    if role not in Role.__members__:
+        fail(f"unknown role {role!r}; choose one of {', '.join(Role.__members__)}")
+
+    async def work(session: object) -> str:
+        settings = get_settings()
+        campaign_id = await _campaign_id(session, campaign)
+        user = await _user_by_email(session, email)
+        if user is None:
+            fail(f"no user with email {email.strip().lower()}; create one with `canvass users create {email.strip().lower()}`")
+        accounts = AccountService(session, settings, build_jwt_auth(settings.secret_key, 15))  # type: ignore[arg-type]
+        await accounts.add_member(user, campaign_id, Role(role))
+        return f"{user.email} is now {role} in campaign {campaign}"
+
+    typer.echo(run_with_session(work))
+
+
+async def _user_by_email(session: object, email: str) -> object | None:
+    """A user by email (case-insensitive), or None."""
+    from sqlalchemy import select
+
+    from server.db.models import User
+
+    return await session.scalar(select(User).where(User.email == email.strip().lower()))  # type: ignore[attr-defined]
 
 
 @app.command("demo")
@@ -217,6 +270,292 @@ def campaign_create(slug: str, name: Annotated[str, typer.Option("--name")] = ""
     typer.echo(f"created campaign {run_with_session(work)} ({slug})")
 
 
+# ------------------------------------------------------------------ the organiser's flow: rank, target, cut, assign, export
+
+MeasureOption = Annotated[str, typer.Option("--measure", "-m", help="A preset (bame_share, asian_share, ...) or a formula such as '(bangladeshi + pakistani) / total'")]
+KindOption = Annotated[str, typer.Option("--kind", help="Area kind to rank: OA, LSOA, MSOA, ward")]
+AsOption = Annotated[str | None, typer.Option("--as", help="Email of the organiser doing this (recorded in the audit log; default: the command line)")]
+
+
+def _progress() -> object:
+    """A transient rich progress bar on stderr (stdout stays clean for the result)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), transient=True, console=Console(stderr=True))
+
+
+async def _actor(session: object, campaign_id: int, email: str | None) -> object:
+    """Who a command acts as: the named member (their roles, for the audit log), else the command line itself (an admin's shell)."""
+    from sqlalchemy import select
+
+    from server.accounts.security import AuthUser
+    from server.db.models import Membership, Role
+
+    if email is None:
+        return AuthUser(id=None, email="", display_name="command line", is_superuser=True)  # type: ignore[arg-type]
+    user = await _user_by_email(session, email)
+    if user is None:
+        fail(f"no user with email {email}")
+    roles = dict((await session.execute(select(Membership.campaign_id, Membership.role).where(Membership.user_id == user.id))).all())  # type: ignore[attr-defined]
+    if not user.is_superuser and roles.get(campaign_id) not in (Role.admin, Role.organiser):  # type: ignore[attr-defined]
+        fail(f"{email} is not an organiser or admin of this campaign")
+    return AuthUser(id=user.id, email=user.email, display_name=user.display_name, is_superuser=user.is_superuser, roles=roles)  # type: ignore[attr-defined]
+
+
+async def _target_id(session: object, campaign_id: int, ref: str) -> int:
+    """A target of the campaign by id or by name."""
+    from sqlalchemy import select
+
+    from server.db.models import Target
+
+    query = select(Target.id).where(Target.campaign_id == campaign_id)
+    query = query.where(Target.id == int(ref)) if ref.isdigit() else query.where(Target.name == ref).order_by(Target.id.desc())
+    found = (await session.scalars(query)).first()  # type: ignore[attr-defined]
+    if found is None:
+        fail(f"no target {ref!r} in this campaign (give its id or name; `canvass target` makes one)")
+    return int(found)
+
+
+@app.command("rank")
+def rank_cmd(
+    campaign: CampaignOption,
+    measure: MeasureOption = "bame_share",
+    kind: KindOption = "OA",
+    threshold: Annotated[float | None, typer.Option(help="Only areas whose value is at least this")] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Only the top N areas")] = None,
+    min_population: Annotated[int | None, typer.Option(help="Leave out areas with fewer residents")] = None,
+    geojson: Annotated[Path | None, typer.Option("--geojson", help="Also write the ranked areas as GeoJSON here")] = None,
+) -> None:
+    """Rank the campaign's areas by a census measure (the same ranking as the console's)."""
+    import msgspec
+
+    from server.targeting.services import rank_campaign_areas
+
+    async def work(session: object) -> object:
+        campaign_id = await _campaign_id(session, campaign)
+        with _progress() as bar:  # type: ignore[attr-defined]
+            bar.add_task(f"ranking {kind}s by {measure}", total=None)
+            return await rank_campaign_areas(session, campaign_id, measure=measure, kind=kind, threshold=threshold, top_n=top,  # type: ignore[arg-type]
+                                             min_population=min_population)
+
+    ranking = run_with_session(work)
+    typer.echo(f"ranked {ranking.count} {kind}s by {ranking.measure} = {ranking.formula}")  # type: ignore[attr-defined]
+    typer.echo(f"{'rank':>4}  {'code':<10} {'value':>8} {'population':>10}  name")
+    for feature in ranking.features:  # type: ignore[attr-defined]
+        p = feature["properties"]
+        typer.echo(f"{p['rank']:>4}  {p['code']:<10} {p['value']:>8.4f} {p['population']:>10}  {p.get('name') or ''}")
+    if geojson is not None:
+        geojson.write_bytes(msgspec.json.encode(ranking))
+        typer.echo(f"wrote {geojson}")
+
+
+def _polygon_from_file(path: Path) -> dict[str, object]:
+    """The union of the polygons in a GeoJSON (or any GDAL vector) file, as WGS84 GeoJSON."""
+    import geopandas as gpd
+    import shapely
+    from shapely.geometry import mapping
+
+    if not path.exists():
+        fail(f"no such file: {path}")
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # GDAL names the problem; one line is all the organiser needs
+        fail(f"cannot read a polygon from {path.name}: {exc}")
+    if frame.empty:
+        fail(f"{path.name} has no features")
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        frame = frame.to_crs("EPSG:4326")
+    return dict(mapping(shapely.union_all(frame.geometry.to_numpy())))
+
+
+@app.command("target")
+def target_cmd(
+    name: str,
+    campaign: CampaignOption,
+    top: Annotated[int | None, typer.Option("--top", help="The top N areas by the measure")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Every area whose measure is at least this")] = None,
+    polygon: Annotated[Path | None, typer.Option("--polygon", help="A GeoJSON file with the area to knock (any CRS)")] = None,
+    measure: MeasureOption = "bame_share",
+    kind: KindOption = "OA",
+    min_population: Annotated[int | None, typer.Option(help="Leave out areas with fewer residents")] = None,
+) -> None:
+    """Make a target from the top N areas, from areas over a threshold, or from a drawn polygon (with areas: their intersection)."""
+    from server.targeting.schemas import TargetCreate
+    from server.targeting.services import create_target, rank_campaign_areas
+
+    if top is None and threshold is None and polygon is None:
+        fail("say which doors to target: --top N, --threshold X (areas by --measure) or --polygon FILE.geojson")
+    drawn = _polygon_from_file(polygon) if polygon is not None else None
+
+    async def work(session: object) -> object:
+        campaign_id = await _campaign_id(session, campaign)
+        with _progress() as bar:  # type: ignore[attr-defined]
+            task = bar.add_task("choosing areas", total=None)
+            codes = None
+            if top is not None or threshold is not None:
+                ranking = await rank_campaign_areas(session, campaign_id, measure=measure, kind=kind, threshold=threshold, top_n=top,  # type: ignore[arg-type]
+                                                    min_population=min_population)
+                codes = [f["properties"]["code"] for f in ranking.features]
+                if not codes:
+                    fail(f"no {kind} reaches {measure} >= {threshold}: nothing to target")
+            bar.update(task, description="previewing the target")
+            data = TargetCreate(name=name, polygon=drawn, area_codes=codes, measure=measure if codes else None, threshold=threshold)
+            return await create_target(session, campaign_id, data, None, get_settings())  # type: ignore[arg-type]
+
+    target = run_with_session(work)
+    preview = target.preview  # type: ignore[attr-defined]
+    residents = ", ".join(f"{k} ~{v:,.0f}" for k, v in preview.estimated_residents.items())
+    areas = len(target.rule.get("area_codes") or [])  # type: ignore[attr-defined]
+    typer.echo(f"target {target.id} {target.name!r}: {preview.addresses} doors in {preview.buildings} buildings, "  # type: ignore[attr-defined]
+               f"{preview.electors} electors, {preview.area_km2} km2" + (f", {areas} areas" if areas else "") + (f"; residents {residents}" if residents else ""))
+
+
+@app.command("cut")
+def cut_cmd(
+    target: Annotated[str, typer.Argument(help="Target id or name")],
+    campaign: CampaignOption,
+    size: Annotated[int, typer.Option(min=1, max=500, help="Doors (or minutes) per list")] = 50,
+    unit: Annotated[str, typer.Option(help="doors or minutes")] = "doors",
+    replace: Annotated[bool, typer.Option(help="Delete the target's unassigned lists first")] = False,
+) -> None:
+    """Cut a target into balanced, routed walk lists (the same cut as the console's)."""
+    from server.walklists import services
+    from server.walklists.schemas import CutRequest
+
+    if unit not in ("doors", "minutes"):
+        fail(f"unknown unit {unit!r}; use doors or minutes")
+    request = CutRequest(size=size, unit=unit, replace=replace)  # type: ignore[arg-type]
+
+    async def work(sessionmaker: object) -> list[object]:
+        async with sessionmaker() as session:  # type: ignore[operator]
+            campaign_id = await _campaign_id(session, campaign)
+            target_id = await _target_id(session, campaign_id, target)
+        with _progress() as bar:  # type: ignore[attr-defined]
+            task = bar.add_task("cutting and routing", total=None)
+            lists = await services.run_cut(sessionmaker, campaign_id, target_id, request,
+                                           lambda done, total: bar.update(task, completed=done, total=total))
+        async with sessionmaker() as session:  # type: ignore[operator]
+            return await services.list_outs(session, campaign_id, [w.id for w in lists])  # type: ignore[return-value]
+
+    outs = run_with_sessionmaker(work)
+    routing = outs[0].routing if outs else None  # type: ignore[attr-defined]
+    typer.echo(f"cut {len(outs)} lists, {sum(o.doors for o in outs)} doors, routing: {routing}")  # type: ignore[attr-defined]
+    typer.echo(f"{'id':>5}  {'doors':>5} {'stops':>5} {'minutes':>7}  name")
+    for out in outs:
+        note = f"  ({out.size_exception})" if out.size_exception else ""  # type: ignore[attr-defined]
+        typer.echo(f"{out.id:>5}  {out.doors:>5} {out.stops:>5} {out.minutes:>7.0f}  {out.name}{note}")  # type: ignore[attr-defined]
+    for warning in services.routing_warnings(routing):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+@app.command("lists")
+def lists_cmd(
+    campaign: CampaignOption,
+    target: Annotated[str | None, typer.Option("--target", help="Only this target's lists (id or name)")] = None,
+) -> None:
+    """Show the campaign's walk lists: id, doors, routing, who holds each."""
+    from server.walklists import services
+
+    async def work(session: object) -> list[object]:
+        campaign_id = await _campaign_id(session, campaign)
+        target_id = await _target_id(session, campaign_id, target) if target else None
+        outs = await services.list_outs(session, campaign_id)  # type: ignore[arg-type]
+        return [o for o in outs if target_id is None or o.target_id == target_id]
+
+    outs = run_with_session(work)
+    typer.echo(f"{'id':>5}  {'doors':>5} {'minutes':>7}  {'routing':<14} {'held by':<20} name")
+    for out in outs:
+        holder = out.assignee.display_name if out.assignee else "-"  # type: ignore[attr-defined]
+        typer.echo(f"{out.id:>5}  {out.doors:>5} {out.minutes:>7.0f}  {out.routing or '-':<14} {holder:<20} {out.name}")  # type: ignore[attr-defined]
+
+
+@app.command("assign")
+def assign_cmd(
+    lists: Annotated[list[int], typer.Argument(help="Walk list ids")],
+    campaign: CampaignOption,
+    to: Annotated[str | None, typer.Option("--to", help="Email of the canvasser (a member of the campaign)")] = None,
+    unassign: Annotated[bool, typer.Option("--unassign", help="Take the lists back instead")] = False,
+    actor_email: AsOption = None,
+) -> None:
+    """Assign walk lists to a campaign member (phones get them on their next sync), or take them back."""
+    from server.walklists import services
+
+    if (to is None) == (not unassign):
+        fail("give --to EMAIL to assign, or --unassign to take the lists back")
+
+    async def work(session: object) -> list[str]:
+        campaign_id = await _campaign_id(session, campaign)
+        actor = await _actor(session, campaign_id, actor_email)
+        done = []
+        if unassign:
+            for list_id in lists:
+                await services.unassign_list(session, campaign_id, list_id)  # type: ignore[arg-type]
+                done.append(f"list {list_id} taken back")
+            return done
+        user = await _user_by_email(session, to or "")
+        if user is None:
+            fail(f"no user with email {to}; add one with `canvass users create` and `canvass users add`")
+        for list_id in lists:
+            out = await services.assign_list(session, actor, campaign_id, list_id, user.id)  # type: ignore[arg-type,attr-defined]
+            done.append(f"list {out.id} {out.name!r} ({out.doors} doors) -> {user.display_name} <{user.email}>")  # type: ignore[attr-defined]
+        return done
+
+    for line in run_with_session(work):
+        typer.echo(line)
+
+
+EXPORT_FORMATS = ("pdf", "csv", "geojson", "gpx")
+
+
+@app.command("export")
+def export_cmd(
+    campaign: CampaignOption,
+    lists: Annotated[list[int] | None, typer.Argument(help="Walk list ids (or --target for all of a target's lists)")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="pdf (walk sheet), csv, geojson or gpx")] = "pdf",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write walk-list-ID.FORMAT files into")] = Path("."),
+    target: Annotated[str | None, typer.Option("--target", help="Every list of this target (id or name)")] = None,
+    actor_email: AsOption = None,
+) -> None:
+    """Export walk lists as printable PDF walk sheets, CSV, GeoJSON or GPX (each export is audited)."""
+    from server.walklists import services
+
+    if fmt not in EXPORT_FORMATS:
+        fail(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    if not lists and not target:
+        fail("name the lists to export (ids) or give --target")
+    settings = get_settings()
+
+    async def work(session: object) -> list[Path]:
+        campaign_id = await _campaign_id(session, campaign)
+        actor = await _actor(session, campaign_id, actor_email)
+        ids = list(lists or [])
+        if target:
+            target_id = await _target_id(session, campaign_id, target)
+            ids += [o.id for o in await services.list_outs(session, campaign_id) if o.target_id == target_id]  # type: ignore[arg-type]
+        output.mkdir(parents=True, exist_ok=True)
+        written = []
+        with _progress() as bar:  # type: ignore[attr-defined]
+            task = bar.add_task(f"exporting {fmt}", total=len(ids))
+            for list_id in ids:
+                path = output / f"walk-list-{list_id}.{fmt}"
+                if fmt == "pdf":
+                    path.write_bytes(await services.export_pdf(session, actor, campaign_id, list_id, settings.public_url))  # type: ignore[arg-type]
+                elif fmt == "csv":
+                    path.write_text(await services.export_csv(session, actor, campaign_id, list_id))  # type: ignore[arg-type]
+                elif fmt == "geojson":
+                    path.write_text(services.json_dumps(await services.export_geojson(session, actor, campaign_id, list_id)))  # type: ignore[arg-type]
+                else:
+                    path.write_text(await services.export_gpx(session, actor, campaign_id, list_id))  # type: ignore[arg-type]
+                written.append(path)
+                bar.advance(task)
+        return written
+
+    for path in run_with_session(work):
+        typer.echo(f"wrote {path}")
+
+
 retention_app = typer.Typer(help="Retention of personal canvass data.", no_args_is_help=True)
 app.add_typer(retention_app, name="retention")
 
@@ -263,11 +602,23 @@ def _redact(url: str) -> str:
 
 
 def main() -> None:
-    """Console-script entry point: unexpected errors become one line on stderr and exit status 1."""
+    """Console-script entry point: usage mistakes and unexpected errors become one line on stderr and a non-zero exit."""
     import os
 
+    from typer.exceptions import TyperException
+
     try:
-        app()
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except TyperException as exc:  # a usage mistake (typer's click): one line instead of a panel
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if message:
+            ctx = getattr(exc, "ctx", None)
+            typer.echo(f"error: {message} (see `{ctx.command_path if ctx else 'canvass'} --help`)", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
     except Exception as exc:
         if os.environ.get("CANVASS_DEBUG"):
             raise

@@ -586,6 +586,34 @@ async def export_geojson(session: AsyncSession, user: AuthUser, campaign_id: int
     return {"type": "FeatureCollection", "features": features}
 
 
+async def export_gpx(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> str:
+    """The route as a GPX track and one waypoint per stop (doors, no names), for a GPS or a walking app."""
+    import gpxpy.gpx
+
+    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    gpx = gpxpy.gpx.GPX()
+    gpx.name = detail.summary.name
+    gpx.creator = "Canvass"
+    by_stop: dict[int, list[StopOut]] = {}
+    for stop in detail.stops:
+        by_stop.setdefault(stop.stop_number, []).append(stop)
+    for number, doors in sorted(by_stop.items()):
+        first = doors[0]
+        skip = " (do not knock)" if all(d.do_not_visit for d in doors) else ""
+        gpx.waypoints.append(gpxpy.gpx.GPXWaypoint(
+            latitude=first.lat, longitude=first.lon, name=f"{number}. {first.address}{skip}",
+            description="; ".join(d.address for d in doors) if len(doors) > 1 else None, symbol="Residence",
+        ))
+    if detail.route and detail.route["type"] in ("LineString", "MultiLineString"):
+        lines = [detail.route["coordinates"]] if detail.route["type"] == "LineString" else detail.route["coordinates"]
+        track = gpxpy.gpx.GPXTrack(name=detail.summary.name)
+        for line in lines:
+            track.segments.append(gpxpy.gpx.GPXTrackSegment([gpxpy.gpx.GPXTrackPoint(latitude=lat, longitude=lon) for lon, lat in line]))
+        gpx.tracks.append(track)
+    record_audit(session, user, "export", f"walk_list:{walk_list_id}.gpx", campaign_id=campaign_id, row_count=len(detail.stops))
+    return gpx.to_xml()
+
+
 async def export_csv(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> str:
     """One row per elector (or per empty door) in walking order, with names and elector numbers."""
     detail = await list_detail(session, user, campaign_id, walk_list_id)
