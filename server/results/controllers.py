@@ -60,10 +60,10 @@ class ResultsController(Controller):
     @get("/answers", guards=[require_role(*REVIEWERS)])
     async def answers(
         self, campaign_id: FromPath[int], db_session: DbSession, settings: AppSettings,
-        by: FromQuery[str] = "area", min_count: FromQuery[int | None] = None,
+        by: FromQuery[str] = "area", min_count: FromQuery[int | None] = None, tz: FromQuery[str] = "Europe/London",
     ) -> AnswerBreakdown:
-        """Survey answers by area, ward, target or walk list; cells below the threshold suppressed."""
-        return await services.answers_breakdown(db_session, campaign_id, by, services.effective_threshold(settings, min_count))
+        """Survey answers by area, ward, target, walk list, canvasser or week; cells below the threshold suppressed."""
+        return await services.answers_breakdown(db_session, campaign_id, by, services.effective_threshold(settings, min_count), tz)
 
     @get("/issues", guards=[require_role(*REVIEWERS)])
     async def issues(

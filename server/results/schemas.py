@@ -63,11 +63,16 @@ class ListProgress(msgspec.Struct):
 
 
 class AnswerCount(msgspec.Struct):
-    """Respondents giving one answer; `count` is None when suppressed (fewer than the threshold)."""
+    """Respondents giving one answer; `count` is None when suppressed (fewer than the threshold).
+
+    `more_contacts` (hidden cells only): about how many more contacts in the group would typically
+    show the cell, estimated from shown figures only (see the breakdown's note).
+    """
 
     value: str
     count: int | None
     suppressed: bool = False
+    more_contacts: int | None = None
 
 
 class QuestionBreakdown(msgspec.Struct):

@@ -108,7 +108,7 @@ SUPPORT_QUESTION = "voting_intention"
 NO_CONSENT = frozenset({"", "no", "none", "withdrawn", "refused"})
 YES = frozenset({"yes", "y", "true", "1"})
 WARD_KINDS = ("ward", "WD", "WARD")
-BREAKDOWNS = ("area", "ward", "target", "walk_list")
+BREAKDOWNS = ("area", "ward", "target", "walk_list", "canvasser", "week")
 # Two-level aggregation (per group and door, then per group): hash aggregates instead of the sorts
 # that count(DISTINCT ...) needs, several times faster on PostgreSQL.
 _PER_DOOR = "max(CASE WHEN t.contacts > 0 THEN 1 ELSE 0 END) AS contacted, " + ", ".join(f"sum(t.{c}) AS {c}" for c in SUM_COLUMNS)
@@ -390,13 +390,14 @@ async def current_answers(session: AsyncSession, campaign_id: int, keys: Iterabl
     rows = await _rows(
         session,
         "SELECT * FROM (SELECT a.id, a.person_id, a.address_id, a.walk_list_id, a.question_key, CAST(a.value AS TEXT) AS value, "
-        "ad.area_code, ad.lon, ad.lat, row_number() OVER (PARTITION BY a.question_key, coalesce(a.person_id, 0), "
+        "ad.area_code, ad.lon, ad.lat, a.user_id, a.hlc, row_number() OVER (PARTITION BY a.question_key, coalesce(a.person_id, 0), "
         "CASE WHEN a.person_id IS NULL THEN a.address_id ELSE 0 END "
         f"ORDER BY a.hlc{collate} DESC, a.id{collate} DESC) AS rn "
         f"FROM answers a LEFT JOIN addresses ad ON ad.id = a.address_id WHERE a.campaign_id = :c{key_filter}) x WHERE rn = 1",
         **params,
     )
-    frame = pd.DataFrame(rows, columns=["id", "person_id", "address_id", "walk_list_id", "question_key", "value", "area_code", "lon", "lat", "rn"])
+    frame = pd.DataFrame(rows, columns=["id", "person_id", "address_id", "walk_list_id", "question_key", "value", "area_code", "lon", "lat",
+                                        "user_id", "hlc", "rn"])
     frame["label"] = frame["value"].map(answer_label)
     return frame
 
@@ -474,13 +475,106 @@ async def ward_of_areas(session: AsyncSession, campaign_id: int) -> tuple[dict[s
     return mapping_, ward_names
 
 
-async def answers_breakdown(session: AsyncSession, campaign_id: int, by: str, threshold: int) -> AnswerBreakdown:
-    """Respondents' current answers per question by area, ward, target or walk list, with small cells suppressed."""
+def week_of(hlc_wall_ms: int, zone: ZoneInfo) -> tuple[str, str]:
+    """(ISO week code 'YYYY-Www', 'Week of D Mon YYYY' from its Monday) of a moment in ms, in a local zone."""
+    local = datetime.fromtimestamp(hlc_wall_ms / 1000, UTC).astimezone(zone).date()
+    year, week, weekday = local.isocalendar()
+    monday = local - timedelta(days=weekday - 1)
+    return f"{year}-W{week:02d}", f"Week of {monday.day} {monday:%b %Y}"
+
+
+async def _event_cells(session: AsyncSession, campaign_id: int, by: str, zone: ZoneInfo) -> tuple[list[Any], dict[Any, str]]:
+    """Answer cells by the canvasser who recorded the answer, or the local ISO week of its HLC time (from the events)."""
+    frame = await current_answers(session, campaign_id)
+    if frame.empty:
+        return [], {}
+    if by == "canvasser":
+        frame["group"] = pd.Series([None if pd.isna(u) else int(u) for u in frame["user_id"]], index=frame.index, dtype=object)
+        ids = {u for u in frame["group"] if u is not None}
+        names: dict[Any, str] = dict((await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))).all()) if ids else {}
+        names[None] = "(unknown canvasser)"
+    else:
+        walls = frame["hlc"].astype(str).str.slice(0, 15)
+        weeks = {w: week_of(int(w), zone) for w in set(walls) if w.isdigit()}
+        frame["group"] = walls.map(lambda w: weeks[w][0] if w in weeks else None)
+        names = {code: name for code, name in weeks.values()}
+        names[None] = "(unknown week)"
+    counts: dict[tuple[Any, str, str], int] = defaultdict(int)
+    for k, q, v in zip(frame["group"], frame["question_key"], frame["label"], strict=True):
+        counts[(k, q, v)] += 1
+    return [(k, q, v, n) for (k, q, v), n in counts.items()], names
+
+
+async def _group_contacts(session: AsyncSession, campaign_id: int, by: str, zone: ZoneInfo) -> tuple[int, dict[Any, int]]:
+    """(campaign contacts, contacts per group key) from the tallies: the figures the reveal estimate may use."""
+    await fold_result_tallies(session)
+    tallies = {g: await _tallies_by(session, campaign_id, g) for g in ("campaign", "walk_list", "canvasser", "target")}
+    campaign = int((tallies["campaign"].get(None) or {}).get("contacted") or 0)
+    if by in ("walk_list", "canvasser", "target"):
+        return campaign, {(k or None): int(v.get("contacted") or 0) for k, v in tallies[by].items()}
+    if by == "week":
+        out: dict[Any, int] = defaultdict(int)
+        for r in await _rows(session, "SELECT hour, contacts FROM result_hour_tally WHERE campaign_id = :c", c=campaign_id):
+            out[week_of(int(r["hour"]) * 3600 * 1000, zone)[0]] += int(r["contacts"] or 0)
+        return campaign, dict(out)
+    per_area = {k: int(v.get("contacted") or 0) for k, v in (await area_door_counts(session, campaign_id)).items()}
+    if by == "ward":
+        ward_of, _ = await ward_of_areas(session, campaign_id)
+        wards: dict[Any, int] = defaultdict(int)
+        for area, n in per_area.items():
+            wards[ward_of.get(area or "")] += n
+        return campaign, dict(wards)
+    return campaign, {(k or None): n for k, n in per_area.items()}
+
+
+def _add_reveal_estimates(groups: list[GroupAnswers], keys: dict[str, Any], campaign_contacts: int, contacts: dict[Any, int],
+                          totals: dict[tuple[str, str], int], threshold: int) -> None:
+    """Give each hidden cell `more_contacts`: about how many more contacts in its group would typically show it.
+
+    Built only from figures shown anyway -- the campaign's contacts, the campaign-wide count of
+    that answer (taken as threshold - 1 when that is itself hidden) and the group's contacts
+    (0 when below the threshold) -- so it never gives a hidden count away.
+    """
+    for group in groups:
+        shown = contacts.get(keys.get(group.code), 0)
+        shown = shown if shown >= threshold else 0
+        for question in group.questions:
+            for answer in question.answers:
+                if not answer.suppressed:
+                    continue
+                count = totals.get((question.key, answer.value), 0)
+                count = count if count >= threshold else threshold - 1
+                needed = -(-threshold * max(campaign_contacts, 1) // max(count, 1))
+                answer.more_contacts = max(1, needed - shown)
+
+
+REVEAL_NOTE = ("A hidden cell (fewer than {t} respondents) carries more_contacts: about how many more contacts (doors answered) in that "
+               "group would typically show it, at the campaign-wide rate of that answer. It is built from shown figures only.")
+
+
+async def answers_breakdown(session: AsyncSession, campaign_id: int, by: str, threshold: int, tz: str = "Europe/London") -> AnswerBreakdown:
+    """Respondents' current answers per question by area, ward, target, walk list, canvasser or week, with small cells suppressed."""
     if by not in BREAKDOWNS:
         raise InvalidInput(f"by must be one of {', '.join(BREAKDOWNS)}.", errors=[{"field": "by", "message": "unknown breakdown"}])
+    zone = resolve_timezone(tz)
+    result = await _answers_breakdown(session, campaign_id, by, threshold, zone)
+    if any(a.suppressed for g in result.groups for q in g.questions for a in q.answers):
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for _k, q, v, n in await answer_cells(session, campaign_id, "area"):
+            totals[(q, v)] += n
+        campaign_contacts, contacts = await _group_contacts(session, campaign_id, by, zone)
+        keys = {str(k if k is not None else ""): k for k in contacts}
+        _add_reveal_estimates(result.groups, keys, campaign_contacts, contacts, totals, threshold)
+        result.note = " ".join(x for x in (result.note, REVEAL_NOTE.format(t=threshold)) if x)
+    return result
+
+
+async def _answers_breakdown(session: AsyncSession, campaign_id: int, by: str, threshold: int, zone: ZoneInfo) -> AnswerBreakdown:
     questions = await survey_questions(session, campaign_id)
     note = ""
-    if by == "area":
+    if by in ("canvasser", "week"):
+        cells, names = await _event_cells(session, campaign_id, by, zone)
+    elif by == "area":
         cells = await answer_cells(session, campaign_id, "area")
         names = await _area_names(session, campaign_id)
         cells = [((k or None), q, v, n) for k, q, v, n in cells]
@@ -509,7 +603,10 @@ async def answers_breakdown(session: AsyncSession, campaign_id: int, by: str, th
                 for (q, v), n in inside.groupby(["question_key", "label"]).size().items():
                     cells.append((target.id, q, v, int(n)))
         note = "A target holds the answers of respondents whose address lies inside its polygon (targets may overlap)."
-    return AnswerBreakdown(campaign_id=campaign_id, by=by, threshold=threshold, groups=_group_answers(cells, names, questions, threshold), note=note)
+    groups = _group_answers(cells, names, questions, threshold)
+    if by == "week":  # in time order (the codes sort so), not by name
+        groups.sort(key=lambda g: (g.code == "", g.code))
+    return AnswerBreakdown(campaign_id=campaign_id, by=by, threshold=threshold, groups=groups, note=note)
 
 
 async def issues_report(session: AsyncSession, campaign_id: int, threshold: int) -> IssuesReport:
