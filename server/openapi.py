@@ -214,6 +214,11 @@ def _repair_options_allow(route: HTTPRoute) -> None:
             cell.cell_contents = route
 
 
+def geojson_response(description: str, media_type: str = "application/json") -> ResponseSpec:
+    """A success response whose body is a GeoJSON FeatureCollection (for handlers typed as plain dicts)."""
+    return ResponseSpec(data_container=GeoJSONFeatureCollection, media_type=media_type, generate_examples=False, description=description)
+
+
 def document_responses(app: Litestar) -> None:
     """Declare every route's problem responses (and GeoJSON bodies, and public routes) before the schema is built."""
     for route in app.routes:
@@ -227,10 +232,7 @@ def document_responses(app: Litestar) -> None:
             responses: dict[int, ResponseSpec] = {status: _problem_response(status) for status in sorted(problem_statuses(facts))}
             media_type = str(handler.media_type)
             if media_type.startswith(GEOJSON):
-                responses[handler.status_code] = ResponseSpec(
-                    data_container=GeoJSONFeatureCollection, media_type=GEOJSON, generate_examples=False,
-                    description="A GeoJSON FeatureCollection (WGS84 longitude/latitude).",
-                )
+                responses[handler.status_code] = geojson_response("A GeoJSON FeatureCollection (WGS84 longitude/latitude).", GEOJSON)
             handler.responses = {**responses, **(handler.responses or {})}
             handler.operation_class = (
                 PublicOperation if facts.public else SyncOperation if facts.rate_limit == "sync" else DocumentedOperation

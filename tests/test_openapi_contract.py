@@ -63,6 +63,8 @@ def test_exports_are_documented_with_their_media_types(settings: Settings) -> No
         assert list(ok["content"]) == [media_type], (path, ok["content"])
         if media_type == "application/geo+json":
             assert ok["content"][media_type]["schema"] == {"$ref": "#/components/schemas/GeoJSONFeatureCollection"}
+    routes = document["paths"]["/api/campaigns/{campaign_id}/walklists/map"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert routes["schema"] == {"$ref": "#/components/schemas/GeoJSONFeatureCollection"}
 
 
 def test_public_routes_need_no_credentials_and_closed_bodies_are_closed(settings: Settings) -> None:
