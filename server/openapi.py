@@ -103,7 +103,7 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
 
 @dataclass
 class DocumentedOperation(Operation):
-    """An operation as the server behaves: an upload's file part is required (without it the answer is 400/422)."""
+    """An operation as the server behaves: an upload's file part is required, an optional body is not."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.request_body, RequestBody):
@@ -112,6 +112,8 @@ class DocumentedOperation(Operation):
             schema = content.schema
             if media_type.startswith("multipart/") and isinstance(schema, Schema) and schema.properties and not schema.required:
                 schema.required = sorted(schema.properties)
+            if isinstance(schema, Schema) and any(isinstance(s, Schema) and s.type == OpenAPIType.NULL for s in schema.one_of or ()):
+                self.request_body.required = False  # `data: X | None = None`: the body may be left out
 
 
 @dataclass

@@ -4,7 +4,7 @@ Litestar converts a handler's `data` with msgspec in lax mode (it must, for quer
 so a JSON body with `"replace": 0` or `"knocked_at": 0` was silently coerced to `false` or
 to 1970-01-01 although the document says boolean and date-time. This `before_request` hook
 decodes the body once more in strict mode against the handler's declared type and answers
-422 problem details naming the field. Malformed JSON is left to Litestar (its own 400);
+422 problem details naming the field. Bodies that are not JSON at all are left to Litestar;
 multipart uploads and handlers that read the raw request (sync) are not touched.
 """
 
@@ -42,5 +42,7 @@ async def refuse_loose_json_bodies(request: Request[Any, Any, Any]) -> None:
             detail="The request body does not match its schema.",
             extra=[{"key": field, "message": _LOCATION.sub("", message), "source": "body"}],
         ) from exc
-    except msgspec.DecodeError:
-        return  # not JSON at all: Litestar answers its own 400 when it reads the body
+    except (ValueError, RecursionError):
+        # Not JSON, not UTF-8, or nested too deep: left to Litestar's own reading of the body and
+        # to server/errors.py, so this hook never answers differently from a request without it.
+        return

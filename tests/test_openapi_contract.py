@@ -80,6 +80,8 @@ def test_public_routes_need_no_credentials_and_closed_bodies_are_closed(settings
     assert "additionalProperties" not in schemas["TokenPair"]
     upload = document["paths"]["/api/campaigns/{campaign_id}/imports/census"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert upload["schema"]["required"] == ["file"]
+    assert document["paths"]["/api/auth/refresh"]["post"]["requestBody"]["required"] is False  # the console sends only its cookie
+    assert document["paths"]["/api/auth/login"]["post"]["requestBody"]["required"] is True
 
 
 def _is_aware(value: str) -> bool:
