@@ -61,7 +61,7 @@ def _hostile_campaign(base: str) -> dict[str, Any]:
         assert target.status_code == 201, target.text
         cut = organiser.post(f"/api/campaigns/{campaign_id}/targets/{target.json()['id']}/cut", params={"wait": "true"},
                              json={"size": 60})
-        assert cut.status_code == 202, cut.text
+        assert cut.is_success, cut.text  # 202 (job) or, with wait=true on newer servers, 200
         list_ids = cut.json()["result"]["walk_list_ids"]
         assert len(list_ids) >= len(volunteers), cut.text
         renamed = organiser.patch(f"/api/campaigns/{campaign_id}/walklists/{list_ids[0]}", json={"name": HOSTILE_LIST_NAME})
