@@ -32,6 +32,7 @@ from server.results.controllers import ResultsController, ResultsExportControlle
 from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, get_settings
+from server.strict_bodies import refuse_loose_json_bodies
 from server.sync.controllers import SyncController
 from server.sync.review import ConflictReviewController
 from server.targeting.controllers import TargetingController
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_request_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         before_send=[security_headers_hook(settings)],
+        before_request=refuse_loose_json_bodies,
         openapi_config=OpenAPIConfig(
             title="Canvass API",
             version="0.1.0",

@@ -9,7 +9,8 @@ of them a route can answer follows from what the route declares:
   device tokens outside the routes a device may use);
 - path parameters: 404 (also what a caller gets for another campaign's or canvasser's object);
 - writes (POST, PUT, PATCH, DELETE): 409 (a clash with stored data) and, with a body, 413;
-- a `rate_limit` opt: 429; the sync protocol (`rate_limit: "sync"`): 426 upgrade-required;
+- a `rate_limit` opt: 429; the sync protocol (`rate_limit: "sync"`): 426 upgrade-required, and
+  its required `X-Canvass-Protocol` header;
 - anything else a handler can answer is named in its `opt={"problems": (...)}` (e.g. 503 on /ready).
 
 Request Structs with `forbid_unknown_fields` are closed (`additionalProperties: false`) and an
@@ -28,13 +29,15 @@ from litestar import Litestar
 from litestar._kwargs import KwargsModel
 from litestar._openapi.schema_generation import SchemaCreator
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, RequestBody, Schema
 from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
 from server.errors import PROBLEM_JSON
+from sync.protocol import PROTOCOL_HEADER, SUPPORTED_PROTOCOL_VERSIONS
 
 GEOJSON = "application/geo+json"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -100,7 +103,7 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
 
 @dataclass
 class DocumentedOperation(Operation):
-    """An operation as the server behaves: an upload's file part is required (without it the answer is 400/422)."""
+    """An operation as the server behaves: an upload's file part is required, an optional body is not."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.request_body, RequestBody):
@@ -109,6 +112,24 @@ class DocumentedOperation(Operation):
             schema = content.schema
             if media_type.startswith("multipart/") and isinstance(schema, Schema) and schema.properties and not schema.required:
                 schema.required = sorted(schema.properties)
+            if isinstance(schema, Schema) and any(isinstance(s, Schema) and s.type == OpenAPIType.NULL for s in schema.one_of or ()):
+                self.request_body.required = False  # `data: X | None = None`: the body may be left out
+
+
+@dataclass
+class SyncOperation(DocumentedOperation):
+    """A sync operation: the protocol version header is required (without a supported one the answer is 426)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = {getattr(parameter, "name", "").lower() for parameter in self.parameters or []}
+        if PROTOCOL_HEADER.lower() not in names:
+            header = Parameter(
+                name=PROTOCOL_HEADER, param_in=ParamType.HEADER, required=True,
+                schema=Schema(type=OpenAPIType.INTEGER, enum=sorted(SUPPORTED_PROTOCOL_VERSIONS)),
+                description="The sync protocol version the client speaks (docs/sync-protocol.md).",
+            )
+            self.parameters = [*(self.parameters or []), header]
 
 
 @dataclass
@@ -178,11 +199,34 @@ def _problem_response(status: int) -> ResponseSpec:
     )
 
 
+def _repair_options_allow(route: HTTPRoute) -> None:
+    """Point the route's automatic OPTIONS handler at the route it serves, so `Allow` names all its methods.
+
+    Litestar builds that handler as a closure over the route object it was made for; routes
+    merged later (two controllers, or GET and POST of one path registered apart) and the app's
+    copies kept the first object, and answered `Allow: OPTIONS, POST` for a GET-and-POST path.
+    """
+    entry = route.route_handler_map.get("OPTIONS")
+    handler = entry[0] if entry else None
+    function = getattr(handler, "fn", None)
+    if function is None or getattr(function, "__name__", "") != "options_handler":
+        return
+    for cell in function.__closure__ or ():
+        if isinstance(cell.cell_contents, HTTPRoute):
+            cell.cell_contents = route
+
+
+def geojson_response(description: str, media_type: str = "application/json") -> ResponseSpec:
+    """A success response whose body is a GeoJSON FeatureCollection (for handlers typed as plain dicts)."""
+    return ResponseSpec(data_container=GeoJSONFeatureCollection, media_type=media_type, generate_examples=False, description=description)
+
+
 def document_responses(app: Litestar) -> None:
     """Declare every route's problem responses (and GeoJSON bodies, and public routes) before the schema is built."""
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
+        _repair_options_allow(route)
         for method, (handler, kwargs) in route.route_handler_map.items():
             if not handler.resolve_include_in_schema():
                 continue
@@ -190,9 +234,8 @@ def document_responses(app: Litestar) -> None:
             responses: dict[int, ResponseSpec] = {status: _problem_response(status) for status in sorted(problem_statuses(facts))}
             media_type = str(handler.media_type)
             if media_type.startswith(GEOJSON):
-                responses[handler.status_code] = ResponseSpec(
-                    data_container=GeoJSONFeatureCollection, media_type=GEOJSON, generate_examples=False,
-                    description="A GeoJSON FeatureCollection (WGS84 longitude/latitude).",
-                )
+                responses[handler.status_code] = geojson_response("A GeoJSON FeatureCollection (WGS84 longitude/latitude).", GEOJSON)
             handler.responses = {**responses, **(handler.responses or {})}
-            handler.operation_class = PublicOperation if facts.public else DocumentedOperation
+            handler.operation_class = (
+                PublicOperation if facts.public else SyncOperation if facts.rate_limit == "sync" else DocumentedOperation
+            )

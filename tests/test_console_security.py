@@ -10,6 +10,7 @@ the JSON-body tokens unchanged.
 from __future__ import annotations
 
 from http.cookies import SimpleCookie
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -25,6 +26,16 @@ CONSOLE = {"X-Canvass-Refresh-Cookie": "1"}
 
 def _directives(policy: str) -> dict[str, list[str]]:
     return {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
+
+
+async def _post_with_cookie(client: AsyncTestClient[Litestar], path: str, cookie: str, headers: dict[str, str] | None = None) -> Any:
+    """POST with only the given refresh cookie in the client's jar (as a browser holding it would)."""
+    client.cookies.clear()
+    client.cookies.set("canvass_refresh", cookie)
+    try:
+        return await client.post(path, headers=headers)
+    finally:
+        client.cookies.clear()
 
 
 def _refresh_cookie(response: object) -> SimpleCookie:
@@ -112,10 +123,10 @@ async def test_console_refreshes_with_its_cookie_and_the_cookie_rotates(client: 
     first = _refresh_cookie(signed_in)["canvass_refresh"].value
     client.cookies.clear()
 
-    without_header = await client.post("/api/auth/refresh", cookies={"canvass_refresh": first})
+    without_header = await _post_with_cookie(client, "/api/auth/refresh", first)
     assert without_header.status_code == 401, "a cookie alone (a cross-site form) must not refresh"
 
-    refreshed = await client.post("/api/auth/refresh", headers=CONSOLE, cookies={"canvass_refresh": first})
+    refreshed = await _post_with_cookie(client, "/api/auth/refresh", first, headers=CONSOLE)
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] == ""
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"})
@@ -124,7 +135,7 @@ async def test_console_refreshes_with_its_cookie_and_the_cookie_rotates(client: 
     assert second and second != first
     client.cookies.clear()
 
-    reused = await client.post("/api/auth/refresh", headers=CONSOLE, cookies={"canvass_refresh": first})
+    reused = await _post_with_cookie(client, "/api/auth/refresh", first, headers=CONSOLE)
     assert reused.status_code == 401
     assert reused.headers["content-type"].startswith("application/problem+json")
 
@@ -134,14 +145,11 @@ async def test_console_sign_out_revokes_and_deletes_the_cookie(client: AsyncTest
     signed_in = await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD}, headers=CONSOLE)
     cookie = _refresh_cookie(signed_in)["canvass_refresh"].value
     access = signed_in.json()["access_token"]
-    client.cookies.clear()
-    out = await client.post("/api/auth/logout", headers={**CONSOLE, "Authorization": f"Bearer {access}"},
-                            cookies={"canvass_refresh": cookie})
+    out = await _post_with_cookie(client, "/api/auth/logout", cookie, headers={**CONSOLE, "Authorization": f"Bearer {access}"})
     assert out.status_code == 204
     deleted = _refresh_cookie(out)["canvass_refresh"]
     assert deleted.value == "" and deleted["max-age"] == "0" and deleted["path"] == "/api/auth"
-    client.cookies.clear()
-    again = await client.post("/api/auth/refresh", headers=CONSOLE, cookies={"canvass_refresh": cookie})
+    again = await _post_with_cookie(client, "/api/auth/refresh", cookie, headers=CONSOLE)
     assert again.status_code == 401
 
 

@@ -63,6 +63,8 @@ def test_exports_are_documented_with_their_media_types(settings: Settings) -> No
         assert list(ok["content"]) == [media_type], (path, ok["content"])
         if media_type == "application/geo+json":
             assert ok["content"][media_type]["schema"] == {"$ref": "#/components/schemas/GeoJSONFeatureCollection"}
+    routes = document["paths"]["/api/campaigns/{campaign_id}/walklists/map"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert routes["schema"] == {"$ref": "#/components/schemas/GeoJSONFeatureCollection"}
 
 
 def test_public_routes_need_no_credentials_and_closed_bodies_are_closed(settings: Settings) -> None:
@@ -78,6 +80,8 @@ def test_public_routes_need_no_credentials_and_closed_bodies_are_closed(settings
     assert "additionalProperties" not in schemas["TokenPair"]
     upload = document["paths"]["/api/campaigns/{campaign_id}/imports/census"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert upload["schema"]["required"] == ["file"]
+    assert document["paths"]["/api/auth/refresh"]["post"]["requestBody"]["required"] is False  # the console sends only its cookie
+    assert document["paths"]["/api/auth/login"]["post"]["requestBody"]["required"] is True
 
 
 def _is_aware(value: str) -> bool:
@@ -101,3 +105,36 @@ async def test_datetimes_in_responses_carry_their_time_zone(client: AsyncTestCli
     devices = await client.get(f"/api/campaigns/{world.campaign_a}/devices", headers=organiser)
     last_seen = [d["last_seen_at"] for d in devices.json() if d["last_seen_at"]]
     assert last_seen and all(_is_aware(stamp) for stamp in last_seen), devices.json()
+
+
+async def test_options_lists_every_method_of_a_path(client: AsyncTestClient[Litestar], world: World) -> None:
+    """`Allow` names every documented method of a path (Litestar's merged routes answered a stale subset)."""
+    document = create_app(client.app.state.settings).openapi_schema.to_schema()
+    for path in ("/api/campaigns", "/api/campaigns/{campaign_id}/targets", "/api/campaigns/{campaign_id}/walklists/{walk_list_id}"):
+        concrete = path.replace("{campaign_id}", str(world.campaign_a)).replace("{walk_list_id}", "1")
+        response = await client.options(concrete, headers=world.auth("organiser"))
+        allowed = {method.strip() for method in response.headers["allow"].split(",")}
+        assert {method.upper() for method in document["paths"][path]} <= allowed, (path, allowed)
+
+
+async def test_json_bodies_are_read_as_strictly_as_documented(client: AsyncTestClient[Litestar], world: World) -> None:
+    """A body value of the wrong JSON type (0 for a boolean, a number for a date-time) is refused, not coerced."""
+    organiser = world.auth("organiser")
+    loose = await client.post(f"/api/campaigns/{world.campaign_a}/targets/1/cut", json={"replace": 0}, headers=organiser)
+    assert loose.status_code == 422, loose.text
+    assert loose.headers["content-type"].startswith(PROBLEM)
+    assert any(error["field"] == "replace" or "replace" in error["message"] for error in loose.json()["errors"]), loose.json()
+    code = await client.post(f"/api/campaigns/{world.campaign_a}/join-codes", json={"hours_valid": "24"}, headers=organiser)
+    assert code.status_code == 422, code.text
+    fine = await client.post(f"/api/campaigns/{world.campaign_a}/join-codes", json={"hours_valid": 24}, headers=organiser)
+    assert fine.status_code == 201, fine.text
+
+
+def test_sync_routes_document_their_protocol_header(settings: Settings) -> None:
+    """Push, pull and list downloads need `X-Canvass-Protocol` (426 without a supported version): the document says so."""
+    document = _document(settings)
+    for path, method in (("/api/sync/push", "post"), ("/api/sync/pull", "post"), ("/api/sync/lists/{list_id}", "get")):
+        operation = document["paths"][path][method]
+        header = next(p for p in operation["parameters"] if p["name"] == "X-Canvass-Protocol")
+        assert header["in"] == "header" and header["required"] is True and header["schema"]["enum"] == [1]
+        assert "426" in operation["responses"]

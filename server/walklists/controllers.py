@@ -14,6 +14,7 @@ from server.accounts.guards import MEMBERS, ORGANISERS, REVIEWERS, require_role
 from server.db.models import Assignment, ImportJob, Role
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import ConflictError, NotFound
+from server.openapi import geojson_response
 from server.walklists import services
 from server.walklists.schemas import (
     AssignRequest,
@@ -75,7 +76,7 @@ class WalkListController(Controller):
         outs = await services.list_outs(db_session, campaign_id, user_id=only_user)
         return [o for o in outs if target_id is None or o.target_id == target_id]
 
-    @get("/walklists/map", guards=[require_role(*REVIEWERS)])
+    @get("/walklists/map", guards=[require_role(*REVIEWERS)], responses={200: geojson_response("Every list's route: id, name, size, status, assignee (display name or null).")})
     async def lists_map(self, campaign_id: FromPath[int], db_session: DbSession, target_id: FromQuery[int | None] = None) -> dict[str, Any]:
         """Routes of every list as GeoJSON (no personal data), for the organiser map."""
         return await services.lists_geojson(db_session, campaign_id, target_id)

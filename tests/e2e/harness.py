@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,13 @@ def run_async(coroutine: Any) -> Any:
     return box.get("value")
 
 
-async def phone_canvasses(base: str, token: str, campaign_id: int, walk_list_id: int, knocks: int) -> dict[str, Any]:
-    """A canvasser's phone (the reference SyncClient): register, pull (the assigned list downloads), knock `knocks` doors, push."""
+async def phone_canvasses(
+    base: str, token: str, campaign_id: int, walk_list_id: int, knocks: int, before_push: Callable[[Any, list[int]], None] | None = None
+) -> dict[str, Any]:
+    """A canvasser's phone (the reference SyncClient): register, pull (the assigned list downloads), knock `knocks` doors, push.
+
+    `before_push(phone, address_ids)` may record more on the phone (answers, edits) before the push.
+    """
     from sync.client import SyncClient
     from sync.clock import HybridClock
 
@@ -112,6 +118,8 @@ async def phone_canvasses(base: str, token: str, campaign_id: int, walk_list_id:
             phone.record_contact(address_id, "spoke" if n % 3 != 2 else "not_home", walk_list_id=walk_list_id)
             if n % 3 != 2:
                 phone.record_answer(address_id, "voting_intention", "Red")
+        if before_push is not None:
+            before_push(phone, address_ids[:knocks])
         pushed = await phone.push(retries=2)
         assert pushed.ok, pushed
         assert not phone.outbox and not phone.rejections, (phone.outbox, phone.rejections)
