@@ -19,6 +19,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from server.accounts.controllers import AuthController, CampaignPeopleController
 from server.accounts.guards import device_token_guard
 from server.accounts.security import build_jwt_auth
+from server.accounts.throttle import SignInThrottle
 from server.campaigns.controllers import CampaignController
 from server.console.controllers import ConsoleController
 from server.db.session import create_engine_for, create_sessionmaker
@@ -123,7 +124,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=list(ROUTE_HANDLERS),
         lifespan=[database_lifespan],
-        state=State({"settings": settings, "jwt_auth": jwt_auth}),
+        state=State({
+            "settings": settings, "jwt_auth": jwt_auth,
+            "sign_in_throttle": SignInThrottle(settings.login_max_failures, settings.login_lockout_minutes * 60),
+        }),
         dependencies={
             "db_session": Provide(provide_db_session),
             "settings": Provide(provide_settings, sync_to_thread=False),

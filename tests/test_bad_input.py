@@ -93,6 +93,7 @@ async def test_sign_in_is_rate_limited(settings: Settings) -> None:
         response = await client.post("/api/auth/login", json={"email": "x@y.z", "password": "nope"})
         body = assert_problem(response, 429)
         assert body["status"] == 429
+        assert int(response.headers["retry-after"]) > 0  # how long to wait, in the header clients read
         # Other routes are not throttled by the sign-in budget.
         assert (await client.get("/health")).status_code == 200
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
@@ -15,6 +15,7 @@ from server.accounts.schemas import (
     DeviceCreate,
     DeviceOut,
     DeviceToken,
+    JoinAccepted,
     JoinCodeCreate,
     JoinCodeOut,
     JoinRequest,
@@ -33,8 +34,13 @@ from server.dependencies import AppSettings, CurrentUser, DbSession
 
 
 def provide_account_service(db_session: DbSession, state: State) -> AccountService:
-    """AccountService bound to this request's session."""
-    return AccountService(db_session, state.settings, state.jwt_auth)
+    """AccountService bound to this request's session (and the app's sign-in throttle)."""
+    return AccountService(db_session, state.settings, state.jwt_auth, state.get("sign_in_throttle"))
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The caller's network address as the ASGI server reports it (run behind a proxy with --proxy-headers)."""
+    return request.client.host if request.client else ""
 
 
 Accounts: TypeAlias = NamedDependency[AccountService]
@@ -48,9 +54,9 @@ class AuthController(Controller):
     dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
 
     @post("/auth/login", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
-    async def login(self, data: JSONBody[LoginRequest], accounts: Accounts) -> TokenPair:
+    async def login(self, data: JSONBody[LoginRequest], accounts: Accounts, request: Request[Any, Any, Any]) -> TokenPair:
         """Sign in with email and password; answers a short-lived access token and a refresh token."""
-        return await accounts.sign_in(data.email, data.password)
+        return await accounts.sign_in(data.email, data.password, client_address(request))
 
     @post("/auth/refresh", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
     async def refresh(self, data: JSONBody[RefreshRequest], accounts: Accounts) -> TokenPair:
@@ -62,10 +68,11 @@ class AuthController(Controller):
         """Revoke this access token (and the refresh family if given)."""
         await accounts.sign_out(user, data.refresh_token)
 
-    @post("/auth/join", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=201)
-    async def join(self, data: JSONBody[JoinRequest], accounts: Accounts) -> TokenPair:
-        """Create a canvasser account with a join code from an organiser."""
-        return await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
+    @post("/auth/join", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=202)
+    async def join(self, data: JSONBody[JoinRequest], accounts: Accounts) -> JoinAccepted:
+        """Join as a canvasser with a code from an organiser; the same answer whether or not the address had an account (sign in next)."""
+        await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
+        return JoinAccepted()
 
     @get("/me", opt={"device_ok": True})
     async def me(self, user: CurrentUser) -> MeOut:

@@ -52,6 +52,13 @@ class JoinRequest(msgspec.Struct, forbid_unknown_fields=True):
     password: Password
 
 
+class JoinAccepted(msgspec.Struct):
+    """The one answer to a join with a valid code, whether or not the address already had an account."""
+
+    status: str = "accepted"
+    detail: str = "Thank you. Sign in with your email address and password to start."
+
+
 class MembershipOut(msgspec.Struct):
     """One campaign the caller belongs to, and their role there."""
 

@@ -40,14 +40,19 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random secret with the live parameters: unknown accounts are verified against it (same work, same answer)."""
+    return _hasher.hash(os.urandom(32).hex())
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when `password` matches; constant-time via argon2."""
-    if not password_hash:
-        return False
+    """True when `password` matches; constant-time via argon2, and as slow for a missing hash (checked against a dummy)."""
     try:
-        return _hasher.verify(password_hash, password)
+        matched = _hasher.verify(password_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matched and bool(password_hash)
 
 
 def token_digest(token: str) -> str:
