@@ -181,6 +181,13 @@ def handle_out_of_range(request: Request[Any, Any, Any], exc: Exception) -> Resp
     return problem(422, "A number in the request is out of range.", instance=request.url.path)
 
 
+def handle_undecodable_body(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A body that is not UTF-8, or JSON nested deeper than the decoder goes: 400, not 500."""
+    if isinstance(exc, RecursionError):
+        return problem(400, "The request body is nested too deeply to read.", instance=request.url.path)
+    return problem(400, "The request body is not valid UTF-8.", instance=request.url.path)
+
+
 def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
     """A write that breaks a database constraint (a reference to something that does not exist, a duplicate): 409."""
     logger.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
@@ -203,6 +210,8 @@ EXCEPTION_HANDLERS = {
     OverflowError: handle_out_of_range,
     DataError: handle_out_of_range,
     IntegrityError: handle_integrity_error,
+    UnicodeDecodeError: handle_undecodable_body,
+    RecursionError: handle_undecodable_body,
     Exception: handle_unexpected,
 }
 

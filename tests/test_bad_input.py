@@ -104,3 +104,47 @@ async def test_cors_closed_by_default(client: AsyncTestClient[Litestar]) -> None
         "/api/me", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+# ---------------------------------------------------------------- issue 14: inputs that used to answer 500
+
+
+async def test_invalid_utf8_json_body_is_400(client: AsyncTestClient[Litestar], world: World) -> None:
+    """Bytes that are not UTF-8 inside a JSON string: 400 problem details, on a public route and a signed-in one."""
+    body = b'{"email": "a\xff\xfe@b.c", "password": "x"}'
+    assert_problem(await client.post("/api/auth/login", content=body, headers={"content-type": "application/json"}), 400)
+    headers = {**world.auth("organiser"), "content-type": "application/json"}
+    assert_problem(await client.post(f"/api/campaigns/{world.campaign_a}/join-codes", content=b'{"max_uses": "\xc3\x28"}', headers=headers), 400)
+
+
+async def test_deeply_nested_json_is_400(client: AsyncTestClient[Litestar], world: World) -> None:
+    """JSON nested 2,000 deep (a polygon's coordinates, a login body): a clear 4xx, not a recursion error."""
+    deep = b"[" * 2000 + b"]" * 2000
+    polygon = b'{"name": "deep", "polygon": {"type": "Polygon", "coordinates": ' + deep + b"}}"
+    headers = {**world.auth("organiser"), "content-type": "application/json"}
+    response = await client.post(f"/api/campaigns/{world.campaign_a}/targets/preview", content=polygon, headers=headers)
+    assert response.status_code in (400, 422), response.text
+    assert_problem(response, response.status_code)
+    login = await client.post("/api/auth/login", content=b'{"email": ' + deep + b', "password": "x"}', headers={"content-type": "application/json"})
+    assert login.status_code in (400, 422) and login.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_stale_hours_must_be_a_finite_non_negative_number(client: AsyncTestClient[Litestar], world: World) -> None:
+    """`results/health?stale_hours=` nan, inf, -inf or negative: 400 naming the parameter; a normal value answers."""
+    url = f"/api/campaigns/{world.campaign_a}/results/health"
+    for value in ("nan", "NaN", "inf", "-inf", "Infinity", "-1", "1e309"):
+        body = assert_problem(await client.get(url, params={"stale_hours": value}, headers=world.auth("lead")), 400)
+        assert "stale_hours" in body["detail"], body
+    assert (await client.get(url, params={"stale_hours": "0.5"}, headers=world.auth("lead"))).status_code == 200
+
+
+async def test_degenerate_drawn_polygons_are_422(client: AsyncTestClient[Litestar], world: World) -> None:
+    """A drawn ring of one point, of two points, an empty ring, NaN coordinates: 4xx naming the polygon."""
+    url = f"/api/campaigns/{world.campaign_a}/targets/preview"
+    for coordinates in ([[[-0.05, 51.5]]], [[[-0.05, 51.5], [-0.04, 51.5]]], [[]], [[[-0.05, 51.5], [-0.05, 51.5], [-0.05, 51.5], [-0.05, 51.5]]]):
+        response = await client.post(url, json={"name": "x", "polygon": {"type": "Polygon", "coordinates": coordinates}}, headers=world.auth("organiser"))
+        body = assert_problem(response, 422)
+        assert body["errors"][0]["field"] == "polygon", body
+    nan = b'{"name": "x", "polygon": {"type": "Polygon", "coordinates": [[[NaN, 51.5], [-0.04, 51.5], [-0.04, 51.51], [NaN, 51.5]]]}}'
+    response = await client.post(url, content=nan, headers={**world.auth("organiser"), "content-type": "application/json"})
+    assert response.status_code in (400, 422) and response.headers["content-type"].startswith("application/problem+json")

@@ -222,3 +222,41 @@ async def test_import_into_one_campaign_never_changes_another(
     target = await client.post(f"{url_a}/targets/preview", json={"name": "a", "area_codes": [first.code]}, headers=world.auth("organiser"))
     assert target.status_code == 200, target.text
     assert target.json()["addresses"] > 0
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def test_bad_boundary_files_are_clear_4xx(client: AsyncTestClient[Litestar], world: World, town_files: dict[str, Path], tmp_path: Path) -> None:
+    """A zip with no layer, a zip with a `../` member (zip-slip) and GeoJSON with a one-point or otherwise broken ring: 422, nothing written."""
+    url = f"/api/campaigns/{world.campaign_a}/imports/boundaries"
+    import json
+
+    def one_feature(coordinates: object, kind: str = "Polygon") -> bytes:
+        feature = {"type": "Feature", "properties": {"OA11CD": "E00000001", "name": "x"}, "geometry": {"type": kind, "coordinates": coordinates}}
+        return json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+
+    cases = {
+        "nolayer.zip": _zip({"readme.txt": b"no shapefile here"}),
+        "slip.zip": _zip({"../../evil.geojson": town_files["areas"].read_bytes()}),
+        "abs.zip": _zip({"/tmp/evil.geojson": town_files["areas"].read_bytes()}),
+        "one_point.geojson": one_feature([[[-0.05, 51.5]]]),
+        "two_points.geojson": one_feature([[[-0.05, 51.5], [-0.04, 51.5]]]),
+        "open_ring.geojson": one_feature([[[-0.05, 51.5], [-0.04, 51.5], [-0.04, 51.51], [-0.05, 51.51]]]),
+        "nan.geojson": one_feature([[[-0.05, 51.5], [-0.04, 51.5], [-0.04, "x"], [-0.05, 51.5]]]),
+        "point.geojson": one_feature([-0.05, 51.5], "Point"),
+    }
+    for name, content in cases.items():
+        response = await client.post(url, files={"data": (name, content)}, headers=world.auth("organiser"))
+        assert response.status_code == 422, (name, response.status_code, response.text[:300])
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert not Path("/tmp/evil.geojson").exists()
+    assert (await client.get(f"/api/campaigns/{world.campaign_a}/areas/", headers=world.auth("organiser"))).json() == []
