@@ -29,7 +29,7 @@ from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
-from server.settings import Settings, get_settings
+from server.settings import Settings, SettingsError, get_settings
 from server.sync.controllers import SyncController
 from server.sync.review import ConflictReviewController
 from server.targeting.controllers import TargetingController
@@ -152,5 +152,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def app_factory() -> Litestar:
-    """Entry point for ASGI servers: `uvicorn --factory server.app:app_factory`."""
-    return create_app()
+    """Entry point for ASGI servers: `uvicorn --factory server.app:app_factory`; bad settings refuse to start in one line."""
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        import sys
+
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return create_app(settings)

@@ -262,3 +262,47 @@ async def test_security_headers_on_success_and_every_error(client: AsyncTestClie
     for response in responses:
         assert_security_headers(response)
     assert "traceback" not in responses[-1].text.lower()
+
+
+# ---------------------------------------------------------------- secret key
+
+
+def test_production_refuses_a_short_or_missing_secret_key(tmp_path: object) -> None:
+    """CANVASS_ENV=production or a non-SQLite database: a key under 32 bytes (or none) refuses to load; the demo makes a strong one."""
+    from server.settings import SettingsError, load_settings
+
+    pg = "postgresql://canvass@db.example/canvass"
+    for environ in (
+        {"CANVASS_ENV": "production", "CANVASS_SECRET_KEY": "x"},
+        {"CANVASS_ENV": "production"},
+        {"DATABASE_URL": pg, "CANVASS_SECRET_KEY": "y" * 31},
+        {"CANVASS_DATABASE_URL": pg},
+    ):
+        with pytest.raises(SettingsError, match="CANVASS_SECRET_KEY"):
+            load_settings(environ=environ)
+    assert load_settings(environ={"DATABASE_URL": pg, "CANVASS_SECRET_KEY": "z" * 32}).secret_key == "z" * 32
+    demo = load_settings(environ={})
+    assert demo.is_sqlite and len(demo.secret_key.encode()) >= 32
+
+
+def test_cli_refuses_to_start_with_a_short_key_in_one_line(tmp_path: object) -> None:
+    """The CLI prints one line naming the setting and exits non-zero (nothing is migrated)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    database = tmp_path / "refused.sqlite3"  # type: ignore[operator]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CANVASS_ENV": "production", "CANVASS_SECRET_KEY": "x",
+           "CANVASS_DATABASE_URL": f"sqlite:///{database}"}
+    done = subprocess.run([sys.executable, "-m", "server.cli", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "CANVASS_SECRET_KEY" in lines[0], done.stderr
+    assert not database.exists()
+
+
+def test_test_suite_key_is_long(settings: Settings) -> None:
+    """The suite's own settings use a production-strength key."""
+    assert len(settings.secret_key.encode()) >= 32
