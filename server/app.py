@@ -121,8 +121,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             for name, value in SECURITY_HEADERS.items():
                 headers.append((name.encode(), value.encode()))
 
+    # Uploads have their own cap (CANVASS_MAX_UPLOAD_BYTES): a per-app subclass, so apps with other settings keep theirs.
+    imports = type("ImportController", (ImportController,), {"request_max_body_size": settings.max_upload_bytes})
     return Litestar(
-        route_handlers=list(ROUTE_HANDLERS),
+        route_handlers=[imports if handler is ImportController else handler for handler in ROUTE_HANDLERS],
         lifespan=[database_lifespan],
         state=State({
             "settings": settings, "jwt_auth": jwt_auth,

@@ -217,3 +217,16 @@ async def test_join_never_reveals_an_existing_account(
     async with sessionmaker() as session:
         roles = (await session.scalars(select(Membership.campaign_id).where(Membership.user_id == world.users["lead"]))).all()
         assert sorted(roles) == sorted([world.campaign_a, world.campaign_b])
+
+
+async def test_refresh_reuse_revokes_the_family_access_tokens_too(client: AsyncTestClient[Litestar], world: World) -> None:
+    """Replaying a spent refresh token ends every access token of that sign-in at once; another sign-in keeps working."""
+    first = (await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD})).json()
+    other = (await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD})).json()
+    second = (await client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    for pair in (first, second):
+        assert (await client.get("/api/me", headers={"Authorization": f"Bearer {pair['access_token']}"})).status_code == 200
+    assert (await client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})).status_code == 401
+    for pair in (first, second):
+        assert (await client.get("/api/me", headers={"Authorization": f"Bearer {pair['access_token']}"})).status_code == 401
+    assert (await client.get("/api/me", headers={"Authorization": f"Bearer {other['access_token']}"})).status_code == 200

@@ -306,3 +306,21 @@ def test_cli_refuses_to_start_with_a_short_key_in_one_line(tmp_path: object) -> 
 def test_test_suite_key_is_long(settings: Settings) -> None:
     """The suite's own settings use a production-strength key."""
     assert len(settings.secret_key.encode()) >= 32
+
+
+async def test_upload_limit_setting_is_honoured(settings: Settings, world: World) -> None:
+    """CANVASS_MAX_UPLOAD_BYTES caps every import upload (413), whatever the file; under it the import runs."""
+    small = create_app(msgspec.structs.replace(settings, max_upload_bytes=4_096))
+    header = "Polling District,Elector Number,Surname,Forenames,Address 1,Postcode\n"
+    async with AsyncTestClient(app=small) as client:
+        big = (header + "AA,1,Smith,Alex,1 Mill Road,AB1 2CD\n" * 200).encode()
+        for kind in ("register", "boundaries", "census", "addresses"):
+            response = await client.post(
+                f"/api/campaigns/{world.campaign_a}/imports/{kind}", files={"data": ("f.csv", io.BytesIO(big), "text/csv")}, headers=world.auth("organiser")
+            )
+            assert_problem(response, 413)
+        ok = await client.post(
+            f"/api/campaigns/{world.campaign_a}/imports/register", files={"data": ("r.csv", io.BytesIO((header + "AA,1,Smith,Alex,1 Mill Road,AB1 2CD\n").encode()), "text/csv")},
+            headers=world.auth("organiser"),
+        )
+        assert ok.status_code == 201, ok.text

@@ -121,6 +121,7 @@ class AccountService:
             identifier=str(user.id),
             token_expiration=timedelta(minutes=self.settings.access_token_minutes),
             token_unique_jwt_id=uuid.uuid4().hex,
+            token_extras={"fam": family},  # revoking the family revokes this token (retrieve_user checks it)
         )
         refresh = secrets.token_urlsafe(32)
         self.session.add(
