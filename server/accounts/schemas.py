@@ -10,7 +10,7 @@ import msgspec
 from server.db.models import Role
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=256, description="At least 12 characters; common passwords are refused.")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.schemas import DeviceToken, TokenPair
+from server.accounts.passwords import check_new_password
 from server.accounts.security import AuthUser, hash_password, token_digest, verify_password
 from server.accounts.throttle import SignInThrottle
 from server.db.models import (
@@ -93,6 +94,7 @@ class AccountService:
         actor_role = actor.role_in(campaign_id)
         if role != Role.canvasser and not (actor.is_superuser or actor_role == Role.admin):
             raise Forbidden("Only a campaign admin may create accounts with that role.")
+        check_new_password(password, email)
         user = await self.create_user(email, display_name, password)
         await self.add_member(user, campaign_id, role)
         return user
@@ -226,6 +228,7 @@ class AccountService:
         it) the account joins the campaign. The caller answers the same in
         every case and signs nobody in: the volunteer signs in next.
         """
+        check_new_password(password, email)  # before any look-up: the answer must not depend on the address
         join = await self.session.scalar(select(JoinCode).where(JoinCode.code == code.strip().upper()))
         if join is None or join.revoked or _aware(join.expires_at) <= _now() or join.uses >= join.max_uses:
             raise InvalidInput("That join code is not valid (wrong, expired or used up).", errors=[{"field": "code", "message": "invalid join code"}])
