@@ -148,3 +148,36 @@ async def test_degenerate_drawn_polygons_are_422(client: AsyncTestClient[Litesta
     nan = b'{"name": "x", "polygon": {"type": "Polygon", "coordinates": [[[NaN, 51.5], [-0.04, 51.5], [-0.04, 51.51], [NaN, 51.5]]]}}'
     response = await client.post(url, content=nan, headers={**world.auth("organiser"), "content-type": "application/json"})
     assert response.status_code in (400, 422) and response.headers["content-type"].startswith("application/problem+json")
+
+
+HOSTILE_TEXT = ["Nul\x00Byte", "Bell\x07", "Esc\x1b[31m", "C1\x85next", "evil\u202egnp.exe", "iso\u2066late\u2069", "line\nbreak"]
+
+
+async def test_control_and_bidi_characters_refused_in_names(client: AsyncTestClient[Litestar], world: World) -> None:
+    """C0/C1 controls (NUL included) and bidi overrides/isolates are refused in display names, device, target and list names: 422 naming the field."""
+    code = (await client.post(f"/api/campaigns/{world.campaign_a}/join-codes", json={}, headers=world.auth("organiser"))).json()["code"]
+    for text in HOSTILE_TEXT:
+        cases = [
+            ("/api/auth/join", {"code": code, "display_name": text, "email": "v@example.org", "password": "a long pass phrase"}, {}, "display_name"),
+            (f"/api/campaigns/{world.campaign_a}/users", {"email": "v@example.org", "display_name": text, "password": "a long pass phrase"},
+             world.auth("organiser"), "display_name"),
+            (f"/api/campaigns/{world.campaign_a}/devices", {"name": text}, world.auth("canvasser"), "name"),
+            (f"/api/campaigns/{world.campaign_a}/targets/preview", {"name": text, "area_codes": ["X"]}, world.auth("organiser"), "name"),
+        ]
+        for url, body, headers, field in cases:
+            response = await client.post(url, json=body, headers=headers)
+            problem_body = assert_problem(response, 422)
+            assert any(field in e["field"] for e in problem_body["errors"]), (url, text, problem_body)
+    fine = await client.post(f"/api/campaigns/{world.campaign_a}/devices", json={"name": "Zoë's Pixel — عربى"}, headers=world.auth("canvasser"))
+    assert fine.status_code == 201, fine.text
+
+
+async def test_control_characters_refused_in_register_names(client: AsyncTestClient[Litestar], world: World) -> None:
+    """A register row whose name holds a control or bidi character is a bad row (reported by line); nothing is imported."""
+    header = "Polling District,Elector Number,Surname,Forenames,Address 1,Postcode\n"
+    rows = "AA,1,Smith,Alex,1 Mill Road,AB1 2CD\nAA,2,Ev\u202eil,Bob,2 Mill Road,AB1 2CD\nAA,3,Jones,Nu\x00l,3 Mill Road,AB1 2CD\n"
+    response = await client.post(
+        f"/api/campaigns/{world.campaign_a}/imports/register", files={"data": ("r.csv", (header + rows).encode(), "text/csv")}, headers=world.auth("organiser")
+    )
+    body = assert_problem(response, 422)
+    assert [e["field"] for e in body["errors"]] == ["line 3", "line 4"], body

@@ -8,10 +8,11 @@ from typing import Annotated
 import msgspec
 
 from server.db.models import Role
+from server.plain_text import PlainName
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=256, description="At least 12 characters; common passwords are refused.")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Name = PlainName
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):

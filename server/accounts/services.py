@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.accounts.schemas import DeviceToken, TokenPair
 from server.accounts.passwords import check_new_password
+from server.accounts.schemas import DeviceToken, TokenPair
 from server.accounts.security import AuthUser, hash_password, token_digest, verify_password
 from server.accounts.throttle import SignInThrottle
 from server.db.models import (
