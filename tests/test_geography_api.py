@@ -260,3 +260,23 @@ async def test_bad_boundary_files_are_clear_4xx(client: AsyncTestClient[Litestar
         assert response.headers["content-type"].startswith("application/problem+json")
     assert not Path("/tmp/evil.geojson").exists()
     assert (await client.get(f"/api/campaigns/{world.campaign_a}/areas/", headers=world.auth("organiser"))).json() == []
+
+
+async def test_swapped_longitude_and_latitude_is_explained(
+    client: AsyncTestClient[Litestar], world: World, town: Town, town_files: dict[str, Path]
+) -> None:
+    """A polygon drawn [lat, lon] misses the campaign but would cover it swapped: 422 saying so, not a silent 0-door target."""
+    await import_town(client, world, town_files)
+    lons = np.array([a.lon for a in town.addresses])
+    lats = np.array([a.lat for a in town.addresses])
+    poly = box(np.quantile(lons, 0.2), np.quantile(lats, 0.2), np.quantile(lons, 0.6), np.quantile(lats, 0.6))
+    swapped = shapely.transform(poly, lambda xy: xy[:, ::-1])
+    for path in ("/targets/preview", "/targets"):
+        response = await client.post(
+            f"/api/campaigns/{world.campaign_a}{path}", json={"name": "swapped", "polygon": mapping(swapped)}, headers=world.auth("organiser")
+        )
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert "swapped" in body["detail"] and body["errors"][0]["field"] == "polygon", body
+    right = await client.post(f"/api/campaigns/{world.campaign_a}/targets/preview", json={"name": "ok", "polygon": mapping(poly)}, headers=world.auth("organiser"))
+    assert right.status_code == 200 and right.json()["addresses"] > 0
