@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             headers = message.setdefault("headers", [])
             for name, value in SECURITY_HEADERS.items():
                 headers.append((name.encode(), value.encode()))
+            # API answers carry tokens or personal data (or errors about them): no browser or proxy may keep a copy.
+            if scope.get("path", "").startswith("/api/") and not any(name.lower() == b"cache-control" for name, _ in headers):
+                headers.append((b"cache-control", b"no-store"))
 
     # Uploads have their own cap (CANVASS_MAX_UPLOAD_BYTES): a per-app subclass, so apps with other settings keep theirs.
     imports = type("ImportController", (ImportController,), {"request_max_body_size": settings.max_upload_bytes})

@@ -324,3 +324,24 @@ async def test_upload_limit_setting_is_honoured(settings: Settings, world: World
             headers=world.auth("organiser"),
         )
         assert ok.status_code == 201, ok.text
+
+
+async def test_personal_data_and_tokens_are_never_cached(client: AsyncTestClient[Litestar], world: World) -> None:
+    """Sign-in, refresh, join, device registration, members, lists, follow-ups and errors answer `Cache-Control: no-store`."""
+    pair = (await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD})).json()
+    code = (await client.post(f"/api/campaigns/{world.campaign_a}/join-codes", json={}, headers=world.auth("organiser"))).json()["code"]
+    responses = [
+        await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD}),
+        await client.post("/api/auth/login", json={"email": "lead@example.org", "password": "wrong wrong wrong"}),
+        await client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}),
+        await client.post("/api/auth/join", json={"code": code, "display_name": "V", "email": "v@example.org", "password": "a long pass phrase"}),
+        await client.post(f"/api/campaigns/{world.campaign_a}/devices", json={"name": "phone"}, headers=world.auth("canvasser")),
+        await client.get("/api/me", headers=world.auth("lead")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/members", headers=world.auth("lead")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/walklists", headers=world.auth("canvasser")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/results/follow-ups", headers=world.auth("lead")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/exports/follow-ups.csv", headers=world.auth("lead")),
+    ]
+    for response in responses:
+        assert response.status_code < 500, response.text
+        assert "no-store" in response.headers.get("cache-control", ""), (str(response.url), response.status_code)
