@@ -23,6 +23,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 
 WGS84 = "EPSG:4326"
@@ -209,9 +210,16 @@ def read_area_boundaries(
     unless given; invalid geometries are repaired with make_valid (polygonal part kept).
     `attrs["code_field"]` names the field used and `attrs["vintage"]` the year it implies (or None).
     """
-    gdf = gpd.read_file(path, engine="pyogrio")
+    check_boundary_archive(path)
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except shapely.errors.GEOSException as exc:  # a ring of one point, say: GEOS refuses to build it
+        raise CensusFormatError(f"{Path(path).name}: a geometry cannot be built ({exc})") from None
+    if "geometry" not in gdf.columns or not isinstance(gdf, gpd.GeoDataFrame):
+        raise CensusFormatError(f"{Path(path).name}: no layer with geometries (a table without shapes?)")
     if gdf.empty:
         raise CensusFormatError(f"{path}: no features")
+    _refuse_non_polygons(gdf)
     columns = {c.lower(): c for c in gdf.columns}
     field_kind: str | None = None
     if code_field is None:
@@ -258,6 +266,47 @@ def read_area_boundaries(
     out.attrs["code_field"] = code_field
     out.attrs["vintage"] = vintage_from_field(code_field)
     return out
+
+
+VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".kml", ".gml", ".fgb")
+MAX_ARCHIVE_BYTES = 4 * 1024**3
+
+
+def check_boundary_archive(path: str | Path) -> None:
+    """Refuse a zip whose members escape its folder (`../`, absolute paths: zip-slip), that inflates past 4 GiB, or holds no vector layer."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CensusFormatError(f"{Path(path).name}: not a readable zip ({exc})") from None
+    for member in members:
+        name = member.filename.replace("\\", "/")
+        if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
+            raise CensusFormatError(f"{Path(path).name}: member {member.filename!r} points outside the archive; refused")
+    if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
+        raise CensusFormatError(f"{Path(path).name}: inflates to more than {MAX_ARCHIVE_BYTES // 1024**3} GiB; refused")
+    if not any(m.filename.lower().endswith(VECTOR_SUFFIXES) for m in members):
+        raise CensusFormatError(f"{Path(path).name}: the zip holds no boundary layer (looked for {', '.join(VECTOR_SUFFIXES)})")
+
+
+def _refuse_non_polygons(gdf: gpd.GeoDataFrame) -> None:
+    """Every feature must be a polygon with at least one ring of four or more points (GeoJSON's rule); name the first that is not."""
+    for position, geom in enumerate(gdf.geometry.array):
+        problem = None
+        if geom is None or geom.is_empty:
+            problem = "has no geometry"
+        elif geom.geom_type not in ("Polygon", "MultiPolygon"):
+            problem = f"is a {geom.geom_type}, not a polygon"
+        else:
+            rings = [p.exterior for p in getattr(geom, "geoms", [geom])]
+            if any(len(r.coords) < 4 for r in rings) or not np.isfinite(shapely.get_coordinates(geom)).all():
+                problem = "has a ring with fewer than four points or a coordinate that is not a number"
+        if problem:
+            raise CensusFormatError(f"feature {position + 1} {problem}")
 
 
 def _polygonal_part(geom):  # type: ignore[no-untyped-def]

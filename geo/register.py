@@ -36,6 +36,10 @@ from geo.addresses import normalise_postcode
 from geo.census import RowError
 
 MAX_FIELD_CHARS = 1000
+# Control characters (C0, DEL, C1; NUL included) and bidi embeddings/overrides/isolates: never in a name
+# (server/plain_text.py refuses the same set in API input).
+UNSAFE_TEXT_CHARACTERS = "\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_TEXT = re.compile(f"[{UNSAFE_TEXT_CHARACTERS}]")
 """Longest value any register field may hold; a longer one makes its row bad (a 10 MB "name" is an attack, not a name)."""
 
 REGISTER_COLUMNS = (
@@ -179,6 +183,9 @@ def read_register_csv(path: str | Path) -> tuple[pd.DataFrame, list[RowError]]:
             continue
         if not values["surname"]:
             errors.append(RowError(line, "missing surname"))
+            continue
+        if any(_UNSAFE_TEXT.search(v) for v in (*values.values(), *lines)):
+            errors.append(RowError(line, "a control or bidi-override character in the row"))
             continue
         if not lines:
             errors.append(RowError(line, "no address lines"))

@@ -254,3 +254,15 @@ def target_preview(
         "areas": area_rows,
         "crs_used": crs.to_string(),
     }
+
+
+def looks_swapped(polygon: BaseGeometry, extent: tuple[float, float, float, float]) -> bool:
+    """True when a polygon misses the data's extent (minx, miny, maxx, maxy) but would overlap it with x and y swapped.
+
+    Catches a polygon written [latitude, longitude], which GeoJSON forbids and
+    which otherwise makes a target with no doors and no explanation.
+    """
+    area = shapely.box(*extent)
+    if polygon.intersects(area):
+        return False
+    return bool(shapely.transform(polygon, lambda xy: xy[:, ::-1]).intersects(area))

@@ -19,6 +19,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from server.accounts.controllers import AuthController, CampaignPeopleController
 from server.accounts.guards import device_token_guard
 from server.accounts.security import build_jwt_auth
+from server.accounts.throttle import SignInThrottle
 from server.campaigns.controllers import CampaignController
 from server.console.controllers import ConsoleController
 from server.db.session import create_engine_for, create_sessionmaker
@@ -31,7 +32,7 @@ from server.phone.controllers import PhoneAppController, StreetLayerController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
-from server.settings import Settings, get_settings
+from server.settings import Settings, SettingsError, get_settings
 from server.strict_bodies import refuse_loose_json_bodies
 from server.sync.controllers import SyncController
 from server.sync.review import ConflictReviewController
@@ -115,10 +116,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await asyncio.wait(list(background), timeout=60)
             await engine.dispose()
 
+    # Uploads have their own cap (CANVASS_MAX_UPLOAD_BYTES): a per-app subclass, so apps with other settings keep theirs.
+    imports = type("ImportController", (ImportController,), {"request_max_body_size": settings.max_upload_bytes})
     app = Litestar(
-        route_handlers=list(ROUTE_HANDLERS),
+        route_handlers=[imports if handler is ImportController else handler for handler in ROUTE_HANDLERS],
         lifespan=[database_lifespan],
-        state=State({"settings": settings, "jwt_auth": jwt_auth}),
+        state=State({
+            "settings": settings, "jwt_auth": jwt_auth,
+            "sign_in_throttle": SignInThrottle(settings.login_max_failures, settings.login_lockout_minutes * 60),
+        }),
         dependencies={
             "db_session": Provide(provide_db_session),
             "settings": Provide(provide_settings, sync_to_thread=False),
@@ -147,5 +153,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def app_factory() -> Litestar:
-    """Entry point for ASGI servers: `uvicorn --factory server.app:app_factory`."""
-    return create_app()
+    """Entry point for ASGI servers: `uvicorn --factory server.app:app_factory`; bad settings refuse to start in one line."""
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        import sys
+
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return create_app(settings)

@@ -94,8 +94,10 @@ def users_create(
 
     if role not in Role.__members__:
         fail(f"unknown role {role!r}; choose one of {', '.join(Role.__members__)}")
-    if len(password) < 8:
-        fail("password must be at least 8 characters")
+    from server.accounts.passwords import password_problem
+
+    if problem := password_problem(password, email):
+        fail(f"password refused: {problem}")
 
     async def work(session: object) -> str:
         settings = get_settings()

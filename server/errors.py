@@ -146,10 +146,16 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
     return errors
 
 
+def _retry_after(status: int, seconds: object) -> dict[str, str] | None:
+    """A `Retry-After` header for a 429 that knows how long to wait."""
+    return {"retry-after": str(max(1, int(seconds)))} if status == 429 and isinstance(seconds, int | float) else None
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    """Map a DomainError raised anywhere in a request to problem details."""
+    """Map a DomainError raised anywhere in a request to problem details (a 429 with `retry_after` also says it in `Retry-After`)."""
     return problem(
-        exc.status_code, exc.detail, instance=request.url.path, title=exc.title, slug=exc.slug, errors=exc.errors, **exc.extra
+        exc.status_code, exc.detail, instance=request.url.path, title=exc.title, slug=exc.slug, errors=exc.errors,
+        headers=_retry_after(exc.status_code, exc.extra.get("retry_after")), **exc.extra,
     )
 
 
@@ -162,12 +168,24 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     status = exc.status_code
     if isinstance(exc, ValidationException) and status == 400 and errors:
         status = 422 if any(e["source"] == "body" for e in errors) else 400
-    return problem(status, detail, instance=request.url.path, errors=errors, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 429 and "retry-after" not in {k.lower() for k in headers}:
+        # Litestar's rate limiter says when the window resets (RateLimit-Reset, seconds); clients read Retry-After.
+        reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), "60")
+        headers["retry-after"] = str(max(1, int(reset))) if str(reset).isdigit() else "60"
+    return problem(status, detail, instance=request.url.path, errors=errors, headers=headers or None)
 
 
 def handle_out_of_range(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """A number too large for the database (an id like 10**30 in a path or body): 422, not 500."""
     return problem(422, "A number in the request is out of range.", instance=request.url.path)
+
+
+def handle_undecodable_body(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A body that is not UTF-8, or JSON nested deeper than the decoder goes: 400, not 500."""
+    if isinstance(exc, RecursionError):
+        return problem(400, "The request body is nested too deeply to read.", instance=request.url.path)
+    return problem(400, "The request body is not valid UTF-8.", instance=request.url.path)
 
 
 def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
@@ -192,6 +210,8 @@ EXCEPTION_HANDLERS = {
     OverflowError: handle_out_of_range,
     DataError: handle_out_of_range,
     IntegrityError: handle_integrity_error,
+    UnicodeDecodeError: handle_undecodable_body,
+    RecursionError: handle_undecodable_body,
     Exception: handle_unexpected,
 }
 

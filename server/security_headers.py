@@ -86,6 +86,9 @@ def security_headers_hook(settings: Settings) -> Callable[[Any, Any], Awaitable[
         headers = message.setdefault("headers", [])
         content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
         headers.extend(fixed)
+        # API answers carry tokens or personal data (or errors about them): no browser or proxy may keep a copy.
+        if str(scope.get("path", "")).startswith("/api/") and not any(name.lower() == b"cache-control" for name, _ in headers):
+            headers.append((b"cache-control", b"no-store"))
         if content_type.startswith(b"text/html"):
             docs = str(scope.get("path", "")).startswith(DOCS_PATH_PREFIX)
             headers.append((b"content-security-policy", docs_csp if docs else console_csp))

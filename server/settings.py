@@ -13,6 +13,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "canvass.sqlite3"
 
 
+MIN_SECRET_KEY_BYTES = 32
+
+
+class SettingsError(ValueError):
+    """Settings the server must not start with (the message is one line, for the CLI and the ASGI factory)."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every tunable of the server; each field maps to one `CANVASS_*` variable (see README)."""
 
@@ -36,11 +43,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     result_fold_seconds: int = 2
     """PostgreSQL: how often the background task folds queued attempts into the result tallies."""
     debug: bool = False
+    env: str = "development"
+    """`production` demands a real secret key even on SQLite (any non-SQLite database does too)."""
 
     @property
     def is_sqlite(self) -> bool:
         """True when the database is the embedded SQLite file (the demo default)."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        """Production: `CANVASS_ENV=production`, or any database other than the demo's SQLite."""
+        return self.env.strip().lower() == "production" or not self.is_sqlite
 
 
 _ENV_MAP = {
@@ -82,9 +96,17 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     values.update(overrides)
     if "database_url" in values:
         values["database_url"] = normalise_database_url(str(values["database_url"]))
-    if not values.get("secret_key"):
-        values["secret_key"] = _development_secret()
-    return msgspec.structs.replace(defaults, **values)  # type: ignore[arg-type]
+    settings = msgspec.structs.replace(defaults, **values)  # type: ignore[arg-type]
+    if settings.is_production:
+        if len(settings.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise SettingsError(
+                f"CANVASS_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production (it signs every token); "
+                f"got {len(settings.secret_key.encode())}. Generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return settings
+    if not settings.secret_key:
+        settings = msgspec.structs.replace(settings, secret_key=_development_secret())
+    return settings
 
 
 def _development_secret() -> str:

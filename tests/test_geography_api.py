@@ -222,3 +222,61 @@ async def test_import_into_one_campaign_never_changes_another(
     target = await client.post(f"{url_a}/targets/preview", json={"name": "a", "area_codes": [first.code]}, headers=world.auth("organiser"))
     assert target.status_code == 200, target.text
     assert target.json()["addresses"] > 0
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def test_bad_boundary_files_are_clear_4xx(client: AsyncTestClient[Litestar], world: World, town_files: dict[str, Path], tmp_path: Path) -> None:
+    """A zip with no layer, a zip with a `../` member (zip-slip) and GeoJSON with a one-point or otherwise broken ring: 422, nothing written."""
+    url = f"/api/campaigns/{world.campaign_a}/imports/boundaries"
+    import json
+
+    def one_feature(coordinates: object, kind: str = "Polygon") -> bytes:
+        feature = {"type": "Feature", "properties": {"OA11CD": "E00000001", "name": "x"}, "geometry": {"type": kind, "coordinates": coordinates}}
+        return json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+
+    cases = {
+        "nolayer.zip": _zip({"readme.txt": b"no shapefile here"}),
+        "slip.zip": _zip({"../../evil.geojson": town_files["areas"].read_bytes()}),
+        "abs.zip": _zip({"/tmp/evil.geojson": town_files["areas"].read_bytes()}),
+        "one_point.geojson": one_feature([[[-0.05, 51.5]]]),
+        "two_points.geojson": one_feature([[[-0.05, 51.5], [-0.04, 51.5]]]),
+        "open_ring.geojson": one_feature([[[-0.05, 51.5], [-0.04, 51.5], [-0.04, 51.51], [-0.05, 51.51]]]),
+        "nan.geojson": one_feature([[[-0.05, 51.5], [-0.04, 51.5], [-0.04, "x"], [-0.05, 51.5]]]),
+        "point.geojson": one_feature([-0.05, 51.5], "Point"),
+    }
+    for name, content in cases.items():
+        response = await client.post(url, files={"data": (name, content)}, headers=world.auth("organiser"))
+        assert response.status_code == 422, (name, response.status_code, response.text[:300])
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert not Path("/tmp/evil.geojson").exists()
+    assert (await client.get(f"/api/campaigns/{world.campaign_a}/areas/", headers=world.auth("organiser"))).json() == []
+
+
+async def test_swapped_longitude_and_latitude_is_explained(
+    client: AsyncTestClient[Litestar], world: World, town: Town, town_files: dict[str, Path]
+) -> None:
+    """A polygon drawn [lat, lon] misses the campaign but would cover it swapped: 422 saying so, not a silent 0-door target."""
+    await import_town(client, world, town_files)
+    lons = np.array([a.lon for a in town.addresses])
+    lats = np.array([a.lat for a in town.addresses])
+    poly = box(np.quantile(lons, 0.2), np.quantile(lats, 0.2), np.quantile(lons, 0.6), np.quantile(lats, 0.6))
+    swapped = shapely.transform(poly, lambda xy: xy[:, ::-1])
+    for path in ("/targets/preview", "/targets"):
+        response = await client.post(
+            f"/api/campaigns/{world.campaign_a}{path}", json={"name": "swapped", "polygon": mapping(swapped)}, headers=world.auth("organiser")
+        )
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert "swapped" in body["detail"] and body["errors"][0]["field"] == "polygon", body
+    right = await client.post(f"/api/campaigns/{world.campaign_a}/targets/preview", json={"name": "ok", "polygon": mapping(poly)}, headers=world.auth("organiser"))
+    assert right.status_code == 200 and right.json()["addresses"] > 0

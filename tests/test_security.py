@@ -262,3 +262,86 @@ async def test_security_headers_on_success_and_every_error(client: AsyncTestClie
     for response in responses:
         assert_security_headers(response)
     assert "traceback" not in responses[-1].text.lower()
+
+
+# ---------------------------------------------------------------- secret key
+
+
+def test_production_refuses_a_short_or_missing_secret_key(tmp_path: object) -> None:
+    """CANVASS_ENV=production or a non-SQLite database: a key under 32 bytes (or none) refuses to load; the demo makes a strong one."""
+    from server.settings import SettingsError, load_settings
+
+    pg = "postgresql://canvass@db.example/canvass"
+    for environ in (
+        {"CANVASS_ENV": "production", "CANVASS_SECRET_KEY": "x"},
+        {"CANVASS_ENV": "production"},
+        {"DATABASE_URL": pg, "CANVASS_SECRET_KEY": "y" * 31},
+        {"CANVASS_DATABASE_URL": pg},
+    ):
+        with pytest.raises(SettingsError, match="CANVASS_SECRET_KEY"):
+            load_settings(environ=environ)
+    assert load_settings(environ={"DATABASE_URL": pg, "CANVASS_SECRET_KEY": "z" * 32}).secret_key == "z" * 32
+    demo = load_settings(environ={})
+    assert demo.is_sqlite and len(demo.secret_key.encode()) >= 32
+
+
+def test_cli_refuses_to_start_with_a_short_key_in_one_line(tmp_path: object) -> None:
+    """The CLI prints one line naming the setting and exits non-zero (nothing is migrated)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    database = tmp_path / "refused.sqlite3"  # type: ignore[operator]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CANVASS_ENV": "production", "CANVASS_SECRET_KEY": "x",
+           "CANVASS_DATABASE_URL": f"sqlite:///{database}"}
+    done = subprocess.run([sys.executable, "-m", "server.cli", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "CANVASS_SECRET_KEY" in lines[0], done.stderr
+    assert not database.exists()
+
+
+def test_test_suite_key_is_long(settings: Settings) -> None:
+    """The suite's own settings use a production-strength key."""
+    assert len(settings.secret_key.encode()) >= 32
+
+
+async def test_upload_limit_setting_is_honoured(settings: Settings, world: World) -> None:
+    """CANVASS_MAX_UPLOAD_BYTES caps every import upload (413), whatever the file; under it the import runs."""
+    small = create_app(msgspec.structs.replace(settings, max_upload_bytes=4_096))
+    header = "Polling District,Elector Number,Surname,Forenames,Address 1,Postcode\n"
+    async with AsyncTestClient(app=small) as client:
+        big = (header + "AA,1,Smith,Alex,1 Mill Road,AB1 2CD\n" * 200).encode()
+        for kind in ("register", "boundaries", "census", "addresses"):
+            response = await client.post(
+                f"/api/campaigns/{world.campaign_a}/imports/{kind}", files={"data": ("f.csv", io.BytesIO(big), "text/csv")}, headers=world.auth("organiser")
+            )
+            assert_problem(response, 413)
+        ok = await client.post(
+            f"/api/campaigns/{world.campaign_a}/imports/register", files={"data": ("r.csv", io.BytesIO((header + "AA,1,Smith,Alex,1 Mill Road,AB1 2CD\n").encode()), "text/csv")},
+            headers=world.auth("organiser"),
+        )
+        assert ok.status_code == 201, ok.text
+
+
+async def test_personal_data_and_tokens_are_never_cached(client: AsyncTestClient[Litestar], world: World) -> None:
+    """Sign-in, refresh, join, device registration, members, lists, follow-ups and errors answer `Cache-Control: no-store`."""
+    pair = (await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD})).json()
+    code = (await client.post(f"/api/campaigns/{world.campaign_a}/join-codes", json={}, headers=world.auth("organiser"))).json()["code"]
+    responses = [
+        await client.post("/api/auth/login", json={"email": "lead@example.org", "password": TEST_PASSWORD}),
+        await client.post("/api/auth/login", json={"email": "lead@example.org", "password": "wrong wrong wrong"}),
+        await client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}),
+        await client.post("/api/auth/join", json={"code": code, "display_name": "V", "email": "v@example.org", "password": "a long pass phrase"}),
+        await client.post(f"/api/campaigns/{world.campaign_a}/devices", json={"name": "phone"}, headers=world.auth("canvasser")),
+        await client.get("/api/me", headers=world.auth("lead")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/members", headers=world.auth("lead")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/walklists", headers=world.auth("canvasser")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/results/follow-ups", headers=world.auth("lead")),
+        await client.get(f"/api/campaigns/{world.campaign_a}/exports/follow-ups.csv", headers=world.auth("lead")),
+    ]
+    for response in responses:
+        assert response.status_code < 500, response.text
+        assert "no-store" in response.headers.get("cache-control", ""), (str(response.url), response.status_code)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
@@ -15,6 +15,7 @@ from server.accounts.schemas import (
     DeviceCreate,
     DeviceOut,
     DeviceToken,
+    JoinAccepted,
     JoinCodeCreate,
     JoinCodeOut,
     JoinRequest,
@@ -41,8 +42,13 @@ from server.errors import Unauthenticated
 
 
 def provide_account_service(db_session: DbSession, state: State) -> AccountService:
-    """AccountService bound to this request's session."""
-    return AccountService(db_session, state.settings, state.jwt_auth)
+    """AccountService bound to this request's session (and the app's sign-in throttle)."""
+    return AccountService(db_session, state.settings, state.jwt_auth, state.get("sign_in_throttle"))
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The caller's network address as the ASGI server reports it (run behind a proxy with --proxy-headers)."""
+    return request.client.host if request.client else ""
 
 
 Accounts: TypeAlias = NamedDependency[AccountService]
@@ -57,10 +63,11 @@ class AuthController(Controller):
 
     @post("/auth/login", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
     async def login(
-        self, data: JSONBody[LoginRequest], accounts: Accounts, settings: AppSettings, cookie_mode: CookieMode = False
+        self, data: JSONBody[LoginRequest], accounts: Accounts, settings: AppSettings, request: Request[Any, Any, Any],
+        cookie_mode: CookieMode = False,
     ) -> Response[TokenPair]:
         """Sign in with email and password; answers a short-lived access token and a refresh token."""
-        return token_response(await accounts.sign_in(data.email, data.password), settings, cookie_mode, 200)
+        return token_response(await accounts.sign_in(data.email, data.password, client_address(request)), settings, cookie_mode, 200)
 
     @post("/auth/refresh", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=200)
     async def refresh(
@@ -82,13 +89,11 @@ class AuthController(Controller):
         await accounts.sign_out(user, refresh_token_from(data.refresh_token if data else None, cookie_mode, refresh_cookie))
         return signed_out_response(settings, cookie_mode)
 
-    @post("/auth/join", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=201)
-    async def join(
-        self, data: JSONBody[JoinRequest], accounts: Accounts, settings: AppSettings, cookie_mode: CookieMode = False
-    ) -> Response[TokenPair]:
-        """Create a canvasser account with a join code from an organiser."""
-        pair = await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
-        return token_response(pair, settings, cookie_mode, 201)
+    @post("/auth/join", opt={"exclude_from_auth": True, "rate_limit": "auth"}, status_code=202)
+    async def join(self, data: JSONBody[JoinRequest], accounts: Accounts) -> JoinAccepted:
+        """Join as a canvasser with a code from an organiser; the same answer whether or not the address had an account (sign in next)."""
+        await accounts.redeem_join_code(data.code, data.display_name, data.email, data.password)
+        return JoinAccepted()
 
     @get("/me", opt={"device_ok": True})
     async def me(self, user: CurrentUser) -> MeOut:

@@ -8,10 +8,11 @@ from typing import Annotated
 import msgspec
 
 from server.db.models import Role
+from server.plain_text import PlainName
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=256, description="At least 12 characters; common passwords are refused.")]
+Name = PlainName
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -50,6 +51,13 @@ class JoinRequest(msgspec.Struct, forbid_unknown_fields=True):
     display_name: Name
     email: Email
     password: Password
+
+
+class JoinAccepted(msgspec.Struct):
+    """The one answer to a join with a valid code, whether or not the address already had an account."""
+
+    status: str = "accepted"
+    detail: str = "Thank you. Sign in with your email address and password to start."
 
 
 class MembershipOut(msgspec.Struct):

@@ -19,9 +19,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
-from sqlalchemy import bindparam, literal, select, update
+from sqlalchemy import bindparam, literal, or_, select, update
 
-from server.db.models import Device, Membership, RevokedAccessToken, Role, User
+from server.db.models import Device, Membership, RefreshToken, RevokedAccessToken, Role, User
 from server.db.session import autocommit_session
 
 
@@ -40,14 +40,19 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random secret with the live parameters: unknown accounts are verified against it (same work, same answer)."""
+    return _hasher.hash(os.urandom(32).hex())
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when `password` matches; constant-time via argon2."""
-    if not password_hash:
-        return False
+    """True when `password` matches; constant-time via argon2, and as slow for a missing hash (checked against a dummy)."""
     try:
-        return _hasher.verify(password_hash, password)
+        matched = _hasher.verify(password_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matched and bool(password_hash)
 
 
 def token_digest(token: str) -> str:
@@ -86,8 +91,10 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
     jti = token.jti if isinstance(token.jti, str) else None
     raw_device = token.extras.get("dev")
     device_id = int(raw_device) if raw_device is not None else None
-    query = _auth_query(jti is not None, device_id is not None)
-    params = {"user_id": int(token.sub), "jti": jti, "device_id": device_id}
+    family = token.extras.get("fam")
+    family = family if isinstance(family, str) else None
+    query = _auth_query(jti is not None, device_id is not None, family is not None)
+    params = {"user_id": int(token.sub), "jti": jti, "device_id": device_id, "family": family}
     state = connection.app.state
     async with autocommit_session(state) as session:
         rows = (await session.execute(query, params)).all()
@@ -117,13 +124,22 @@ async def retrieve_user(token: Token, connection: ASGIConnection[Any, Any, Any, 
 
 
 @functools.cache
-def _auth_query(with_jti: bool, with_device: bool) -> Any:
-    """The authentication query, built once per shape and run with parameters."""
-    revoked = (
+def _auth_query(with_jti: bool, with_device: bool, with_family: bool = False) -> Any:
+    """The authentication query, built once per shape and run with parameters.
+
+    An access token names its sign-in's refresh family (`fam`): once that family
+    is revoked (a spent refresh token replayed, or sign-out) the token is too.
+    """
+    revoked: Any = (
         select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists()
         if with_jti
         else literal(False)
     )
+    if with_family:
+        family_revoked = (
+            select(RefreshToken.id).where(RefreshToken.family == bindparam("family"), RefreshToken.revoked_at.is_not(None)).exists()
+        )
+        revoked = or_(revoked, family_revoked)
     columns: list[Any] = [
         User.id, User.email, User.display_name, User.is_superuser, User.is_active, revoked.label("revoked"),
         Membership.campaign_id.label("member_of"), Membership.role.label("role"),

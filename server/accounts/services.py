@@ -11,8 +11,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.accounts.passwords import check_new_password
 from server.accounts.schemas import DeviceToken, TokenPair
 from server.accounts.security import AuthUser, hash_password, token_digest, verify_password
+from server.accounts.throttle import SignInThrottle
 from server.db.models import (
     Campaign,
     Device,
@@ -47,10 +49,11 @@ def _aware(moment: datetime) -> datetime:
 class AccountService:
     """Everything about who can sign in and as what; used by handlers and the CLI alike."""
 
-    def __init__(self, session: AsyncSession, settings: Settings, jwt_auth: JWTAuth) -> None:  # type: ignore[type-arg]
+    def __init__(self, session: AsyncSession, settings: Settings, jwt_auth: JWTAuth, throttle: SignInThrottle | None = None) -> None:  # type: ignore[type-arg]
         self.session = session
         self.settings = settings
         self.jwt_auth = jwt_auth
+        self.throttle = throttle
 
     # ------------------------------------------------------------ users
 
@@ -91,29 +94,27 @@ class AccountService:
         actor_role = actor.role_in(campaign_id)
         if role != Role.canvasser and not (actor.is_superuser or actor_role == Role.admin):
             raise Forbidden("Only a campaign admin may create accounts with that role.")
+        check_new_password(password, email)
         user = await self.create_user(email, display_name, password)
         await self.add_member(user, campaign_id, role)
         return user
 
     # ------------------------------------------------------------ sign-in and tokens
 
-    async def sign_in(self, email: str, password: str) -> TokenPair:
-        """Check a password with lockout after repeated failures, then issue tokens."""
+    async def sign_in(self, email: str, password: str, address: str = "") -> TokenPair:
+        """Check a password (unknown accounts cost and answer the same), with backoff per (account, address); then issue tokens."""
+        throttle = self.throttle
+        wait = throttle.retry_after(email, address) if throttle else 0
+        if wait:
+            raise TooManyRequests(f"Too many failed sign-ins from here; try again in {wait} seconds.", retry_after=wait)
         user = await self.session.scalar(select(User).where(User.email == email.strip().lower()))
-        now = _now()
-        if user is not None and user.locked_until is not None and _aware(user.locked_until) > now:
-            raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=int((_aware(user.locked_until) - now).total_seconds()))
-        if user is None or not user.is_active or not verify_password(user.password_hash, password):
-            if user is not None:
-                user.failed_logins += 1
-                if user.failed_logins >= self.settings.login_max_failures:
-                    user.locked_until = now + timedelta(minutes=self.settings.login_lockout_minutes)
-                    user.failed_logins = 0
-                # Commit the failure count even though we answer with an error.
-                await self.session.commit()
+        matched = verify_password(user.password_hash if user else None, password)
+        if user is None or not user.is_active or not matched:
+            if throttle:
+                throttle.failed(email, address)
             raise Unauthenticated("Wrong email or password.")
-        user.failed_logins = 0
-        user.locked_until = None
+        if throttle:
+            throttle.succeeded(email, address)
         return await self.issue_tokens(user, family=uuid.uuid4().hex)
 
     async def issue_tokens(self, user: User, *, family: str) -> TokenPair:
@@ -122,6 +123,7 @@ class AccountService:
             identifier=str(user.id),
             token_expiration=timedelta(minutes=self.settings.access_token_minutes),
             token_unique_jwt_id=uuid.uuid4().hex,
+            token_extras={"fam": family},  # revoking the family revokes this token (retrieve_user checks it)
         )
         refresh = secrets.token_urlsafe(32)
         self.session.add(
@@ -218,8 +220,15 @@ class AccountService:
         await self.session.flush()
         return join
 
-    async def redeem_join_code(self, code: str, display_name: str, email: str, password: str) -> TokenPair:
-        """Create a canvasser account from a join code and sign it in."""
+    async def redeem_join_code(self, code: str, display_name: str, email: str, password: str) -> None:
+        """Join a campaign as a canvasser with a code; never reveals whether the address already has an account.
+
+        A new address gets an account. For an existing one nothing is created or
+        changed, unless the password is that account's: then (the owner proved
+        it) the account joins the campaign. The caller answers the same in
+        every case and signs nobody in: the volunteer signs in next.
+        """
+        check_new_password(password, email)  # before any look-up: the answer must not depend on the address
         join = await self.session.scalar(select(JoinCode).where(JoinCode.code == code.strip().upper()))
         if join is None or join.revoked or _aware(join.expires_at) <= _now() or join.uses >= join.max_uses:
             raise InvalidInput("That join code is not valid (wrong, expired or used up).", errors=[{"field": "code", "message": "invalid join code"}])
@@ -227,9 +236,18 @@ class AccountService:
         if campaign is None:
             raise NotFound("The campaign for this join code no longer exists.")
         join.uses += 1
-        try:
-            user = await self.create_user(email, display_name, password)
-        except IntegrityError as exc:  # pragma: no cover - race on unique email
-            raise ConflictError("That email is already registered.") from exc
-        await self.add_member(user, join.campaign_id, join.role)
-        return await self.issue_tokens(user, family=uuid.uuid4().hex)
+        existing = await self.session.scalar(select(User).where(User.email == email.strip().lower()))
+        if existing is None:
+            try:
+                async with self.session.begin_nested():
+                    user = await self.create_user(email, display_name, password)
+            except (IntegrityError, ConflictError):  # the address was taken a moment ago: answer as for any taken one
+                return
+            await self.add_member(user, join.campaign_id, join.role)
+            return
+        proved = verify_password(existing.password_hash, password) and existing.is_active
+        already = await self.session.scalar(
+            select(Membership.id).where(Membership.user_id == existing.id, Membership.campaign_id == join.campaign_id)
+        )
+        if proved and already is None:
+            await self.add_member(existing, join.campaign_id, join.role)

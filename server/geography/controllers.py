@@ -18,8 +18,8 @@ from server.dependencies import DbSession
 from server.errors import InvalidInput
 from server.geography import services
 from server.geography.schemas import CensusAreaOut, ImportReport
+from server.settings import Settings
 
-UPLOAD_LIMIT = 200 * 1024 * 1024
 Upload = Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART, title="file")]
 
 
@@ -41,7 +41,7 @@ class ImportController(Controller):
     path = "/api/campaigns/{campaign_id:int}/imports"
     tags = ["imports"]
     guards = [require_role(*ORGANISERS)]
-    request_max_body_size = UPLOAD_LIMIT
+    request_max_body_size = Settings().max_upload_bytes  # create_app replaces it with CANVASS_MAX_UPLOAD_BYTES
 
     @post("/boundaries", status_code=201)
     async def boundaries(

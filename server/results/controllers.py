@@ -8,6 +8,7 @@ reviewers only and each is audited with its row count.
 from __future__ import annotations
 
 import asyncio
+import math
 
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -15,6 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from server.accounts.guards import MEMBERS, REVIEWERS, require_role
 from server.audit import record_audit
 from server.dependencies import AppSettings, CurrentUser, DbSession
+from server.errors import DomainError
 from server.results import services
 from server.results.meeting import meeting_report_data
 from server.results.report import (
@@ -35,6 +37,8 @@ from server.results.schemas import (
     ProgressReport,
     ResultsFeatureCollection,
 )
+
+MAX_STALE_HOURS = 24 * 366 * 10  # ten years: any device older than that is stale whatever the threshold
 
 
 class ResultsController(Controller):
@@ -98,6 +102,11 @@ class ResultsController(Controller):
     @get("/health", guards=[require_role(*REVIEWERS)])
     async def health(self, campaign_id: FromPath[int], db_session: DbSession, stale_hours: FromQuery[float] = 24.0) -> DataHealth:
         """Open conflicts and rejected mutations per list and canvasser; devices not synced for `stale_hours`."""
+        if not math.isfinite(stale_hours) or not 0 <= stale_hours <= MAX_STALE_HOURS:
+            raise DomainError(
+                f"stale_hours must be a number of hours from 0 to {MAX_STALE_HOURS}.",
+                errors=[{"field": "stale_hours", "message": "not a finite number in range", "source": "query"}],
+            )
         return await services.data_health(db_session, campaign_id, stale_hours)
 
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from server.plain_text import PlainName
+
 
 class MeasurePreset(msgspec.Struct):
     """A named measure over census columns, with its formula(s) per census vintage."""
@@ -30,7 +32,7 @@ class AreaRankingCollection(msgspec.Struct):
 class TargetCreate(msgspec.Struct, forbid_unknown_fields=True):
     """A target from a drawn polygon, chosen area codes, or both (combined by union or intersection)."""
 
-    name: str
+    name: PlainName
     polygon: dict[str, Any] | None = None
     area_codes: list[str] | None = None
     combine: Literal["intersection", "union"] = "intersection"

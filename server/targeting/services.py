@@ -18,8 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from geo.measures import PRESETS, Measure, MeasureError, compile_measure
-from geo.targeting import TargetGeometryError, rank_areas, repair_polygon, target_preview
-from server.db.models import CensusArea, Person, Target
+from geo.targeting import (
+    TargetGeometryError,
+    looks_swapped,
+    rank_areas,
+    repair_polygon,
+    target_preview,
+)
+from server.db.models import Address, CensusArea, Person, Target
 from server.errors import InvalidInput, NotFound
 from server.geography.services import campaign_addresses_frame, campaign_area_polygons
 from server.settings import Settings
@@ -120,6 +126,19 @@ async def rank_campaign_areas(
     )
 
 
+async def _campaign_extent(session: AsyncSession, campaign_id: int) -> tuple[float, float, float, float] | None:
+    """The bounding box of the campaign's addresses (else its areas), or None when it has neither yet."""
+    for columns, where in (
+        ((func.min(Address.lon), func.min(Address.lat), func.max(Address.lon), func.max(Address.lat)), Address.campaign_id == campaign_id),
+        ((func.min(CensusArea.min_lon), func.min(CensusArea.min_lat), func.max(CensusArea.max_lon), func.max(CensusArea.max_lat)),
+         CensusArea.campaign_id == campaign_id),
+    ):
+        row = (await session.execute(select(*columns).where(where))).one()
+        if all(v is not None for v in row):
+            return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+    return None
+
+
 async def _target_geometry(session: AsyncSession, campaign_id: int, data: TargetCreate, settings: Settings) -> Any:
     polygon = None
     if data.polygon is not None:
@@ -127,6 +146,10 @@ async def _target_geometry(session: AsyncSession, campaign_id: int, data: Target
             polygon = repair_polygon(data.polygon, max_vertices=settings.max_polygon_vertices)
         except (TargetGeometryError, ValueError, TypeError, KeyError) as exc:
             raise InvalidInput(f"Unusable polygon: {exc}", errors=[{"field": "polygon", "message": str(exc)}]) from exc
+        extent = await _campaign_extent(session, campaign_id)
+        if extent is not None and looks_swapped(polygon, extent):
+            message = "coordinates look swapped: GeoJSON wants [longitude, latitude], and this polygon only covers the campaign read as [latitude, longitude]"
+            raise InvalidInput(f"Unusable polygon: its {message}.", errors=[{"field": "polygon", "message": message}])
     areas_geometry = None
     if data.area_codes:
         rows = (

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from server.plain_text import PlainName
+
 Size = Annotated[int, msgspec.Meta(ge=1, le=500)]
 
 
@@ -96,7 +98,7 @@ class WalkListDetail(msgspec.Struct):
 class RenameRequest(msgspec.Struct, forbid_unknown_fields=True):
     """New name for a list."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: PlainName
 
 
 class AssignRequest(msgspec.Struct, forbid_unknown_fields=True):
