@@ -156,6 +156,24 @@ async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Se
         return None
 
 
+async def streets_near(session: AsyncSession, campaign_id: int, bounds: Sequence[float], margin: float = 0.0015) -> list[tuple[str, list[tuple[float, float]]]]:
+    """The campaign's street lines (name, lon/lat points) around some bounds, for drawing on a walk sheet."""
+    minx, miny, maxx, maxy = bounds
+    rows = (await session.execute(
+        select(Street.name, Street.geometry).where(
+            Street.campaign_id == campaign_id,
+            Street.max_lon >= minx - margin, Street.min_lon <= maxx + margin,
+            Street.max_lat >= miny - margin, Street.min_lat <= maxy + margin,
+        )
+    )).all()
+    lines = []
+    for name, wkb in rows:
+        geometry = shapely.from_wkb(wkb)
+        for part in getattr(geometry, "geoms", [geometry]):
+            lines.append((name or "", [(float(x), float(y)) for x, y in part.coords]))
+    return lines
+
+
 async def store_streets(session: AsyncSession, campaign_id: int, lines: gpd.GeoDataFrame, source: str) -> int:
     """Insert street lines (WGS84; columns name, highway) for a campaign."""
     from sqlalchemy import insert
@@ -706,18 +724,32 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
 
     detail = await list_detail(session, user, campaign_id, walk_list_id)
     survey = await session.scalar(select(Survey).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True)).order_by(Survey.version.desc()))
-    questions = [{"text": q.get("text", ""), "options": list(q.get("options", []))} for q in (survey.questions if survey else [])]
-    rows = [
-        {"number": s.position, "address": s.address + (" (DO NOT VISIT)" if s.do_not_visit else ""),
-         "people": [{"name": p.name, "elector_number": f"{p.polling_district}-{p.elector_number}{p.elector_suffix and '/' + p.elector_suffix}"} for p in s.people]}
-        for s in detail.stops
-    ]
+    questions = [{"text": q.get("text", ""), "kind": q.get("kind", "text"), "options": list(q.get("options", []))} for q in (survey.questions if survey else [])]
+    flats = dict((await session.execute(
+        select(Address.id, Address.flat).where(Address.id.in_([s.address_id for s in detail.stops]))
+    )).all()) if detail.stops else {}
+    rows = []
+    for s in detail.stops:
+        flat = flats.get(s.address_id)
+        building = s.address[len(flat) + 2:] if flat and s.address.startswith(f"{flat}, ") else s.address
+        rows.append({
+            "stop": s.stop_number, "address": s.address, "building": building, "flat": flat, "skip": s.skip,
+            "notes": "do not visit one of the electors" if s.do_not_visit and not s.skip else "",
+            "people": [{"name": p.name, "elector_number": f"{p.polling_district}-{p.elector_number}{p.elector_suffix and '/' + p.elector_suffix}"} for p in s.people],
+        })
+    points: dict[int, list[tuple[float, float]]] = {}
+    for s in detail.stops:
+        points.setdefault(s.stop_number, []).append((s.lon, s.lat))
+    stop_points = [tuple(np.mean(points[n], axis=0)) for n in sorted(points)]
     route = detail.route["coordinates"] if detail.route and detail.route["type"] == "LineString" else []
+    lons = [p[0] for p in route] + [p[0] for p in stop_points]
+    lats = [p[1] for p in route] + [p[1] for p in stop_points]
+    streets = await streets_near(session, campaign_id, (min(lons), min(lats), max(lons), max(lats))) if lons else []
     pdf = await asyncio.to_thread(
         render_walk_sheet_pdf,
         {"title": detail.summary.name, "list_id": walk_list_id, "doors": detail.summary.doors, "length_m": detail.summary.length_m, "minutes": detail.summary.minutes,
          "date": _now().date().isoformat()},
-        rows, questions, route, [(s.lon, s.lat) for s in detail.stops], f"{public_url}/console#/lists/{walk_list_id}",
+        rows, questions, route, stop_points, f"{public_url}/console#/lists/{walk_list_id}", True, streets,
     )
     record_audit(session, user, "export", f"walk_list:{walk_list_id}.pdf", campaign_id=campaign_id, row_count=sum(len(s.people) for s in detail.stops))
     return pdf

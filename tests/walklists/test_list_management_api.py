@@ -5,12 +5,14 @@ Each change reaches a phone through sync as reassignment does. Demo town, real a
 
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import ContactAttempt, WalkListStop
+from server.db.models import Address, ContactAttempt, WalkListStop
 from sync.client import SyncClient
 from tests.test_retention import phone_for
 from tests.test_walklists_api import Demo, cut, make_target
@@ -154,3 +156,28 @@ async def test_do_not_knock_doors_are_marked_and_skipped(
     assert detail["summary"]["do_not_knock"] == 1
     listed = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists", headers=demo.headers["organiser"])).json()
     assert next(w for w in listed if w["id"] == first)["do_not_knock"] == 1
+
+
+async def test_walk_sheet_lists_flats_names_streets_and_has_answer_boxes(
+    client: AsyncTestClient[Litestar], demo: Demo, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The sheet of a list with a block of flats names each flat under its building, draws the streets' names and boxes the survey's short answers."""
+    from tests.walklists.test_walksheet import pdf_text
+
+    target_id = await make_target(client, demo, sessionmaker, share=0.4)
+    ids = await cut(client, demo, target_id, size=40)
+    async with sessionmaker() as session:
+        rows = (await session.execute(
+            select(WalkListStop.walk_list_id, Address.flat, Address.street).join(Address, Address.id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id.in_(ids))
+        )).all()
+    with_flats = next(list_id for list_id, flat, _ in rows if flat)
+    flats = sorted({flat for list_id, flat, _ in rows if list_id == with_flats and flat})
+    streets = {street for list_id, _, street in rows if list_id == with_flats and street}
+    pdf = await client.get(f"/api/campaigns/{demo.campaign_id}/walklists/{with_flats}/sheet.pdf", headers=demo.headers["organiser"])
+    assert pdf.status_code == 200
+    text = pdf_text(pdf.content)
+    for flat in flats:
+        assert f"({flat})".encode() in text, flat
+    assert any(street.encode() in text for street in streets)
+    assert b"Q1 = " in text and b"\\(Y/N\\)" in text, re.findall(rb".{60}Q1.{60}", text)
