@@ -1,23 +1,28 @@
 """Printable walk sheets (PDF) for canvassers who work on paper.
 
-Page 1 carries the list details, a map drawn from our own geometries (route line and
-numbered stops on a plain background, no map tiles, so no third-party licence or network
-access is needed) and a QR code that opens the list on a phone. Then a table of the
-doors in walking order with names, elector numbers and tick boxes for outcome codes,
-and the survey questions. Long lists flow onto as many pages as needed.
+Page 1 carries the list details, a map drawn from our own geometries (the campaign's
+streets with their names, the route line and numbered stops; no map tiles, so no
+third-party licence or network access is needed) and a QR code that opens the list on a
+phone. Then a table of the doors in walking order: a block of flats is one numbered stop
+with its flats listed by flat number under it; each door has names, elector numbers, a box
+for the outcome code and a box for each short survey answer (yes/no, scale, choice,
+number). Doors whose household asked not to be visited are marked, with no boxes. Then
+the survey questions. Long lists flow onto as many pages as needed.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
 import qrcode
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
+from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import (
@@ -52,10 +57,16 @@ class _RouteMap(Flowable):
         stops_lonlat: Sequence[Sequence[float]],
         width: float,
         height: float,
+        streets: Sequence[tuple[str, Sequence[Sequence[float]]]] = (),
     ):
         super().__init__()
         self.width = width
         self.height = height
+        self.streets = [
+            (str(name or ""), lonlat_to_bng(np.asarray(line, dtype=float)))
+            for name, line in streets
+            if len(line) >= 2
+        ]
         self.route = (
             lonlat_to_bng(np.asarray(route_lonlat, dtype=float))
             if len(route_lonlat)
@@ -92,6 +103,7 @@ class _RouteMap(Flowable):
         def tr(p: np.ndarray) -> np.ndarray:
             return (p - lo) * scale + off
 
+        self._draw_streets(tr)
         if len(self.route) >= 2:
             r = tr(self.route)
             c.setStrokeColor(colors.HexColor("#1f5fbf"))
@@ -122,6 +134,51 @@ class _RouteMap(Flowable):
         c.line(
             self.width - 8 * mm, self.height - 16 * mm, self.width - 8 * mm, self.height - 10 * mm
         )
+
+
+    def _draw_streets(self, tr: Any) -> None:
+        """Streets as light lines, clipped to the map box, each name once along its longest visible stretch."""
+        if not self.streets:
+            return
+        c = self.canv
+        c.saveState()
+        clip = c.beginPath()
+        clip.rect(0, 0, self.width, self.height)
+        c.clipPath(clip, stroke=0, fill=0)
+        c.setStrokeColor(colors.HexColor("#c8c8c8"))
+        c.setLineWidth(3)
+        c.setLineCap(1)
+        best: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
+        for name, line in self.streets:
+            xy = tr(line)
+            path = c.beginPath()
+            path.moveTo(*xy[0])
+            for x, y in xy[1:]:
+                path.lineTo(x, y)
+            c.drawPath(path, stroke=1, fill=0)
+            if not name:
+                continue
+            for a, b in itertools.pairwise(xy):
+                mid = (a + b) / 2
+                length = float(np.hypot(*(b - a)))
+                inside = 0 <= mid[0] <= self.width and 0 <= mid[1] <= self.height
+                if inside and length > best.get(name, (0.0,))[0]:
+                    best[name] = (length, a, b)
+        c.setFillColor(colors.HexColor("#555555"))
+        c.setFont("Helvetica-Oblique", 6)
+        for name, (length, a, b) in sorted(best.items()):
+            if length < c.stringWidth(name, "Helvetica-Oblique", 6) * 0.5:
+                continue
+            angle = float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0])))
+            if angle > 90 or angle <= -90:
+                angle -= 180 if angle > 90 else -180
+            mid = (a + b) / 2
+            c.saveState()
+            c.translate(float(mid[0]), float(mid[1]))
+            c.rotate(angle)
+            c.drawCentredString(0, 2.5, name)
+            c.restoreState()
+        c.restoreState()
 
 
 def _nice_length(x: float) -> float:
@@ -159,6 +216,81 @@ class _QRCode(Flowable):
                     c.rect(q * cell, self.size - (r + 1) * cell, cell, cell, stroke=0, fill=1)
 
 
+TEXT_KINDS = frozenset({"text", "free_text", "long_text", "note"})
+MAX_ANSWER_BOXES = 14
+
+
+@dataclass(frozen=True)
+class AnswerColumn:
+    """A short survey answer written in a box per door: label (Q1..), question text and how to answer."""
+
+    label: str
+    key: str
+    text: str
+    hint: str
+
+
+def short_answer_questions(questions: Sequence[Any]) -> list[AnswerColumn]:
+    """The questions answered in a box on the sheet (all but free text), labelled by their number in the survey."""
+    columns = []
+    for n, q in enumerate(questions, start=1):
+        if not isinstance(q, Mapping) or str(q.get("kind", "text")) in TEXT_KINDS:
+            continue
+        kind = str(q.get("kind"))
+        options = [str(o) for o in q.get("options") or []]
+        if kind in ("yes_no", "yesno", "boolean"):
+            hint = "Y/N"
+        elif kind == "scale":
+            hint = f"{options[0]}-{options[-1]}" if options else "1-5"
+        elif kind == "number":
+            hint = "a number"
+        else:
+            hint = " ".join(f"{i}={o}" for i, o in enumerate(options, start=1)) + (" (all that apply)" if kind.startswith("multi") else "")
+        columns.append(AnswerColumn(label=f"Q{n}", key=str(q.get("key", n)), text=str(q.get("text", "")), hint=hint))
+    return columns[:MAX_ANSWER_BOXES]
+
+
+@dataclass
+class SheetRow:
+    """A row of the door table: a building heading (a block of flats) or a door with its answer boxes."""
+
+    kind: str  # "building" or "door"
+    number: str  # the stop number on the map ("" for a flat listed under its building)
+    address: str
+    people: list[Mapping[str, Any]] = field(default_factory=list)
+    boxes: list[str] = field(default_factory=list)
+    skip: bool = False
+    notes: str = ""
+
+
+def door_table(rows: Sequence[Mapping[str, Any]], short: Sequence[AnswerColumn]) -> list[SheetRow]:
+    """Doors in walking order; a stop with several doors becomes its building with the doors (flat by flat) under it."""
+    groups: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for i, row in enumerate(rows, start=1):
+        stop = str(row.get("stop", row.get("seq", row.get("number", i))))
+        if groups and groups[-1][0] == stop:
+            groups[-1][1].append(row)
+        else:
+            groups.append((stop, [row]))
+    table: list[SheetRow] = []
+
+    def door(row: Mapping[str, Any], number: str, address: str) -> SheetRow:
+        skip = bool(row.get("skip"))
+        return SheetRow("door", number, address, list(row.get("people") or []), [] if skip else [""] * len(short), skip, str(row.get("notes") or ""))
+
+    for stop, members in groups:
+        if len(members) == 1 and not members[0].get("flat"):
+            table.append(door(members[0], stop, str(members[0].get("address", ""))))
+            continue
+        first = members[0]
+        building = str(first.get("building") or first.get("address", ""))
+        flats = all(m.get("flat") for m in members)
+        table.append(SheetRow("building", stop, f"{building} ({len(members)} {'flats' if flats else 'doors'})"))
+        for member in members:
+            table.append(door(member, "", str(member.get("flat") or member.get("address", ""))))
+    return table
+
+
 def _people_text(row: Mapping[str, Any]) -> str:
     people = row.get("people")
     if people:
@@ -180,16 +312,22 @@ def render_walk_sheet_pdf(
     stop_points_lonlat: Sequence[Sequence[float]],
     qr_url: str,
     compress: bool = True,
+    streets: Sequence[tuple[str, Sequence[Sequence[float]]]] = (),
 ) -> bytes:
     """Render a walk sheet PDF and return its bytes.
 
     plan_info: title/name, list_id, doors, length_m, minutes, area, date (all optional).
-    stops_rows: in walking order, each with seq (or number), address and people
-    [{name, elector_number}] (or a names string); notes optional.
-    survey_questions: strings or dicts with "text" and optional "options".
+    stops_rows: in walking order, each with stop (or seq/number), address and people
+    [{name, elector_number}] (or a names string); for a flat also building and flat;
+    skip (do not knock) and notes optional. Rows of one stop are one building.
+    survey_questions: strings or dicts with "text" and optional "kind", "options".
+    stop_points_lonlat: one point per stop, in stop order (the map's numbers).
+    streets: (name, [(lon, lat), ...]) lines drawn under the route, with their names.
     compress=False writes uncompressed streams (for tests).
     """
     buf = io.BytesIO()
+    short = short_answer_questions(survey_questions)
+    pagesize = landscape(A4) if len(short) > 6 else A4
     title = str(
         plan_info.get("title")
         or plan_info.get("name")
@@ -197,7 +335,7 @@ def render_walk_sheet_pdf(
     )
     doc = SimpleDocTemplate(
         buf,
-        pagesize=A4,
+        pagesize=pagesize,
         leftMargin=12 * mm,
         rightMargin=12 * mm,
         topMargin=12 * mm,
@@ -208,7 +346,7 @@ def render_walk_sheet_pdf(
     styles = getSampleStyleSheet()
     small = ParagraphStyle("small", parent=styles["Normal"], fontSize=8, leading=9.5)
     cell = ParagraphStyle("cell", parent=styles["Normal"], fontSize=8.5, leading=10)
-    width = A4[0] - 24 * mm
+    width = pagesize[0] - 24 * mm
     story: list[Flowable] = []
 
     details = []
@@ -242,34 +380,45 @@ def render_walk_sheet_pdf(
     head.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
     story.append(head)
     story.append(Spacer(1, 3 * mm))
-    story.append(_RouteMap(route_lonlat, stop_points_lonlat, width, 150 * mm))
+    map_height = 150 * mm if pagesize == A4 else pagesize[1] - 85 * mm
+    story.append(_RouteMap(route_lonlat, stop_points_lonlat, width, map_height, streets))
     story.append(Spacer(1, 3 * mm))
     legend = ", ".join(f"<b>{code}</b> = {name}" for code, name in OUTCOME_CODES)
     story.append(
         Paragraph(
-            f"Outcome codes: {legend}. Tick one box per door; write answers on the back.", small
+            f"Outcome codes: {legend}. Write one code per door in its Outcome box and short answers in its Q boxes; "
+            "free-text answers go on the back, next to the door's number.",
+            small,
         )
     )
     story.append(PageBreak())
+    for column in short:
+        story.append(Paragraph(escape(f"{column.label} = {column.text} ({column.hint})"), small))
+    if short:
+        story.append(Spacer(1, 2 * mm))
 
-    header = ["#", "Address", "Electors (elector no.)"] + [code for code, _ in OUTCOME_CODES]
+    header = ["#", "Address", "Electors (elector no.)", "Outcome"] + [c.label for c in short]
     data: list[list[Any]] = [header]
-    for i, row in enumerate(stops_rows, start=1):
-        addr = escape(str(row.get("address", "")))
-        if row.get("notes"):
-            addr += f"<br/><font size=7><i>{escape(str(row['notes']))}</i></font>"
-        data.append(
-            [
-                str(row.get("seq", row.get("number", i))),
-                Paragraph(addr, cell),
-                Paragraph(_people_text(row), cell),
-            ]
-            + [""] * len(OUTCOME_CODES)
-        )
+    commands: list[tuple[Any, ...]] = []
+    for row in door_table(stops_rows, short):
+        r = len(data)
+        addr = escape(row.address)
+        if row.notes:
+            addr += f"<br/><font size=7><i>{escape(row.notes)}</i></font>"
+        if row.kind == "building":
+            data.append([row.number, Paragraph(f"<b>{addr}</b>", cell)] + [""] * (len(header) - 2))
+            commands += [("SPAN", (1, r), (-1, r)), ("BACKGROUND", (0, r), (-1, r), colors.HexColor("#e3ecf7"))]
+            continue
+        if row.skip:
+            data.append([row.number, Paragraph(addr, cell), Paragraph(_people_text({"people": row.people}), cell), "DO NOT KNOCK"] + [""] * len(short))
+            commands += [("SPAN", (3, r), (-1, r)), ("BACKGROUND", (0, r), (-1, r), colors.HexColor("#d9d9d9")),
+                         ("FONT", (3, r), (3, r), "Helvetica-Bold", 7)]
+            continue
+        data.append([row.number, Paragraph(addr, cell), Paragraph(_people_text({"people": row.people}), cell), "", *row.boxes])
     box_w = 10 * mm
-    col_widths = [8 * mm, 58 * mm, width - 66 * mm - box_w * len(OUTCOME_CODES)] + [box_w] * len(
-        OUTCOME_CODES
-    )
+    outcome_w = 14 * mm
+    rest = width - 8 * mm - outcome_w - box_w * len(short)
+    col_widths = [8 * mm, rest * 0.55, rest * 0.45, outcome_w] + [box_w] * len(short)
     table = Table(data, colWidths=col_widths, repeatRows=1)
     table.setStyle(
         TableStyle(
@@ -281,6 +430,7 @@ def render_walk_sheet_pdf(
                 ("ALIGN", (3, 0), (-1, -1), "CENTER"),
                 ("FONTSIZE", (0, 1), (0, -1), 8),
                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f6f6f6")]),
+                *commands,
             ]
         )
     )
@@ -295,7 +445,7 @@ def render_walk_sheet_pdf(
                 opts = q.get("options") or []
             else:
                 text, opts = str(q), []
-            line = f"{n}. {escape(text)}"
+            line = f"Q{n}. {escape(text)}"
             if opts:
                 line += (
                     "<br/><font size=8>"
@@ -311,7 +461,7 @@ def render_walk_sheet_pdf(
         canvas.setFont("Helvetica", 7)
         canvas.drawString(12 * mm, 7 * mm, f"{title} - page {d.page}")
         canvas.drawRightString(
-            A4[0] - 12 * mm, 7 * mm, "Personal data: keep safe, return or shred after use."
+            pagesize[0] - 12 * mm, 7 * mm, "Personal data: keep safe, return or shred after use."
         )
         canvas.restoreState()
 
@@ -319,4 +469,4 @@ def render_walk_sheet_pdf(
     return buf.getvalue()
 
 
-__all__ = ["OUTCOME_CODES", "render_walk_sheet_pdf"]
+__all__ = ["OUTCOME_CODES", "AnswerColumn", "SheetRow", "door_table", "render_walk_sheet_pdf", "short_answer_questions"]

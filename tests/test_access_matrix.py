@@ -84,6 +84,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/merge"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/split"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/reroute"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/walklists/reknock"): ORGANISERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.geojson"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.csv"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/sheet.pdf"): REVIEWERS_A,

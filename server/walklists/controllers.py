@@ -8,12 +8,11 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
-from sqlalchemy import select
 
 from server.accounts.guards import MEMBERS, ORGANISERS, REVIEWERS, require_role
-from server.db.models import Assignment, ImportJob, Role
+from server.db.models import ImportJob, Role
 from server.dependencies import AppSettings, CurrentUser, DbSession
-from server.errors import ConflictError, NotFound
+from server.errors import NotFound
 from server.openapi import geojson_response
 from server.walklists import services
 from server.walklists.schemas import (
@@ -23,6 +22,7 @@ from server.walklists.schemas import (
     MergeRequest,
     PaperResults,
     PaperResultsOut,
+    ReknockRequest,
     RenameRequest,
     SplitRequest,
     WalkListDetail,
@@ -93,12 +93,8 @@ class WalkListController(Controller):
 
     @delete("/walklists/{walk_list_id:int}", guards=[require_role(*ORGANISERS)], status_code=204)
     async def delete_list(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession) -> None:
-        """Delete an unassigned list (its doors can be cut again)."""
-        walk_list = await services.get_list(db_session, campaign_id, walk_list_id)
-        held = await db_session.scalar(select(Assignment.id).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))
-        if held is not None:
-            raise ConflictError("The list is assigned; unassign it first.")
-        await db_session.delete(walk_list)
+        """Delete a list (its doors can be cut again); its holder's phone loses it on the next sync, and work recorded on it is kept."""
+        await services.delete_list(db_session, campaign_id, walk_list_id)
 
     @post("/walklists/{walk_list_id:int}/assign", guards=[require_role(*ORGANISERS)], status_code=200)
     async def assign(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], data: JSONBody[AssignRequest], db_session: DbSession, user: CurrentUser) -> WalkListOut:
@@ -112,9 +108,15 @@ class WalkListController(Controller):
 
     @post("/walklists/merge", guards=[require_role(*ORGANISERS)], status_code=200)
     async def merge(self, campaign_id: FromPath[int], data: JSONBody[MergeRequest], db_session: DbSession) -> list[WalkListOut]:
-        """Merge lists into the first and re-route it (lists split by a major road stay one list per side)."""
+        """Merge lists into the first and re-route it (lists split by a major road stay one list per side); the others' holders lose them."""
         kept = await services.reroute_lists(db_session, campaign_id, data.walk_list_ids, parts=1)
         return await services.list_outs(db_session, campaign_id, [w.id for w in kept])
+
+    @post("/walklists/reknock", guards=[require_role(*ORGANISERS)], status_code=200)
+    async def reknock(self, campaign_id: FromPath[int], data: JSONBody[ReknockRequest], db_session: DbSession) -> list[WalkListOut]:
+        """A new routed list of the doors whose latest outcome is not_home or come_back (do-not-visit households left off)."""
+        made = await services.reknock_lists(db_session, campaign_id, data.walk_list_ids, data.name)
+        return await services.list_outs(db_session, campaign_id, [w.id for w in made])
 
     @post("/walklists/{walk_list_id:int}/split", guards=[require_role(*ORGANISERS)], status_code=200)
     async def split(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], data: JSONBody[SplitRequest], db_session: DbSession) -> list[WalkListOut]:

@@ -61,6 +61,8 @@ class WalkListOut(msgspec.Struct):
     """Why a list is outside +-10% of the requested size: small_region, indivisible_region or big_block."""
     routing: str | None = None
     """street_network or straight_line (None for lists cut before this was recorded)."""
+    do_not_knock: int = 0
+    """Doors on the list whose household asked not to be visited: they stay in order, marked to skip."""
 
 
 class PersonOnList(msgspec.Struct):
@@ -85,6 +87,8 @@ class StopOut(msgspec.Struct):
     lat: float
     do_not_visit: bool
     people: list[PersonOnList]
+    skip: bool = False
+    """The household asked not to be visited: walk past this door (a person-level request only marks `do_not_visit`)."""
 
 
 class WalkListDetail(msgspec.Struct):
@@ -111,6 +115,13 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Merge lists into the first one (re-routed)."""
 
     walk_list_ids: Annotated[list[int], msgspec.Meta(min_length=2, max_length=20)]
+
+
+class ReknockRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Make a new list of the doors of these lists whose latest outcome is not_home or come_back."""
+
+    walk_list_ids: Annotated[list[int], msgspec.Meta(min_length=1, max_length=50)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 class SplitRequest(msgspec.Struct, forbid_unknown_fields=True):

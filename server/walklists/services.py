@@ -49,7 +49,7 @@ from server.db.models import (
     WalkList,
     WalkListStop,
 )
-from server.errors import ConflictError, InvalidInput, NotFound
+from server.errors import InvalidInput, NotFound
 from server.spreadsheet import csv_text
 from server.walklists.schemas import (
     Assignee,
@@ -153,6 +153,24 @@ async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Se
         # Unroutable street data must not block cutting: fall back to straight-line distances.
         logger.warning("campaign %s: street network unusable (%s); routing by straight lines", campaign_id, exc)
         return None
+
+
+async def streets_near(session: AsyncSession, campaign_id: int, bounds: Sequence[float], margin: float = 0.0015) -> list[tuple[str, list[tuple[float, float]]]]:
+    """The campaign's street lines (name, lon/lat points) around some bounds, for drawing on a walk sheet."""
+    minx, miny, maxx, maxy = bounds
+    rows = (await session.execute(
+        select(Street.name, Street.geometry).where(
+            Street.campaign_id == campaign_id,
+            Street.max_lon >= minx - margin, Street.min_lon <= maxx + margin,
+            Street.max_lat >= miny - margin, Street.min_lat <= maxy + margin,
+        )
+    )).all()
+    lines = []
+    for name, wkb in rows:
+        geometry = shapely.from_wkb(wkb)
+        for part in getattr(geometry, "geoms", [geometry]):
+            lines.append((name or "", [(float(x), float(y)) for x, y in part.coords]))
+    return lines
 
 
 async def store_streets(session: AsyncSession, campaign_id: int, lines: gpd.GeoDataFrame, source: str) -> int:
@@ -315,6 +333,12 @@ async def list_outs(session: AsyncSession, campaign_id: int, walk_list_ids: Sequ
             select(WalkListStop.walk_list_id, func.count(func.distinct(WalkListStop.stop_number))).where(WalkListStop.walk_list_id.in_(ids)).group_by(WalkListStop.walk_list_id)
         )).all()
     ) if ids else {}
+    do_not_knock = dict(
+        (await session.execute(
+            select(WalkListStop.walk_list_id, func.count()).join(Flag, Flag.address_id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id.in_(ids), *_household_do_not_visit(campaign_id)).group_by(WalkListStop.walk_list_id)
+        )).all()
+    ) if ids else {}
     assignees = {
         row.walk_list_id: Assignee(user_id=row.user_id, display_name=row.display_name, assigned_at=row.assigned_at)
         for row in (await session.execute(
@@ -327,9 +351,15 @@ async def list_outs(session: AsyncSession, campaign_id: int, walk_list_ids: Sequ
         WalkListOut(
             id=w.id, name=w.name, status=w.status, target_id=w.target_id, doors=w.doors, stops=int(stop_counts.get(w.id, 0)),
             length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id), size_exception=w.size_exception, routing=w.routing,
+            do_not_knock=int(do_not_knock.get(w.id, 0)),
         )
         for w in lists
     ]
+
+
+def _household_do_not_visit(campaign_id: int) -> tuple[Any, ...]:
+    """Conditions on Flag for an active do-not-visit of a whole household (the door is skipped)."""
+    return (Flag.campaign_id == campaign_id, Flag.kind == "do_not_visit", Flag.active.is_(True), Flag.person_key == 0)
 
 
 async def get_list(session: AsyncSession, campaign_id: int, walk_list_id: int) -> WalkList:
@@ -382,15 +412,15 @@ async def _stop_rows(session: AsyncSession, campaign_id: int, walk_list_id: int)
             PersonOnList(id=person.id, name=f"{person.forenames} {person.surname}".strip(), polling_district=person.polling_district,
                          elector_number=person.elector_number, elector_suffix=person.elector_suffix)
         )
-    blocked = set(
-        (await session.scalars(
-            select(Flag.address_id).where(Flag.campaign_id == campaign_id, Flag.address_id.in_(address_ids), Flag.kind == "do_not_visit", Flag.active.is_(True))
-        )).all()
-    ) if address_ids else set()
+    flags = (await session.execute(
+        select(Flag.address_id, Flag.person_key).where(Flag.campaign_id == campaign_id, Flag.address_id.in_(address_ids), Flag.kind == "do_not_visit", Flag.active.is_(True))
+    )).all() if address_ids else []
+    blocked = {address_id for address_id, _ in flags}
+    household = {address_id for address_id, person_key in flags if not person_key}
     return [
         StopOut(
             position=position, stop_number=stop_number, address_id=a.id, address=", ".join(a.lines), postcode=a.postcode,
-            lon=a.lon, lat=a.lat, do_not_visit=a.id in blocked, people=people.get(a.id, []),
+            lon=a.lon, lat=a.lat, do_not_visit=a.id in blocked, people=people.get(a.id, []), skip=a.id in household,
         )
         for position, stop_number, a in rows
     ]
@@ -450,6 +480,62 @@ async def unassign_list(session: AsyncSession, campaign_id: int, walk_list_id: i
         assignment.ended_at = _now()
     walk_list.status = "ready"
     await record_list_change(session, campaign_id, walk_list_id)
+
+
+async def delete_list(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
+    """Delete a list, assigned or not: its holder's phone loses it and its stops; knocks and answers recorded on it are kept."""
+    from server.sync.feed import record_change
+
+    walk_list = await get_list(session, campaign_id, walk_list_id)
+    held = (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all()
+    if held:
+        await unassign_list(session, campaign_id, walk_list_id)  # the phone's next pull removes the list, as on reassignment
+    for stop_id in (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list_id))).all():
+        await record_change(session, campaign_id=campaign_id, entity="stop", entity_id=stop_id, op="erase", walk_list_id=walk_list_id)
+    # Contact attempts, answers and result tallies name the list by id only (no foreign key), so they survive it.
+    await session.delete(walk_list)
+    await session.flush()
+
+
+REKNOCK_OUTCOMES = ("not_home", "come_back")
+
+
+async def reknock_lists(session: AsyncSession, campaign_id: int, walk_list_ids: Sequence[int], name: str | None = None) -> list[WalkList]:
+    """New routed list(s) of the doors on these lists whose latest outcome is not_home or come_back (do-not-visit households left off)."""
+    from server.db.models import ContactAttempt
+
+    lists = [await get_list(session, campaign_id, i) for i in walk_list_ids]
+    on_lists = set((await session.scalars(select(WalkListStop.address_id).where(WalkListStop.walk_list_id.in_(list(walk_list_ids))))).all())
+    latest: dict[int, tuple[str, str]] = {}
+    for address_id, outcome, hlc in (await session.execute(
+        select(ContactAttempt.address_id, ContactAttempt.outcome, ContactAttempt.hlc)
+        .where(ContactAttempt.campaign_id == campaign_id, ContactAttempt.address_id.in_(on_lists))
+    )).all():
+        if address_id not in latest or hlc > latest[address_id][0]:
+            latest[address_id] = (hlc, outcome)
+    blocked = set((await session.scalars(select(Flag.address_id).where(Flag.address_id.in_(on_lists), *_household_do_not_visit(campaign_id)))).all())
+    wanted = sorted(a for a, (_, outcome) in latest.items() if outcome in REKNOCK_OUTCOMES and a not in blocked)
+    if not wanted:
+        raise InvalidInput("No door on these lists is waiting for a re-knock: none has not_home or come_back as its latest outcome.",
+                           errors=[{"field": "walk_list_ids", "message": "no not_home or come_back doors"}])
+    rows = (await session.execute(
+        select(Address.id, Address.lon, Address.lat, Address.building_key, Address.street, Address.house_number, Address.flat)
+        .where(Address.campaign_id == campaign_id, Address.id.in_(wanted))
+    )).all()
+    addresses = pd.DataFrame(rows, columns=["address_id", "lon", "lat", "building_key", "street", "house_number", "flat"])
+    stops = stops_by_building(addresses)
+    network = await street_network_for(session, campaign_id, stops.total_bounds)
+    plans = await _route_stops(stops, network)
+    base = name or f"{lists[0].name} re-knock"
+    made = []
+    for number, plan in enumerate(plans, start=1):
+        walk_list = WalkList(campaign_id=campaign_id, target_id=lists[0].target_id, name=base if len(plans) == 1 else f"{base} ({number})", status="ready")
+        session.add(walk_list)
+        await session.flush()
+        await _replace_stops(session, walk_list, plan, addresses, routing_of(network))
+        await record_list_change(session, campaign_id, walk_list.id)
+        made.append(walk_list)
+    return made
 
 
 async def rename_list(session: AsyncSession, campaign_id: int, walk_list_id: int, name: str) -> WalkListOut:
@@ -558,10 +644,7 @@ async def reroute_lists(session: AsyncSession, campaign_id: int, walk_list_ids: 
         await _replace_stops(session, extra, extra_plan, addresses, routing)
         kept.append(extra)
     for other in lists[1:]:
-        held = await session.scalar(select(Assignment.id).where(Assignment.walk_list_id == other.id, Assignment.ended_at.is_(None)))
-        if held is not None:
-            raise ConflictError(f"List {other.id} is assigned; unassign it before merging.")
-        await session.delete(other)
+        await delete_list(session, campaign_id, other.id)
     await session.flush()
     for walk_list in kept:
         await record_list_change(session, campaign_id, walk_list.id)
@@ -638,18 +721,32 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
 
     detail = await list_detail(session, user, campaign_id, walk_list_id)
     survey = await session.scalar(select(Survey).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True)).order_by(Survey.version.desc()))
-    questions = [{"text": q.get("text", ""), "options": list(q.get("options", []))} for q in (survey.questions if survey else [])]
-    rows = [
-        {"number": s.position, "address": s.address + (" (DO NOT VISIT)" if s.do_not_visit else ""),
-         "people": [{"name": p.name, "elector_number": f"{p.polling_district}-{p.elector_number}{p.elector_suffix and '/' + p.elector_suffix}"} for p in s.people]}
-        for s in detail.stops
-    ]
+    questions = [{"text": q.get("text", ""), "kind": q.get("kind", "text"), "options": list(q.get("options", []))} for q in (survey.questions if survey else [])]
+    flats = dict((await session.execute(
+        select(Address.id, Address.flat).where(Address.id.in_([s.address_id for s in detail.stops]))
+    )).all()) if detail.stops else {}
+    rows = []
+    for s in detail.stops:
+        flat = flats.get(s.address_id)
+        building = s.address[len(flat) + 2:] if flat and s.address.startswith(f"{flat}, ") else s.address
+        rows.append({
+            "stop": s.stop_number, "address": s.address, "building": building, "flat": flat, "skip": s.skip,
+            "notes": "do not visit one of the electors" if s.do_not_visit and not s.skip else "",
+            "people": [{"name": p.name, "elector_number": f"{p.polling_district}-{p.elector_number}{p.elector_suffix and '/' + p.elector_suffix}"} for p in s.people],
+        })
+    points: dict[int, list[tuple[float, float]]] = {}
+    for s in detail.stops:
+        points.setdefault(s.stop_number, []).append((s.lon, s.lat))
+    stop_points = [tuple(np.mean(points[n], axis=0)) for n in sorted(points)]
     route = detail.route["coordinates"] if detail.route and detail.route["type"] == "LineString" else []
+    lons = [p[0] for p in route] + [p[0] for p in stop_points]
+    lats = [p[1] for p in route] + [p[1] for p in stop_points]
+    streets = await streets_near(session, campaign_id, (min(lons), min(lats), max(lons), max(lats))) if lons else []
     pdf = await asyncio.to_thread(
         render_walk_sheet_pdf,
         {"title": detail.summary.name, "list_id": walk_list_id, "doors": detail.summary.doors, "length_m": detail.summary.length_m, "minutes": detail.summary.minutes,
          "date": _now().date().isoformat()},
-        rows, questions, route, [(s.lon, s.lat) for s in detail.stops], f"{public_url}/app/#/list/{walk_list_id}",
+        rows, questions, route, stop_points, f"{public_url}/app/#/list/{walk_list_id}", True, streets,
     )
     record_audit(session, user, "export", f"walk_list:{walk_list_id}.pdf", campaign_id=campaign_id, row_count=sum(len(s.people) for s in detail.stops))
     return pdf
