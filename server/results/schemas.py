@@ -102,14 +102,36 @@ class AnswerBreakdown(msgspec.Struct):
     note: str = ""
 
 
+class MapClasses(msgspec.Struct):
+    """Classes of one map metric: `breaks` are the k+1 edges over the real range; `scheme` sequential or diverging around `midpoint`."""
+
+    method: str
+    scheme: str
+    midpoint: float | None
+    breaks: list[float]
+
+    def class_of(self, value: float | None) -> int | None:
+        """The class index of a value (None for a suppressed or missing one)."""
+        if value is None or len(self.breaks) < 2:
+            return None
+        for i in range(len(self.breaks) - 1):
+            if value <= self.breaks[i + 1]:
+                return i
+        return len(self.breaks) - 2
+
+
 class ResultsFeatureCollection(msgspec.Struct):
-    """A GeoJSON FeatureCollection of areas with contact rate and support share, for a choropleth."""
+    """A GeoJSON FeatureCollection of areas with contact rate and support share, for a choropleth.
+
+    Each feature carries `<metric>_class` (None when suppressed) and `<metric>_count`, the count behind its figure.
+    """
 
     type: str
     features: list[dict[str, Any]]
     support: str
     threshold: int
     count: int
+    classes: dict[str, MapClasses] = msgspec.field(default_factory=dict)
 
 
 class FollowUpPerson(msgspec.Struct):

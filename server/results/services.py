@@ -71,6 +71,7 @@ from server.results.schemas import (
     IssueCount,
     IssuesReport,
     ListProgress,
+    MapClasses,
     ProgressReport,
     QuestionBreakdown,
     ResultsFeatureCollection,
@@ -704,14 +705,46 @@ async def area_results_frame(
     return frame, support
 
 
+MAX_MAP_CLASSES = 5
+# metric -> (the count behind the figure, colour scheme, midpoint)
+MAP_METRICS = {"contact_rate": ("doors_knocked", "sequential", None), "support_share": ("respondents", "diverging", 0.5),
+               "doors_knocked": ("doors_knocked", "sequential", None)}
+
+
+def map_classes(values: Iterable[float | None], scheme: str, midpoint: float | None = None, k: int = MAX_MAP_CLASSES) -> MapClasses:
+    """Quantile classes over the values' real range (not 0..1), at most k; a diverging scheme also breaks at its midpoint.
+
+    Quantiles give each class about the same number of areas, so small differences in a
+    narrow range are not stretched into opposite extremes of an equal-interval scale.
+    """
+    present = sorted(float(v) for v in values if v is not None and not pd.isna(v))
+    if not present:
+        return MapClasses(method="quantile", scheme=scheme, midpoint=midpoint, breaks=[])
+    lo, hi = present[0], present[-1]
+    if lo == hi:
+        return MapClasses(method="quantile", scheme=scheme, midpoint=midpoint, breaks=[lo, hi])
+    import numpy as np
+
+    cuts = {round(float(x), 6) for x in np.quantile(present, [i / k for i in range(1, k)])}
+    if midpoint is not None and lo < midpoint < hi:
+        cuts.add(midpoint)
+    breaks = [lo, *sorted(c for c in cuts if lo < c < hi), hi]
+    return MapClasses(method="quantile", scheme=scheme, midpoint=midpoint, breaks=breaks)
+
+
 async def results_map(session: AsyncSession, campaign_id: int, threshold: int, support: str | None) -> ResultsFeatureCollection:
-    """GeoJSON of areas with contact rate and support share, for a choropleth."""
+    """GeoJSON of areas with contact rate and support share, their classes for a choropleth and the count behind each figure."""
     frame, support_value = await area_results_frame(session, campaign_id, threshold, support)
+    classes = {m: map_classes(frame[m], scheme, midpoint) for m, (_count, scheme, midpoint) in MAP_METRICS.items()}
     features = []
     for _, row in frame.iterrows():
-        properties = {c: (None if pd.isna(row[c]) else row[c]) for c in frame.columns if c != "geometry"}
-        features.append({"type": "Feature", "geometry": mapping(row.geometry) if row.geometry is not None else None, "properties": _plain(properties)})
-    return ResultsFeatureCollection(type="FeatureCollection", features=features, support=support_value, threshold=threshold, count=len(features))
+        properties = _plain({c: (None if pd.isna(row[c]) else row[c]) for c in frame.columns if c != "geometry"})
+        for metric, (count, _scheme, _mid) in MAP_METRICS.items():
+            properties[f"{metric}_class"] = classes[metric].class_of(properties[metric])
+            properties[f"{metric}_count"] = properties[count]
+        features.append({"type": "Feature", "geometry": mapping(row.geometry) if row.geometry is not None else None, "properties": properties})
+    return ResultsFeatureCollection(type="FeatureCollection", features=features, support=support_value, threshold=threshold, count=len(features),
+                                    classes=classes)
 
 
 def _plain(properties: dict[str, Any]) -> dict[str, Any]:
