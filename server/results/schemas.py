@@ -239,3 +239,41 @@ class DataHealth(msgspec.Struct):
     canvassers: list[HealthRow]
     stale_devices: list[StaleDevice]
     devices: list[StaleDevice] = msgspec.field(default_factory=list)
+
+
+class LiveList(msgspec.Struct):
+    """A walk list out today: its doors and progress overall, and today's doors knocked, knocks and contacts."""
+
+    id: int | None
+    name: str
+    canvassers: list[str]
+    doors: int
+    doors_knocked: int
+    doors_remaining: int
+    doors_knocked_today: int
+    knocks_today: int
+    contacts_today: int
+    last_knock_at: datetime | None
+
+
+class LiveCanvasser(msgspec.Struct):
+    """A canvasser's last sync (any of their phones) and doors knocked today; no location."""
+
+    user_id: int
+    name: str
+    last_sync_at: datetime | None
+    minutes_since_sync: float | None
+    doors_knocked_today: int
+
+
+class LiveField(msgspec.Struct):
+    """The field today (local day in `timezone`): lists out, knocks by hour (`bucket` = hour 0-23), canvassers' last syncs."""
+
+    campaign_id: int
+    timezone: str
+    day: str
+    as_of: datetime
+    refresh_seconds: int
+    lists: list[LiveList]
+    by_hour: list[TimeBucket]
+    canvassers: list[LiveCanvasser]
