@@ -145,6 +145,15 @@ def test_lead_sees_answer_charts_with_tables_no_drawing_tools_and_a_live_view(br
     page.wait_for_selector("#chart-days-table tbody tr")
     _shot(page, "leads-01-answers-chart")
 
+    # The results map: coloured by the server's classes; each area's tooltip gives the count behind it, or says it is suppressed.
+    page.wait_for_function("document.querySelectorAll('#results-map path.leaflet-interactive').length >= 10")
+    assert "suppressed" in page.locator("#results-legend").inner_text()
+    tips = []
+    for n in range(page.locator("#results-map path.leaflet-interactive").count()):
+        page.locator("#results-map path.leaflet-interactive").nth(n).dispatch_event("mouseover")
+        tips.append(page.locator(".leaflet-tooltip").last.inner_text())
+    assert any("doors knocked)" in t for t in tips) and any("suppressed: fewer than" in t for t in tips), tips[:5]
+
     # The plan map: no drawing or editing tools for a lead.
     page.get_by_role("button", name="Plan (map)").click()
     page.wait_for_selector("#view-plan:not([hidden])")
