@@ -23,7 +23,8 @@ function build() {
       node("div", { class: "chart-box" }, node("canvas", { id: "leads-answers-chart", role: "img", "aria-describedby": "leads-answers-table" }))),
     node("p", { id: "leads-answers-note", class: "hint" }),
     node("div", { id: "leads-answers-table" }));
-  anchor.before(section);
+  const heading = anchor.previousElementSibling;  // before the "Answers by area" heading and its text table
+  (heading && heading.tagName === "H3" ? heading : anchor).before(section);
   by.addEventListener("change", () => load().catch((err) => report(err, "Answers as charts")));
   question.addEventListener("change", render);
   const refresh = document.getElementById("results-refresh");
