@@ -98,3 +98,41 @@ async def test_unknown_breakdown_is_a_problem(client: AsyncTestClient[Litestar],
     response = await client.get(f"/api/campaigns/{seeded.campaign_id}/results/answers", params={"by": "ethnicity"}, headers=seeded.auth("lead"))
     assert response.status_code == 422
     assert "canvasser" in response.text and "week" in response.text
+
+
+def test_map_classes_quantiles_over_the_real_range_and_diverge_at_half() -> None:
+    """Classes span the values' real range by quantile; support share diverges at 50%, so 40% and 41.2% sit on the same side."""
+    from server.results.services import map_classes
+
+    rates = [0.10, 0.12, 0.15, 0.2, 0.22, 0.3, 0.31, 0.33, 0.5, 0.9]
+    classes = map_classes(rates, scheme="sequential")
+    assert classes.breaks[0] == 0.10 and classes.breaks[-1] == 0.9
+    assert classes.method == "quantile" and 2 <= len(classes.breaks) - 1 <= 5
+    assert [classes.class_of(v) for v in (0.10, 0.9)] == [0, len(classes.breaks) - 2]
+    assert classes.class_of(None) is None
+    share = map_classes([0.40, 0.412, 0.405, 0.55, 0.6], scheme="diverging", midpoint=0.5)
+    assert share.midpoint == 0.5 and 0.5 in share.breaks
+    below = {share.class_of(v) for v in (0.40, 0.405, 0.412)}
+    assert all(share.breaks[c + 1] <= 0.5 for c in below)  # all on the "below half" side
+    assert all(share.breaks[share.class_of(v)] >= 0.5 for v in (0.55, 0.6))
+    assert map_classes([], scheme="sequential").breaks == []
+    assert map_classes([0.3, 0.3], scheme="sequential").breaks == [0.3, 0.3]
+
+
+async def test_results_map_returns_classes_counts_and_suppressed_areas(client: AsyncTestClient[Litestar], seeded: Seeded) -> None:
+    """The map API gives each metric's classes, each area's class and the count behind its figure; suppressed areas have no class."""
+    body = (await client.get(f"/api/campaigns/{seeded.campaign_id}/results/map", headers=seeded.auth("lead"))).json()
+    classes = body["classes"]
+    assert classes["support_share"]["scheme"] == "diverging" and classes["support_share"]["midpoint"] == 0.5
+    assert classes["contact_rate"]["scheme"] == "sequential"
+    rates = [f["properties"]["contact_rate"] for f in body["features"] if f["properties"]["contact_rate"] is not None]
+    assert classes["contact_rate"]["breaks"][0] == min(rates) and classes["contact_rate"]["breaks"][-1] == max(rates)
+    for feature in body["features"]:
+        p = feature["properties"]
+        assert p["contact_rate_count"] == p["doors_knocked"] and p["support_share_count"] == p["respondents"]
+        if p["contact_rate"] is None:
+            assert p["contact_rate_class"] is None
+        else:
+            lo, hi = classes["contact_rate"]["breaks"][p["contact_rate_class"]], classes["contact_rate"]["breaks"][p["contact_rate_class"] + 1]
+            assert lo <= p["contact_rate"] <= hi
+    assert any(f["properties"]["suppressed"] and f["properties"]["support_share_class"] is None for f in body["features"])

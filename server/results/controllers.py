@@ -18,6 +18,7 @@ from server.audit import record_audit
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import DomainError
 from server.results import services
+from server.results.live import live_field
 from server.results.meeting import meeting_report_data
 from server.results.report import (
     area_frame_to_csv,
@@ -34,6 +35,7 @@ from server.results.schemas import (
     FollowUpOut,
     IssuesReport,
     ListProgress,
+    LiveField,
     ProgressReport,
     ResultsFeatureCollection,
 )
@@ -98,6 +100,11 @@ class ResultsController(Controller):
     ) -> FollowUpOut:
         """Mark one reason of a person's follow-up as done."""
         return await services.mark_follow_up_done(db_session, campaign_id, person_id, data, user)
+
+    @get("/live", guards=[require_role(*REVIEWERS)])
+    async def live(self, campaign_id: FromPath[int], db_session: DbSession, tz: FromQuery[str] = "Europe/London") -> LiveField:
+        """The field today: lists out with progress, knocks by hour, each canvasser's last sync (polled by the console; no locations)."""
+        return await live_field(db_session, campaign_id, tz)
 
     @get("/health", guards=[require_role(*REVIEWERS)])
     async def health(self, campaign_id: FromPath[int], db_session: DbSession, stale_hours: FromQuery[float] = 24.0) -> DataHealth:

@@ -126,7 +126,7 @@ async def meeting_report_data(session: AsyncSession, campaign_id: int, threshold
         select(WalkList.id, WalkList.target_id).where(WalkList.campaign_id == campaign_id, WalkList.target_id.is_not(None))
     )).all())
     target_vi: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for wl, q, v, n in await services.answer_cells(session, campaign_id, "walk_list"):
+    for wl, q, v, n in await services.answer_cells(session, campaign_id, "walk_list", services.SUPPORT_QUESTION):
         if q == services.SUPPORT_QUESTION and wl in target_of:
             target_vi[target_of[wl]][v] += n
     targets = [_area_row(t.name, t.doors_knocked, t.contacts, target_vi[t.id] if t.id is not None else {}, support, threshold)
@@ -140,8 +140,8 @@ async def meeting_report_data(session: AsyncSession, campaign_id: int, threshold
         "Would join": _suppressed(yes("would_join"), threshold),
         "Would volunteer": _suppressed(yes("would_volunteer"), threshold),
     }
-    issues = await services.issues_report(session, campaign_id, threshold)
-    frame, _ = await services.area_results_frame(session, campaign_id, threshold, support or None)
+    issues = await services.issues_report(session, campaign_id, threshold, cells=area_cells)
+    frame, _ = await services.area_results_frame(session, campaign_id, threshold, support or None, cells=area_cells, door_counts=doors)
     days = [b.bucket for b in progress.by_day]
     period = (date.fromisoformat(min(days)), date.fromisoformat(max(days))) if days else None
     return MeetingReportData(

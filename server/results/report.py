@@ -7,6 +7,7 @@ follow-up CSV holds consented contact details only. Callers audit each export.
 from __future__ import annotations
 
 import io
+import math
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -119,41 +120,65 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
-def _png(fig: Any) -> io.BytesIO:
-    import matplotlib.pyplot as plt
+def _answer_bars(question: QuestionBreakdown, threshold: int, width: float, title: str = "") -> Any:
+    """A horizontal bar chart of one question's answers as vector shapes, each bar labelled with its count (hidden cells: no bar)."""
+    from reportlab.graphics.shapes import Drawing, Rect, String
+    from reportlab.lib import colors
 
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=130)
-    plt.close(fig)
-    out.seek(0)
-    return out
+    bar_h, gap, label_w, count_w = 9.0, 3.0, 0.34 * width, 30.0
+    top_pad = 12.0 if title else 0.0
+    height = top_pad + len(question.answers) * (bar_h + gap) + 2
+    drawing = Drawing(width, height)
+    if title:
+        drawing.add(String(0, height - 9, title if len(title) < 70 else title[:67] + "...", fontName="Helvetica-Bold", fontSize=7.5))
+    top = max((a.count or 0 for a in question.answers), default=0) or 1
+    span = width - label_w - count_w
+    for i, a in enumerate(question.answers):
+        y = height - top_pad - (i + 1) * (bar_h + gap)
+        label = a.value if len(a.value) < 28 else a.value[:25] + "..."
+        drawing.add(String(label_w - 4, y + 2, label, fontName="Helvetica", fontSize=7, textAnchor="end"))
+        length = span * (a.count or 0) / top
+        if a.count:
+            drawing.add(Rect(label_w, y, length, bar_h, fillColor=colors.Color(0.3, 0.3, 0.3), strokeColor=colors.black, strokeWidth=0.4))
+        drawing.add(String(label_w + length + 3, y + 2, _count(a.count, threshold), fontName="Helvetica", fontSize=7))
+    return drawing
 
 
-def _answer_bars(ax: Any, question: QuestionBreakdown, threshold: int) -> None:
-    """Horizontal bars of one question's answers, each labelled with its count (suppressed cells: no bar, '<threshold')."""
-    labels = [a.value for a in question.answers][::-1]
-    values = [a.count or 0 for a in question.answers][::-1]
-    bars = ax.barh(labels, values, color="#404040", edgecolor="black", linewidth=0.4)
-    top = max(values, default=0) or 1
-    for bar, a in zip(bars, question.answers[::-1], strict=True):
-        ax.text(bar.get_width() + top * 0.02, bar.get_y() + bar.get_height() / 2, _count(a.count, threshold), va="center", fontsize=7)
-    ax.set_xlim(0, top * 1.25)
-    ax.tick_params(labelsize=7)
-    ax.spines[["top", "right"]].set_visible(False)
+def _area_map(frame: gpd.GeoDataFrame, threshold: int, size: float) -> Any:
+    """A small grey-scale map of contact rate by area (darker = higher; suppressed areas white, dashed) as vector shapes."""
+    from reportlab.graphics.shapes import Drawing, Polygon, String
+    from reportlab.lib import colors
+
+    drawing = Drawing(size, size + 12)
+    drawing.add(String(0, size + 3, f"Contact rate by area: darker = higher; white, dashed: fewer than {threshold} doors", fontName="Helvetica", fontSize=6))
+    if frame.empty:
+        return drawing
+    minx, miny, maxx, maxy = frame.total_bounds
+    aspect = math.cos(math.radians((miny + maxy) / 2))
+    scale = size / max((maxx - minx) * aspect, maxy - miny, 1e-9)
+    rates = pd.to_numeric(frame["contact_rate"], errors="coerce")
+    for geometry, rate in zip(frame.geometry, rates, strict=True):
+        if geometry is None or geometry.is_empty:
+            continue
+        for part in getattr(geometry, "geoms", [geometry]):
+            points: list[float] = []
+            for x, y in part.exterior.coords:
+                points += [(x - minx) * aspect * scale, (y - miny) * scale]
+            if pd.isna(rate):
+                drawing.add(Polygon(points, fillColor=colors.white, strokeColor=colors.Color(0.4, 0.4, 0.4), strokeWidth=0.4, strokeDashArray=[1.5, 1.5]))
+            else:
+                grey = 0.92 - 0.8 * float(rate)
+                drawing.add(Polygon(points, fillColor=colors.Color(grey, grey, grey), strokeColor=colors.black, strokeWidth=0.3))
+    return drawing
 
 
 def meeting_report_pdf(data: MeetingReportData) -> bytes:
     """The meeting report: one to three A4 pages, black and white, every chart beside a table of its numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
     from reportlab.platypus import (
-        Image,
         KeepTogether,
         Paragraph,
         SimpleDocTemplate,
@@ -194,11 +219,7 @@ def meeting_report_pdf(data: MeetingReportData) -> bytes:
     vi = data.voting_intention
     if vi is not None:
         story.append(Paragraph("Voting intention", h2))
-        fig, ax = plt.subplots(figsize=(3.6, 0.3 * len(vi.answers) + 0.6))
-        _answer_bars(ax, vi, t)
-        ax.set_xlabel("respondents", fontsize=7)
-        fig.tight_layout()
-        chart = Image(_png(fig), width=82 * mm, height=(0.3 * len(vi.answers) + 0.6) * 82 * mm / 3.6)
+        chart = _answer_bars(vi, t, 82 * mm)
         rows = [["Answer", "Respondents", "Share"]] + [
             [a.value, _count(a.count, t), _pct(a.count / vi.respondents) if a.count is not None and vi.respondents else ""] for a in vi.answers
         ]
@@ -207,17 +228,9 @@ def meeting_report_pdf(data: MeetingReportData) -> bytes:
                            style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
     if data.key_questions:
         story.append(Paragraph("Key questions", h2))
-        n = len(data.key_questions)
-        cols = 2 if n > 1 else 1
-        nrows = (n + cols - 1) // cols
-        fig, axes = plt.subplots(nrows, cols, figsize=(7.2, 1.7 * nrows), squeeze=False)
-        for ax, q in zip(axes.flat, data.key_questions, strict=False):
-            _answer_bars(ax, q, t)
-            ax.set_title(q.text if len(q.text) < 60 else q.text[:57] + "...", fontsize=7.5)
-        for ax in list(axes.flat)[n:]:
-            ax.set_axis_off()
-        fig.tight_layout()
-        story.append(Image(_png(fig), width=170 * mm, height=170 * mm * 1.7 * nrows / 7.2))
+        charts = [_answer_bars(q, t, 82 * mm, q.text) for q in data.key_questions]
+        pairs = [charts[i : i + 2] + [""] * (2 - len(charts[i : i + 2])) for i in range(0, len(charts), 2)]
+        story.append(Table(pairs, colWidths=[88 * mm, 88 * mm], hAlign="LEFT", style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
         rows = [["Question", "Answers (respondents)"]] + [
             [Paragraph(escape(q.text), small), Paragraph(escape("; ".join(f"{a.value} {_count(a.count, t)}" for a in q.answers)), small)]
             for q in data.key_questions
@@ -248,19 +261,7 @@ def meeting_report_pdf(data: MeetingReportData) -> bytes:
     # Sign-ups, issues and the map side by side.
     signups = table([["Signed up on the doorstep", "People"]] + [[k, _count(v, t)] for k, v in data.signups.items()], [48 * mm, 18 * mm])
     issues = table([["Local issues raised most", "Respondents"]] + [[k, _count(v, t)] for k, v in data.issues], [48 * mm, 18 * mm])
-    fig, ax = plt.subplots(figsize=(3.2, 3.2))
-    plot = data.area_frame.copy()
-    plot["contact_rate"] = pd.to_numeric(plot["contact_rate"], errors="coerce")
-    if not plot.empty:
-        plot.plot(ax=ax, color="white", edgecolor="#666666", linewidth=0.3, hatch="////")
-        known = plot[plot["contact_rate"].notna()]
-        if not known.empty:
-            known.plot(ax=ax, column="contact_rate", cmap="Greys", vmin=0, vmax=1, edgecolor="black", linewidth=0.3, legend=True,
-                       legend_kwds={"shrink": 0.6, "label": "contact rate"})
-    ax.set_axis_off()
-    ax.set_title(f"Contact rate by area (hatched: fewer than {t} doors)", fontsize=7)
-    fig.tight_layout()
-    map_image = Image(_png(fig), width=72 * mm, height=72 * mm)
+    map_image = _area_map(data.area_frame, t, 72 * mm)
     story.append(Spacer(1, 3 * mm))
     story.append(KeepTogether(Table([[[signups, Spacer(1, 4 * mm), issues], map_image]], colWidths=[80 * mm, 90 * mm], hAlign="LEFT",
                                     style=[("VALIGN", (0, 0), (-1, -1), "TOP")])))

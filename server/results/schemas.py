@@ -102,14 +102,36 @@ class AnswerBreakdown(msgspec.Struct):
     note: str = ""
 
 
+class MapClasses(msgspec.Struct):
+    """Classes of one map metric: `breaks` are the k+1 edges over the real range; `scheme` sequential or diverging around `midpoint`."""
+
+    method: str
+    scheme: str
+    midpoint: float | None
+    breaks: list[float]
+
+    def class_of(self, value: float | None) -> int | None:
+        """The class index of a value (None for a suppressed or missing one)."""
+        if value is None or len(self.breaks) < 2:
+            return None
+        for i in range(len(self.breaks) - 1):
+            if value <= self.breaks[i + 1]:
+                return i
+        return len(self.breaks) - 2
+
+
 class ResultsFeatureCollection(msgspec.Struct):
-    """A GeoJSON FeatureCollection of areas with contact rate and support share, for a choropleth."""
+    """A GeoJSON FeatureCollection of areas with contact rate and support share, for a choropleth.
+
+    Each feature carries `<metric>_class` (None when suppressed) and `<metric>_count`, the count behind its figure.
+    """
 
     type: str
     features: list[dict[str, Any]]
     support: str
     threshold: int
     count: int
+    classes: dict[str, MapClasses] = msgspec.field(default_factory=dict)
 
 
 class FollowUpPerson(msgspec.Struct):
@@ -217,3 +239,41 @@ class DataHealth(msgspec.Struct):
     canvassers: list[HealthRow]
     stale_devices: list[StaleDevice]
     devices: list[StaleDevice] = msgspec.field(default_factory=list)
+
+
+class LiveList(msgspec.Struct):
+    """A walk list out today: its doors and progress overall, and today's doors knocked, knocks and contacts."""
+
+    id: int | None
+    name: str
+    canvassers: list[str]
+    doors: int
+    doors_knocked: int
+    doors_remaining: int
+    doors_knocked_today: int
+    knocks_today: int
+    contacts_today: int
+    last_knock_at: datetime | None
+
+
+class LiveCanvasser(msgspec.Struct):
+    """A canvasser's last sync (any of their phones) and doors knocked today; no location."""
+
+    user_id: int
+    name: str
+    last_sync_at: datetime | None
+    minutes_since_sync: float | None
+    doors_knocked_today: int
+
+
+class LiveField(msgspec.Struct):
+    """The field today (local day in `timezone`): lists out, knocks by hour (`bucket` = hour 0-23), canvassers' last syncs."""
+
+    campaign_id: int
+    timezone: str
+    day: str
+    as_of: datetime
+    refresh_seconds: int
+    lists: list[LiveList]
+    by_hour: list[TimeBucket]
+    canvassers: list[LiveCanvasser]

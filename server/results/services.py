@@ -71,6 +71,7 @@ from server.results.schemas import (
     IssueCount,
     IssuesReport,
     ListProgress,
+    MapClasses,
     ProgressReport,
     QuestionBreakdown,
     ResultsFeatureCollection,
@@ -360,12 +361,13 @@ def _countable(key: str, questions: dict[str, dict[str, Any]]) -> bool:
     return question["kind"] != "text"
 
 
-async def answer_cells(session: AsyncSession, campaign_id: int, group: str) -> list[Any]:
-    """(group key, question, value label, respondents) from the answer tally; group is area_code or walk_list_id."""
+async def answer_cells(session: AsyncSession, campaign_id: int, group: str, question_key: str | None = None) -> list[Any]:
+    """(group key, question, value label, respondents) from the answer tally; group is area_code or walk_list_id; one question or all."""
     column = {"area": "area_code", "walk_list": "walk_list_id"}[group]
+    only = " AND question_key = :q" if question_key is not None else ""
     rows = (await session.execute(text(
-        f"SELECT {column}, question_key, value, sum(n) FROM result_answer_cells WHERE campaign_id = :c GROUP BY {column}, question_key, value"
-    ), {"c": campaign_id})).all()
+        f"SELECT {column}, question_key, value, sum(n) FROM result_answer_cells WHERE campaign_id = :c{only} GROUP BY {column}, question_key, value"
+    ), {"c": campaign_id, "q": question_key})).all()
     merged: dict[tuple[Any, str, str], int] = defaultdict(int)
     labels: dict[str, str] = {}
     for k, q, v, n in rows:
@@ -609,14 +611,14 @@ async def _answers_breakdown(session: AsyncSession, campaign_id: int, by: str, t
     return AnswerBreakdown(campaign_id=campaign_id, by=by, threshold=threshold, groups=groups, note=note)
 
 
-async def issues_report(session: AsyncSession, campaign_id: int, threshold: int) -> IssuesReport:
+async def issues_report(session: AsyncSession, campaign_id: int, threshold: int, cells: list[Any] | None = None) -> IssuesReport:
     """Top local issue named by respondents, counted by area and overall, small counts suppressed."""
     questions = await survey_questions(session, campaign_id)
     names = await _area_names(session, campaign_id)
     options = questions.get(ISSUE_QUESTION, {}).get("options", [])
     per_area: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
-    for k, q, v, n in await answer_cells(session, campaign_id, "area"):
+    for k, q, v, n in cells if cells is not None else await answer_cells(session, campaign_id, "area"):
         if q == ISSUE_QUESTION:
             per_area[k or ""][v] += n
             totals[v] += n
@@ -644,15 +646,23 @@ async def area_door_counts(session: AsyncSession, campaign_id: int) -> dict[str 
     """Doors knocked, contacted and knocks per output area code, from the door tally (unsuppressed: callers suppress)."""
     return {r["k"]: dict(r) for r in await _rows(
         session,
-        "SELECT ad.area_code AS k, count(DISTINCT t.address_id) AS knocked, count(DISTINCT CASE WHEN t.contacts > 0 THEN t.address_id END) "
-        "AS contacted, sum(t.attempts) AS attempts FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id "
-        "WHERE t.campaign_id = :c GROUP BY ad.area_code",
+        # per door, then per area: hash aggregates rather than the sorts count(DISTINCT ...) needs (as _PER_DOOR)
+        "SELECT k, count(*) AS knocked, sum(c) AS contacted, sum(a) AS attempts FROM ("
+        "SELECT ad.area_code AS k, t.address_id, max(CASE WHEN t.contacts > 0 THEN 1 ELSE 0 END) AS c, sum(t.attempts) AS a "
+        "FROM result_door_tally t JOIN addresses ad ON ad.id = t.address_id WHERE t.campaign_id = :c GROUP BY ad.area_code, t.address_id) x "
+        "GROUP BY k",
         c=campaign_id,
     )}
 
 
-async def area_results_frame(session: AsyncSession, campaign_id: int, threshold: int, support: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
-    """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed)."""
+async def area_results_frame(
+    session: AsyncSession, campaign_id: int, threshold: int, support: str | None = None,
+    cells: list[Any] | None = None, door_counts: dict[str | None, dict[str, int]] | None = None,
+) -> tuple[gpd.GeoDataFrame, str]:
+    """One row per campaign output area: doors, knocked, contacts, contact rate, respondents, support share (suppressed).
+
+    `cells` (answer cells by area) and `door_counts` (area_door_counts) may be passed by a caller that already read them.
+    """
     from server.geography.services import campaign_area_polygons
 
     await fold_result_tallies(session)
@@ -666,10 +676,10 @@ async def area_results_frame(session: AsyncSession, campaign_id: int, threshold:
     support = support or (options[0] if options else "")
     doors = {r["k"]: int(r["n"]) for r in await _rows(
         session, "SELECT area_code AS k, count(*) AS n FROM addresses WHERE campaign_id = :c GROUP BY area_code", c=campaign_id)}
-    tally = await area_door_counts(session, campaign_id)
+    tally = door_counts if door_counts is not None else await area_door_counts(session, campaign_id)
     respondents: dict[str, int] = defaultdict(int)
     supporters: dict[str, int] = defaultdict(int)
-    for k, q, v, n in await answer_cells(session, campaign_id, "area"):
+    for k, q, v, n in cells if cells is not None else await answer_cells(session, campaign_id, "area"):
         if q == SUPPORT_QUESTION:
             respondents[k] += n
             if v == support:
@@ -695,14 +705,46 @@ async def area_results_frame(session: AsyncSession, campaign_id: int, threshold:
     return frame, support
 
 
+MAX_MAP_CLASSES = 5
+# metric -> (the count behind the figure, colour scheme, midpoint)
+MAP_METRICS = {"contact_rate": ("doors_knocked", "sequential", None), "support_share": ("respondents", "diverging", 0.5),
+               "doors_knocked": ("doors_knocked", "sequential", None)}
+
+
+def map_classes(values: Iterable[float | None], scheme: str, midpoint: float | None = None, k: int = MAX_MAP_CLASSES) -> MapClasses:
+    """Quantile classes over the values' real range (not 0..1), at most k; a diverging scheme also breaks at its midpoint.
+
+    Quantiles give each class about the same number of areas, so small differences in a
+    narrow range are not stretched into opposite extremes of an equal-interval scale.
+    """
+    present = sorted(float(v) for v in values if v is not None and not pd.isna(v))
+    if not present:
+        return MapClasses(method="quantile", scheme=scheme, midpoint=midpoint, breaks=[])
+    lo, hi = present[0], present[-1]
+    if lo == hi:
+        return MapClasses(method="quantile", scheme=scheme, midpoint=midpoint, breaks=[lo, hi])
+    import numpy as np
+
+    cuts = {round(float(x), 6) for x in np.quantile(present, [i / k for i in range(1, k)])}
+    if midpoint is not None and lo < midpoint < hi:
+        cuts.add(midpoint)
+    breaks = [lo, *sorted(c for c in cuts if lo < c < hi), hi]
+    return MapClasses(method="quantile", scheme=scheme, midpoint=midpoint, breaks=breaks)
+
+
 async def results_map(session: AsyncSession, campaign_id: int, threshold: int, support: str | None) -> ResultsFeatureCollection:
-    """GeoJSON of areas with contact rate and support share, for a choropleth."""
+    """GeoJSON of areas with contact rate and support share, their classes for a choropleth and the count behind each figure."""
     frame, support_value = await area_results_frame(session, campaign_id, threshold, support)
+    classes = {m: map_classes(frame[m], scheme, midpoint) for m, (_count, scheme, midpoint) in MAP_METRICS.items()}
     features = []
     for _, row in frame.iterrows():
-        properties = {c: (None if pd.isna(row[c]) else row[c]) for c in frame.columns if c != "geometry"}
-        features.append({"type": "Feature", "geometry": mapping(row.geometry) if row.geometry is not None else None, "properties": _plain(properties)})
-    return ResultsFeatureCollection(type="FeatureCollection", features=features, support=support_value, threshold=threshold, count=len(features))
+        properties = _plain({c: (None if pd.isna(row[c]) else row[c]) for c in frame.columns if c != "geometry"})
+        for metric, (count, _scheme, _mid) in MAP_METRICS.items():
+            properties[f"{metric}_class"] = classes[metric].class_of(properties[metric])
+            properties[f"{metric}_count"] = properties[count]
+        features.append({"type": "Feature", "geometry": mapping(row.geometry) if row.geometry is not None else None, "properties": properties})
+    return ResultsFeatureCollection(type="FeatureCollection", features=features, support=support_value, threshold=threshold, count=len(features),
+                                    classes=classes)
 
 
 def _plain(properties: dict[str, Any]) -> dict[str, Any]:

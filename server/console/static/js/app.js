@@ -2,11 +2,11 @@
 
 import { getJSON, postJSON, saveTokens, refreshTokens, setSignedOutHandler, request } from "./api.js";
 import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
-import { initPlan, loadPlan, showPlan, resetPlan } from "./plan.js";
+import { initPlan, loadPlan, showPlan, resetPlan, setPlanEditing } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
 import { initResults, loadResults, showResults, resetResults } from "./results.js";
 
-const VIEWS = ["plan", "lists", "results", "people"];
+const VIEWS = ["plan", "lists", "results", "live", "people"];
 const ORGANISER_ROLES = ["admin", "organiser"];
 
 const state = {
@@ -80,7 +80,8 @@ async function chooseCampaign(campaignId) {
   document.querySelector('#tabs [data-view="people"]').hidden = !organiser && state.role !== "lead";
   $("#user-form").hidden = !organiser;
   $("#joincode-form").hidden = !organiser;
-  $("#target-create").closest("section").hidden = !organiser;
+  $("#target-create").closest("section").hidden = !organiser;  // "2. Draw a target" and its map tools: organisers only
+  setPlanEditing(organiser);
   $("#cut-go").closest("section").hidden = !organiser;
   const wanted = location.hash.slice(1);
   const visible = VIEWS.filter((v) => !document.querySelector(`#tabs [data-view="${v}"]`).hidden);

@@ -31,11 +31,6 @@ export function initPlan(appState) {
   map = makeMap("plan-map", state.config);
   if (map.pm) {
     map.pm.setGlobalOptions({ snappable: false, allowSelfIntersection: false, continueDrawing: false });
-    map.pm.addControls({
-      position: "topleft", drawMarker: false, drawCircleMarker: false, drawPolyline: false, drawRectangle: true,
-      drawCircle: false, drawText: false, cutPolygon: false, rotateMode: false, dragMode: false, removalMode: true,
-      editMode: true, drawPolygon: true,
-    });
     map.on("pm:create", (e) => onDrawn(e.layer));
     map.on("pm:remove", (e) => { if (e.layer === drawnLayer) { drawnLayer = null; updateDrawnState(); } });
   } else {
@@ -51,6 +46,19 @@ export function initPlan(appState) {
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && map.pm && map.pm.globalDrawModeEnabled()) { map.pm.disableDraw(); setStatus("Drawing cancelled."); }
   });
+}
+
+const DRAW_CONTROLS = {
+  position: "topleft", drawMarker: false, drawCircleMarker: false, drawPolyline: false, drawRectangle: true,
+  drawCircle: false, drawText: false, cutPolygon: false, rotateMode: false, dragMode: false, removalMode: true,
+  editMode: true, drawPolygon: true,
+};
+
+/** Drawing and editing tools on the plan map for roles that may make targets (organisers); none for leads. */
+export function setPlanEditing(allowed) {
+  if (!map || !map.pm) return;
+  if (allowed) map.pm.addControls(DRAW_CONTROLS);
+  else { map.pm.removeControls(); map.pm.disableDraw(); }
 }
 
 export function showPlan() { setTimeout(() => map.invalidateSize(), 0); }

@@ -4,6 +4,7 @@
 import { getJSON, postJSON, download } from "./api.js";
 import { $, el, fmt, classify, renderLegend, OKABE_ITO, showError, setStatus, guarded } from "./ui.js";
 import { makeMap } from "./plan.js";
+import { mapStyle, tooltipLines } from "./leads-map.js";
 
 const L = window.L;
 let state;
@@ -100,23 +101,19 @@ function drawResultsMap() {
   if (!mapData || !map) return;
   const metric = $("#results-metric").value;
   const isShare = metric !== "doors_knocked";
-  const { breaks, colour } = classify(mapData.features.map((f) => f.properties[metric]));
+  const { fill, legend } = mapStyle(mapData, metric); // the server's classes (leads-map.js)
+  const format = isShare ? fmt.pct : fmt.int;
   if (mapLayer) mapLayer.remove();
   mapLayer = L.geoJSON(mapData, {
     pmIgnore: true,
-    style: (f) => ({ color: "#fff", weight: 1, fillColor: colour(f.properties[metric]), fillOpacity: 0.75 }),
-    onEachFeature: (f, layer) => layer.bindTooltip(areaTooltip(f.properties), { sticky: true }),
+    style: (f) => ({ color: "#fff", weight: 1, fillColor: fill(f.properties), fillOpacity: 0.8 }),
+    onEachFeature: (f, layer) => {
+      const lines = tooltipLines(f.properties, metric, format, mapData.threshold);
+      layer.bindTooltip(el("div", {}, el("strong", {}, lines[0]), ...lines.slice(1).map((t) => el("div", {}, t))), { sticky: true });
+    },
   }).addTo(map);
-  renderLegend($("#results-legend"), $("#results-metric").selectedOptions[0].textContent, breaks, isShare ? fmt.pct : fmt.int);
+  renderLegend($("#results-legend"), $("#results-metric").selectedOptions[0].textContent, legend, format);
   if (mapData.features.length) map.fitBounds(mapLayer.getBounds(), { padding: [10, 10] });
-}
-
-/** An area's results tooltip as an element of text nodes (Leaflet would parse a string as HTML). */
-function areaTooltip(p) {
-  return el("span", {}, el("strong", {}, p.name), el("br"),
-    `doors ${fmt.int(p.doors)} · knocked ${fmt.int(p.doors_knocked)}`, el("br"),
-    `contact rate ${fmt.pct(p.contact_rate)} · support ${fmt.pct(p.support_share)}`,
-    p.suppressed ? [el("br"), "(small numbers suppressed)"] : null);
 }
 
 async function loadAnswers() {
