@@ -26,8 +26,9 @@ async function login(email = EMAIL, password = PASSWORD) {
   const response = await fetch(`${BASE}/api/auth/login`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }),
   });
-  assert.equal(response.status, 200, await response.text());
-  return (await response.json()).access_token;
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  return JSON.parse(text).access_token;
 }
 
 /** A network between one phone and the server: drops, duplicates and delays requests on demand. */

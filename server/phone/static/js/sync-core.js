@@ -559,7 +559,7 @@ export class SyncCore {
       const answer = await this._call("POST", "/api/sync/pull", {
         protocol_version: PROTOCOL_VERSION, device_id: this.device.node_id, cursor: this.cursor, limit: this.pageLimit,
       });
-      if (answer.status === 400 && this.cursor !== null && resets < 1 && isInvalidCursor(answer.problem)) {
+      if ((answer.status === 400 || answer.status === 422) && this.cursor !== null && resets < 1 && isInvalidCursor(answer.problem)) {
         resets += 1; // the server no longer accepts our cursor: start again (replays are harmless)
         await this._commit([["meta", "cursor", null]]);
         continue;
@@ -839,7 +839,7 @@ export class SyncCore {
   }
 }
 
-/** A 400 problem that says the pull cursor was refused (contract E; older servers say so in words). */
+/** A problem that says the pull cursor was refused (contract E: 400 invalid-cursor; older servers: 422 in words). */
 export function isInvalidCursor(problem) {
   if (!problem) return false;
   if (typeof problem.type === "string" && problem.type.endsWith("/invalid-cursor")) return true;
