@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const js = (name) => import(pathToFileURL(join(ROOT, "server/phone/static/js", name)).href);
 const { HybridClock, formatHlc, parseHlc } = await js("hlc.js");
-const { listChecksum, newNodeId, SyncCore } = await js("sync-core.js");
+const { listChecksum, newEventId, newNodeId, SyncCore } = await js("sync-core.js");
 const { MemoryStore } = await js("stores.js");
 
 test("HLC text is sync/clock.py's: 13-digit wall, 6-digit counter, node; string order is clock order", () => {
@@ -69,4 +69,13 @@ test("a record is in the store before it is confirmed; a failed write records no
   const next = await reopened.recordContact(3, "spoke");
   assert.ok(next.at > [...reopened.outbox.values()][0].mutation.at, "the clock resumes after a restart");
   assert.deepEqual([...reopened.outbox.keys()].sort(), [1, 2]);
+});
+
+test("event ids are canonical UUIDv4 text, also where crypto.randomUUID is missing (plain HTTP)", () => {
+  const uuid4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.match(newEventId(), uuid4);
+  const insecure = { getRandomValues: (bytes) => globalThis.crypto.getRandomValues(bytes) };
+  const ids = new Set(Array.from({ length: 100 }, () => newEventId(insecure)));
+  assert.equal(ids.size, 100);
+  for (const id of ids) assert.match(id, uuid4);
 });

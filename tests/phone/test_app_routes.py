@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import msgspec
+import pytest
 import shapely
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import Address, Assignment, Street, WalkList, WalkListStop
 from server.phone.controllers import SHELL_FILES, STATIC_DIR
+from server.settings import Settings
 from tests.conftest import World
 
 
@@ -136,3 +138,28 @@ async def test_street_layer_answers_a_device_token(
     device = {"Authorization": f"Bearer {registered.json()['token']}"}
     response = await client.get(f"/api/campaigns/{world.campaign_a}/streets.geojson", params={"walk_list_id": mine}, headers=device)
     assert response.status_code == 200, response.text
+
+
+async def test_demo_phone_link_is_a_working_join_link(
+    client: AsyncTestClient[Litestar], world: World, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """`make run` prints a join link of the demo campaign; a volunteer can join with its code."""
+    from server.db.models import Campaign
+    from server.demo import DEMO_SLUG
+    from server.errors import NotFound
+    from server.phone.demo_link import demo_join_link
+
+    async with sessionmaker() as session:
+        with pytest.raises(NotFound):
+            await demo_join_link(session, settings, "192.0.2.7", 8000)
+        campaign = await session.get(Campaign, world.campaign_a)
+        assert campaign is not None
+        campaign.slug = DEMO_SLUG
+        await session.commit()
+    async with sessionmaker() as session:
+        link = await demo_join_link(session, settings, "192.0.2.7", 8000)
+        await session.commit()
+    assert link.startswith("http://192.0.2.7:8000/app/join?code=")
+    code = link.rsplit("=", 1)[1]
+    joined = await client.post("/api/auth/join", json={"code": code, "display_name": "New Volunteer", "email": "new@example.org", "password": "long enough"})
+    assert joined.status_code == 201, joined.text

@@ -28,9 +28,15 @@ export function newNodeId(cryptoImpl = globalThis.crypto) {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** A UUIDv4 in canonical lowercase text. */
+/** A UUIDv4 in canonical lowercase text (randomUUID needs a secure origin; plain HTTP on a LAN does not have it). */
 export function newEventId(cryptoImpl = globalThis.crypto) {
-  return cryptoImpl.randomUUID();
+  if (typeof cryptoImpl.randomUUID === "function") return cryptoImpl.randomUUID();
+  const b = new Uint8Array(16);
+  cryptoImpl.getRandomValues(b);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** SHA-256 of UTF-8 text, lowercase hex (WebCrypto: browsers and Node 20). */
@@ -125,6 +131,13 @@ export class SyncCore {
     this.lastError = "";
     this.listeners = new Set();
     this._syncing = null;
+    this._network = Promise.resolve(); // push, pull and sync run one at a time
+  }
+
+  _exclusive(work) {
+    const run = this._network.then(work, work);
+    this._network = run.catch(() => {});
+    return run;
   }
 
   // ------------------------------------------------------------------ persistence
@@ -462,7 +475,11 @@ export class SyncCore {
    * Send the outbox oldest first in batches; keep everything not acknowledged. Returns
    * {ok, status, sent, acknowledged, failure}.
    */
-  async push() {
+  push() {
+    return this._exclusive(() => this._push());
+  }
+
+  async _push() {
     let sent = 0;
     let acknowledged = 0;
     while (this.outbox.size) {
@@ -550,7 +567,11 @@ export class SyncCore {
    * Page through the change feed until has_more is false, download newly assigned lists, then
    * compare the per-list checksums of the last page and repair any list that differs.
    */
-  async pull() {
+  pull() {
+    return this._exclusive(() => this._pull());
+  }
+
+  async _pull() {
     let pages = 0;
     let changes = 0;
     let resets = 0;
@@ -638,6 +659,7 @@ export class SyncCore {
   /** Re-download every list whose checksum differs from the server's; returns the repaired ids. */
   async verifyChecksums(checksums) {
     const repaired = [];
+    if (!globalThis.crypto?.subtle) return repaired; // no WebCrypto outside a secure origin: nothing to compare with
     for (const [listId, expected] of Object.entries(checksums)) {
       if (!this.entities.get("walk_list")?.has(String(listId))) continue;
       if ((await this.checksumOf(listId)) === expected) continue;
@@ -670,17 +692,17 @@ export class SyncCore {
   /** Push then pull; one at a time (a second call while one runs joins it). */
   sync() {
     if (!this._syncing) {
-      this._syncing = (async () => {
+      this._syncing = this._exclusive(async () => {
         try {
-          const pushed = await this.push();
+          const pushed = await this._push();
           if (!pushed.ok && (pushed.failure === "upgrade" || pushed.failure === "network" || pushed.failure === "auth")) return { pushed, pulled: null };
-          const pulled = await this.pull();
-          if (pulled.ok && this.outbox.size) return { pushed: await this.push(), pulled }; // restamped edits
+          const pulled = await this._pull();
+          if (pulled.ok && this.outbox.size) return { pushed: await this._push(), pulled }; // restamped edits
           return { pushed, pulled };
         } finally {
           this._syncing = null;
         }
-      })();
+      });
     }
     return this._syncing;
   }
