@@ -315,8 +315,10 @@ def test_browser_killed_mid_sync_and_reopened_loses_and_duplicates_nothing(playw
     phone.close()  # the browser is killed with 60 records still queued (40 of them already applied)
 
     again = Phone.persistent(playwright, live, "killed-again", tmp_path / "profile")
+    again.context.set_offline(True)  # look before the app's own sync on start
     again.open()
     assert again.outbox() == 60
+    again.context.set_offline(False)
     again.sync()
     assert _landed(live, ids) == sorted(ids)  # each exactly once
     assert again.idb()["outbox"] == []

@@ -12,6 +12,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const fc = createRequire(join(ROOT, "server/phone/web/package.json"))("fast-check");
 const js = (name) => import(pathToFileURL(join(ROOT, "server/phone/static/js", name)).href);
 const { SyncCore } = await js("sync-core.js");
+const { plainReason } = await js("strings.js");
 const { MemoryStore } = await js("stores.js");
 
 const BASE = process.env.CANVASS_URL;
@@ -121,6 +122,47 @@ test("a cursor the server refuses is dropped and the pull starts again", async (
   assert.ok(pulled.ok, phone.lastError);
   assert.notEqual(phone.cursor, "not-a-cursor!");
   assert.equal(phone.ids("stop").length, before);
+});
+
+test("upgrade required (426): the queue is kept and the phone stops until the app is updated", async () => {
+  const network = new FlakyNetwork(Math.random);
+  const phone = await newPhone(network);
+  assert.ok((await phone.pull()).ok);
+  await phone.recordContact(phone.stopsOf(LIST)[0].address_id, "not_home", { walkListId: LIST });
+  // a phone whose app speaks a protocol version this server no longer supports
+  phone.fetch = (url, init) => fetch(url, { ...init, headers: { ...init.headers, "X-Canvass-Protocol": "99" } });
+  const { pushed, pulled } = await phone.sync();
+  assert.deepEqual([pushed.ok, pushed.status, pushed.failure, pulled], [false, 426, "upgrade", null]);
+  assert.equal(phone.upgradeRequired, true);
+  assert.equal(phone.outboxCount, 1);
+  phone.fetch = network.fetch; // the app was updated
+  assert.ok((await phone.push()).ok);
+  assert.deepEqual([phone.upgradeRequired, phone.outboxCount], [false, 0]);
+});
+
+test("a revoked device gets 401: nothing is dropped and the phone asks to sign in again", async () => {
+  const phone = await newPhone(new FlakyNetwork(Math.random));
+  assert.ok((await phone.pull()).ok);
+  await phone.recordContact(phone.stopsOf(LIST)[1].address_id, "not_home", { walkListId: LIST });
+  const token = await login();
+  const revoked = await fetch(`${BASE}/api/campaigns/${CAMPAIGN}/devices/${phone.device.device_id}`, {
+    method: "DELETE", headers: { Authorization: `Bearer ${token}` },
+  });
+  assert.equal(revoked.status, 204);
+  const pushed = await phone.push();
+  assert.deepEqual([pushed.ok, pushed.status, pushed.failure, phone.authFailed, phone.outboxCount], [false, 401, "auth", true, 1]);
+  assert.equal(phone.retryDelayMs, 0, "no retry loop against a token that cannot work");
+});
+
+test("a record the server can never apply is dropped from the outbox and explained in plain words", async () => {
+  const phone = await newPhone(new FlakyNetwork(Math.random));
+  assert.ok((await phone.pull()).ok);
+  await phone.recordContact(987654321, "spoke");
+  const pushed = await phone.push();
+  assert.deepEqual([pushed.ok, phone.outboxCount, phone.rejections.size], [true, 0, 1]);
+  const [rejection] = phone.rejectionList();
+  assert.equal(rejection.mutation.address_id, 987654321);
+  assert.match(plainReason(rejection.reason), /does not know this door/);
 });
 
 test("property: lossy, duplicating, reordering network; phones converge, nothing acknowledged is lost, replays change nothing", async () => {

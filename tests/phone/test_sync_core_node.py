@@ -19,6 +19,7 @@ from tests.phone.live import PASSWORD, ROOT, Live, live_server
 
 HERE = Path(__file__).resolve().parent
 NODE_TESTS = ("sync_core_unit.test.mjs", "sync_core_server.test.mjs")
+CONTRACT_TESTS = ("sync_core_contract.test.mjs",)
 
 
 def _must_run() -> bool:
@@ -48,8 +49,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
         context.__exit__(None, None, None)
 
 
-def test_js_sync_core_under_node(server: Live) -> None:
-    """`node --test` passes: HLC, checksums, outbox durability, and the lossy-network property against this server."""
+def _node_test(server: Live, files: tuple[str, ...]) -> None:
     env = dict(
         os.environ,
         CANVASS_URL=server.base,
@@ -59,8 +59,19 @@ def test_js_sync_core_under_node(server: Live) -> None:
         CANVASS_PASSWORD=PASSWORD,
     )
     done = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", *(str(HERE / name) for name in NODE_TESTS)],
+        ["node", "--test", "--test-reporter=spec", *(str(HERE / name) for name in files)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, f"node --test failed:\n{done.stdout[-8000:]}\n{done.stderr[-4000:]}"
-    assert "# fail 0" in done.stdout or "ℹ fail 0" in done.stdout, done.stdout[-3000:]
+    assert "fail 0" in done.stdout, done.stdout[-3000:]
+
+
+def test_js_sync_core_under_node(server: Live) -> None:
+    """`node --test` passes: HLC, checksums, outbox durability, 426/401/rejections, and the lossy-network property."""
+    _node_test(server, NODE_TESTS)
+
+
+@pytest.mark.xfail(strict=True, reason="needs branch `sync`: node_id on registration, server_time_ms/restamp, 400 invalid-cursor, checksums")
+def test_js_sync_core_contract_changes(server: Live) -> None:
+    """`node --test` on the contract changes of this session (contract A, B, E) against this server."""
+    _node_test(server, CONTRACT_TESTS)
