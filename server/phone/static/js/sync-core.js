@@ -719,6 +719,7 @@ export class SyncCore {
     };
     let downloads = null;
     const erasures = [];
+    let queued = null; // own event ids still in the outbox (computed once, if needed)
     for (const change of changes) {
       const id = String(change.id);
       const key = ekey(change.entity, id);
@@ -738,6 +739,11 @@ export class SyncCore {
           if (!(id in downloads)) downloads[id] = "";
         }
         if (EDITABLE_FIELDS[change.entity]) ops.push(...this._rebaseOps(change.entity, id, change.data));
+        if (this.events.has(id)) {
+          // the server's copy of an own event arrived: the local copy is no longer needed once sent
+          queued = queued ?? new Set([...this.outbox.values()].map((e) => e.mutation.id));
+          if (!queued.has(id)) ops.push(["events", id, undefined]);
+        }
       } else if (change.op === "remove") {
         shadow.set(key, null);
         ops.push(["entities", key, undefined], ["removed", key, change.version ?? ""]);

@@ -56,7 +56,7 @@ export function renderStatus(app) {
   const counts = h("div", { class: "counts" },
     h("div", { id: "outbox-count", "data-count": String(count) }, count ? t("waiting", { count }) : t("allSent")),
     h("div", { id: "last-synced" }, navigator.onLine ? timeText(core.lastSyncAt) : t("offline")));
-  const button = h("button", { id: "sync-now", type: "button", disabled: !core.device || app.syncing, onclick: () => app.syncNow() },
+  const button = h("button", { id: "sync-now", type: "button", disabled: !core.device || app.syncing, onclick: () => app.syncNow(true) },
     app.syncing ? t("syncing") : t("syncNow"));
   status.replaceChildren(counts, button);
 
@@ -131,7 +131,7 @@ async function finishSignIn(app, tokens, form) {
   const campaignId = chosen ? Number(chosen.value) : (memberships.find((m) => m.campaign_id === previous) || memberships[0]).campaign_id;
   await app.core.registerDevice(campaignId, tokens.access_token, `Phone of ${me.display_name}`.slice(0, 200));
   status.textContent = t("downloading");
-  await app.syncNow();
+  await app.syncNow(true);
   location.hash = "#/lists";
   if (location.pathname !== "/app/") history.replaceState(null, "", "/app/#/lists");
   renderRoute(app);
