@@ -45,7 +45,10 @@ export async function sha256Hex(text, cryptoImpl = globalThis.crypto) {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The lines a list's checksum covers (contract E), from a table of entity -> Map(id -> data). */
+/**
+ * The lines a list's checksum covers (contract E as amended), from entity -> Map(id -> data):
+ * the held walk list, its held stops, the HELD addresses of those stops, the held people there.
+ */
 export function listScopeKeys(listId, entities) {
   const L = String(listId);
   const keys = new Set();
@@ -57,7 +60,8 @@ export function listScopeKeys(listId, entities) {
       if (data.address_id != null) addresses.add(String(data.address_id));
     }
   }
-  for (const id of addresses) keys.add(`address:${id}`);
+  const held = entities.get("address");
+  for (const id of addresses) if (held?.has(id)) keys.add(`address:${id}`);
   for (const [id, data] of entities.get("person") ?? []) {
     if (data.address_id != null && addresses.has(String(data.address_id))) keys.add(`person:${id}`);
   }
@@ -517,7 +521,8 @@ export class SyncCore {
 
   async _acknowledge(batch, response, localMs) {
     const ops = this._adoptServerTime(response.server_time_ms, localMs);
-    const bySeq = new Map(response.results.map((r) => [r.seq, r]));
+    const bySeq = new Map();
+    for (const result of response.results) if (!bySeq.has(result.seq)) bySeq.set(result.seq, result); // the first result for a seq is its answer
     const maxSeq = batch[batch.length - 1].seq;
     let count = 0;
     let restamped = false;
@@ -540,7 +545,9 @@ export class SyncCore {
         if (pending) ops.push(["pending", envelope.seq, undefined]);
       }
     }
-    for (const result of response.results) if (result.server_hlc && parseHlc(result.server_hlc)) this.clock.receive(result.server_hlc);
+    for (const result of response.results) {
+      if (result.status !== "restamp" && result.server_hlc && parseHlc(result.server_hlc)) this.clock.receive(result.server_hlc);
+    }
     if (restamped) {
       // B.3: unsent edits were stamped with the same wrong clock: stamp them again in place
       for (const envelope of [...this.outbox.values()].sort((a, b) => a.seq - b.seq)) {
@@ -684,7 +691,11 @@ export class SyncCore {
       token = answer.json.next_page_token;
       if (!token) break;
     }
-    const stale = [...before].filter((key) => !seen.has(key));
+    // amendment E.2: keep what another list on the phone still brings in (an address on two lists)
+    const view = this._scopeEntities();
+    const others = new Set();
+    for (const other of this.ids("walk_list")) if (other !== String(listId)) for (const key of listScopeKeys(other, view)) others.add(key);
+    const stale = [...before].filter((key) => !seen.has(key) && !others.has(key));
     if (stale.length) await this._commit(stale.map((key) => ["entities", key, undefined]));
     return true;
   }
