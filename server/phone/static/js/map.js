@@ -6,10 +6,14 @@
 let current = null;
 let leaflet = null;
 
-/** Load Leaflet once, after the doors are on screen (a script file: fine under a strict CSP). */
+/** Load Leaflet (script and styles) once, after the doors are on screen (files: fine under a strict CSP). */
 function loadLeaflet() {
   if (window.L) return Promise.resolve(window.L);
   leaflet = leaflet || new Promise((resolve, reject) => {
+    const style = document.createElement("link");
+    style.rel = "stylesheet";
+    style.href = "/app/static/vendor/leaflet/leaflet.css";
+    document.head.append(style);
     const script = document.createElement("script");
     script.src = "/app/static/vendor/leaflet/leaflet.js";
     script.onload = () => resolve(window.L);

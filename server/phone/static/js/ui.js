@@ -245,7 +245,11 @@ export function renderList(app, listId) {
   doors.forEach((door, i) => {
     const key = door.address.building_key;
     const shared = key && doors.filter((d) => d.address.building_key === key).length > 1;
-    if (shared && key !== building) items.push(h("li", { class: "building" }, t("building", { name: door.address.lines?.slice(-2, -1)[0] || door.address.street || key })));
+    if (shared && key !== building) {
+      const lines = (door.address.lines || []).filter(Boolean);
+      const name = (door.address.flat && lines.length > 1 ? lines.slice(1) : lines).join(", ") || door.address.street || key;
+      items.push(h("li", { class: "building" }, t("building", { name })));
+    }
     building = shared ? key : null;
     const classes = ["door", door.done ? "done" : "", next && door === next ? "next" : ""].join(" ");
     items.push(h("li", {}, h("a", { class: classes, href: `#/door/${listId}/${door.address.id}`, "data-address-id": String(door.address.id), "aria-current": next && door === next ? "step" : null },
