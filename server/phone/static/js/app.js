@@ -81,7 +81,10 @@ async function start() {
     app.installPrompt = event;
     renderStatus(app);
   });
-  window.addEventListener("hashchange", () => renderRoute(app));
+  window.addEventListener("hashchange", () => {
+    renderRoute(app);
+    window.scrollTo(0, 0); // a new screen starts at its top (a redraw of the same screen keeps its place)
+  });
   window.addEventListener("online", () => app.syncNow());
   window.addEventListener("offline", () => renderStatus(app));
   document.addEventListener("visibilitychange", () => {
