@@ -188,6 +188,18 @@ def _db_rows(live: Live, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     return run_async(run())
 
 
+TARGETS_AND_LABELS = """() => {
+  const problems = [];
+  const named = (el) => (el.getAttribute("aria-label") || el.textContent || "").trim() || (el.labels && [...el.labels].some((l) => l.textContent.trim()));
+  for (const el of document.querySelectorAll("main button, main a.button, main a.door, main input, main textarea, #status button")) {
+    const box = (el.type === "radio" || el.type === "checkbox") ? el.closest("label").getBoundingClientRect() : el.getBoundingClientRect();
+    if (box.height < 44 || box.width < 44) problems.push(`${el.outerHTML.slice(0, 80)} is ${Math.round(box.width)}x${Math.round(box.height)}`);
+    if (!named(el)) problems.push(`${el.outerHTML.slice(0, 80)} has no label`);
+  }
+  return problems;
+}"""
+
+
 def _record_doors(phone: Phone, list_id: int, count: int) -> dict[str, int]:
     """Knock `count` doors from the list's next door: 2 of 3 "spoke" with a vote, 1 of 3 "not in"."""
     page = phone.page
@@ -231,6 +243,13 @@ def test_volunteer_joins_knocks_60_doors_offline_reloads_and_syncs(browser: Any,
     phone.page.wait_for_selector("ol.doors a.door.next")
     phone.page.wait_for_selector("#map .stop-icon.next")
     phone.shot("03-list-map")
+
+    phone.page.locator("#go-next").tap()
+    phone.page.wait_for_selector("#door-address")
+    assert phone.page.evaluate(TARGETS_AND_LABELS) == []  # every control labelled, every tap target >= 44 px
+    phone.page.locator("a:has-text('Back')").first.tap()
+    phone.page.wait_for_selector("ol.doors a.door.next")
+    assert phone.page.evaluate(TARGETS_AND_LABELS) == []
 
     phone.context.set_offline(True)
     expected = _record_doors(phone, list_id, 60)
@@ -476,3 +495,28 @@ def _db_rows_write(live: Live, sql: str, **params: Any) -> None:
             await engine.dispose()
 
     run_async(run())
+
+
+def test_upgrade_required_keeps_the_queue_until_the_app_is_reloaded(browser: Any, live: Live) -> None:
+    """A 426 from the server shows the banner and keeps the records; after "Reload the app" they are sent."""
+    phone, _email, list_id = _volunteer(browser, live, "upgrade", 3)
+    phone.context.set_offline(True)
+    _record_doors(phone, list_id, 2)
+    queued = phone.outbox()
+
+    def old_app(route: Any) -> None:  # this copy of the app speaks a protocol version the server dropped
+        route.continue_(headers={**route.request.headers, "x-canvass-protocol": "99"})
+
+    phone.page.route("**/api/sync/**", old_app)
+    phone.context.set_offline(False)
+    phone.page.locator("#sync-now").tap()
+    phone.page.wait_for_selector("#upgrade-banner")
+    assert "needs updating" in phone.page.locator("#upgrade-banner").inner_text()
+    assert phone.outbox() == queued
+    phone.shot("01-upgrade-required")
+    phone.page.unroute("**/api/sync/**")  # the new version of the app is deployed
+    phone.page.locator("#upgrade-banner button").tap()  # Reload the app
+    phone.page.wait_for_selector("html[data-ready='1']")
+    phone.page.wait_for_function("window.canvassApp.core.outboxCount === 0 && !window.canvassApp.core.upgradeRequired")
+    assert phone.page.locator("#upgrade-banner").count() == 0
+    phone.close()
