@@ -31,6 +31,7 @@ install-dev: $(DEV_STAMP)
 run: install console phone
 	$(BIN)/canvass db upgrade
 	$(BIN)/canvass demo
+	$(BIN)/canvass phone-link --port $(PORT)
 	$(BIN)/canvass serve --host $(HOST) --port $(PORT)
 
 test: install-dev console phone

@@ -166,6 +166,19 @@ def demo() -> None:
         typer.echo(f"  {role:<10} {email} / {password}")
 
 
+@app.command("phone-link")
+def phone_link(
+    port: Annotated[int, typer.Option(help="The port `canvass serve` listens on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address phones reach this machine at (default: its LAN address)")] = "",
+) -> None:
+    """Print a join link of the demo campaign for a phone on the same network (the canvasser app)."""
+    from server.phone.demo_link import demo_join_link, lan_address
+
+    address = host or lan_address()
+    link = run_with_session(lambda session: demo_join_link(session, get_settings(), address, port))
+    typer.echo(f"canvasser app: open {link} on a phone on this network (serve with HOST=0.0.0.0 so phones can reach it)")
+
+
 def _campaign_id(session: object, slug: str) -> int:
     """Look a campaign up by slug (or numeric id) for CLI commands."""
     from sqlalchemy import select

@@ -12,6 +12,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const fc = createRequire(join(ROOT, "server/phone/web/package.json"))("fast-check");
 const js = (name) => import(pathToFileURL(join(ROOT, "server/phone/static/js", name)).href);
 const { SyncCore } = await js("sync-core.js");
+const { plainReason } = await js("strings.js");
 const { MemoryStore } = await js("stores.js");
 
 const BASE = process.env.CANVASS_URL;
@@ -26,8 +27,9 @@ async function login(email = EMAIL, password = PASSWORD) {
   const response = await fetch(`${BASE}/api/auth/login`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }),
   });
-  assert.equal(response.status, 200, await response.text());
-  return (await response.json()).access_token;
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  return JSON.parse(text).access_token;
 }
 
 /** A network between one phone and the server: drops, duplicates and delays requests on demand. */
@@ -106,7 +108,7 @@ test("a phone downloads its list, records, restarts with its outbox, and pushes 
   const replay = await phone.push(); // the first copy still holds the same seqs: the server answers from its receipts
   assert.equal(replay.ok, true);
   await again.pull();
-  const mine = new Set([...phone.events.keys()]);
+  const mine = new Set([...phone.events.keys()]); // the first copy never pulled: it still holds its own events
   const landed = again.eventsOf("contact_attempt").filter((e) => mine.has(e.id));
   assert.equal(landed.length, 3);
 });
@@ -120,6 +122,47 @@ test("a cursor the server refuses is dropped and the pull starts again", async (
   assert.ok(pulled.ok, phone.lastError);
   assert.notEqual(phone.cursor, "not-a-cursor!");
   assert.equal(phone.ids("stop").length, before);
+});
+
+test("upgrade required (426): the queue is kept and the phone stops until the app is updated", async () => {
+  const network = new FlakyNetwork(Math.random);
+  const phone = await newPhone(network);
+  assert.ok((await phone.pull()).ok);
+  await phone.recordContact(phone.stopsOf(LIST)[0].address_id, "not_home", { walkListId: LIST });
+  // a phone whose app speaks a protocol version this server no longer supports
+  phone.fetch = (url, init) => fetch(url, { ...init, headers: { ...init.headers, "X-Canvass-Protocol": "99" } });
+  const { pushed, pulled } = await phone.sync();
+  assert.deepEqual([pushed.ok, pushed.status, pushed.failure, pulled], [false, 426, "upgrade", null]);
+  assert.equal(phone.upgradeRequired, true);
+  assert.equal(phone.outboxCount, 1);
+  phone.fetch = network.fetch; // the app was updated
+  assert.ok((await phone.push()).ok);
+  assert.deepEqual([phone.upgradeRequired, phone.outboxCount], [false, 0]);
+});
+
+test("a revoked device gets 401: nothing is dropped and the phone asks to sign in again", async () => {
+  const phone = await newPhone(new FlakyNetwork(Math.random));
+  assert.ok((await phone.pull()).ok);
+  await phone.recordContact(phone.stopsOf(LIST)[1].address_id, "not_home", { walkListId: LIST });
+  const token = await login();
+  const revoked = await fetch(`${BASE}/api/campaigns/${CAMPAIGN}/devices/${phone.device.device_id}`, {
+    method: "DELETE", headers: { Authorization: `Bearer ${token}` },
+  });
+  assert.equal(revoked.status, 204);
+  const pushed = await phone.push();
+  assert.deepEqual([pushed.ok, pushed.status, pushed.failure, phone.authFailed, phone.outboxCount], [false, 401, "auth", true, 1]);
+  assert.equal(phone.retryDelayMs, 0, "no retry loop against a token that cannot work");
+});
+
+test("a record the server can never apply is dropped from the outbox and explained in plain words", async () => {
+  const phone = await newPhone(new FlakyNetwork(Math.random));
+  assert.ok((await phone.pull()).ok);
+  await phone.recordContact(987654321, "spoke");
+  const pushed = await phone.push();
+  assert.deepEqual([pushed.ok, phone.outboxCount, phone.rejections.size], [true, 0, 1]);
+  const [rejection] = phone.rejectionList();
+  assert.equal(rejection.mutation.address_id, 987654321);
+  assert.match(plainReason(rejection.reason), /does not know this door/);
 });
 
 test("property: lossy, duplicating, reordering network; phones converge, nothing acknowledged is lost, replays change nothing", async () => {
@@ -140,11 +183,12 @@ test("property: lossy, duplicating, reordering network; phones converge, nothing
       const people = stops.flatMap((s) => phones[0].peopleAt(s.address_id));
       for (const n of networks) n.enabled = true;
       const acknowledged = new Set();
+      const recorded = new Set();
       for (const [who, step] of steps) {
         const phone = phones[who];
         const stop = stops[step.door % stops.length];
-        if (step.kind === "knock") await phone.recordContact(stop.address_id, step.outcome, { walkListId: LIST });
-        else if (step.kind === "answer") await phone.recordAnswer(stop.address_id, "voting_intention", step.value, { walkListId: LIST });
+        if (step.kind === "knock") recorded.add((await phone.recordContact(stop.address_id, step.outcome, { walkListId: LIST })).id);
+        else if (step.kind === "answer") recorded.add((await phone.recordAnswer(stop.address_id, "voting_intention", step.value, { walkListId: LIST })).id);
         else if (step.kind === "edit" && people.length) await phone.editField("person", people[step.door % people.length].id, "phone", step.value);
         else {
           const queued = new Set([...phone.outbox.values()].map((e) => e.mutation.id).filter(Boolean));
@@ -155,12 +199,11 @@ test("property: lossy, duplicating, reordering network; phones converge, nothing
       await settle(phones, networks);
       // no acknowledged (or queued) event lost: every event any phone recorded is on both phones, from the server
       for (const phone of phones) {
-        for (const id of phone.events.keys()) {
-          for (const other of phones) {
-            const pulled = ["contact_attempt", "answer"].some((e) => other.entities.get(e)?.has(id));
-            assert.ok(pulled, `event ${id} did not reach the server`);
-          }
+        for (const id of recorded) {
+          const pulled = ["contact_attempt", "answer"].some((e) => phone.entities.get(e)?.has(id));
+          assert.ok(pulled, `event ${id} did not reach the server (or this phone)`);
         }
+        assert.equal(phone.events.size, 0, "own copies are dropped once the server's copy arrived");
         assert.equal(phone.outboxCount, 0);
         assert.equal(phone.rejections.size, 0, JSON.stringify(phone.rejectionList()));
       }

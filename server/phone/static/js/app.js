@@ -18,10 +18,11 @@ const app = {
   retryTimer: null,
   soonTimer: null,
   installPrompt: null,
-  /** Sync now (joins a sync already running); reschedules the retry after a failure. */
-  async syncNow() {
+  /** Sync now (joins a sync already running); reschedules the retry after a failure. `force`: also after 426/401. */
+  async syncNow(force = false) {
     const core = app.core;
-    if (!core?.device || core.upgradeRequired) return null;
+    if (!core?.device) return null;
+    if (!force && (core.upgradeRequired || core.authFailed)) return null; // wait for a reload / a new sign-in
     clearTimeout(app.retryTimer);
     app.syncing = true;
     renderStatus(app);
@@ -80,7 +81,10 @@ async function start() {
     app.installPrompt = event;
     renderStatus(app);
   });
-  window.addEventListener("hashchange", () => renderRoute(app));
+  window.addEventListener("hashchange", () => {
+    renderRoute(app);
+    window.scrollTo(0, 0); // a new screen starts at its top (a redraw of the same screen keeps its place)
+  });
   window.addEventListener("online", () => app.syncNow());
   window.addEventListener("offline", () => renderStatus(app));
   document.addEventListener("visibilitychange", () => {
@@ -92,7 +96,7 @@ async function start() {
   renderStatus(app);
   renderRoute(app);
   loadConfig();
-  if (app.core.device && navigator.onLine) app.syncNow();
+  if (app.core.device && navigator.onLine) app.syncNow(true); // a reloaded (maybe updated) app tries once
   document.documentElement.dataset.ready = "1";
 }
 

@@ -4,6 +4,27 @@
 // position only while the map is open (never sent anywhere).
 
 let current = null;
+let leaflet = null;
+
+/** Load Leaflet (script and styles) once, after the doors are on screen (files: fine under a strict CSP). */
+function loadLeaflet() {
+  if (window.L) return Promise.resolve(window.L);
+  leaflet = leaflet || new Promise((resolve, reject) => {
+    const style = document.createElement("link");
+    style.rel = "stylesheet";
+    style.href = "/app/static/vendor/leaflet/leaflet.css";
+    document.head.append(style);
+    const script = document.createElement("script");
+    script.src = "/app/static/vendor/leaflet/leaflet.js";
+    script.onload = () => resolve(window.L);
+    script.onerror = () => {
+      leaflet = null;
+      reject(new Error("Leaflet did not load"));
+    };
+    document.head.append(script);
+  });
+  return leaflet;
+}
 
 /** Remove the map and stop watching the position (called whenever the screen changes). */
 export function closeMap() {
@@ -36,8 +57,13 @@ async function streetLayer(app, listId) {
 
 /** Draw a list's map into `element`. `doors` are in route order; `next` is highlighted. */
 export async function showListMap(app, element, listId, doors, next) {
-  const L = window.L;
-  if (!L || !element) return;
+  let L;
+  try {
+    L = await loadLeaflet();
+  } catch {
+    return; // no map, the doors list still works
+  }
+  if (!L || !element || !element.isConnected) return;
   closeMap();
   const map = L.map(element, { zoomControl: true, attributionControl: Boolean(app.config.tile_url) });
   const state = { map, watch: null };

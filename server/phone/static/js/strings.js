@@ -123,7 +123,7 @@ export function t(key, values = {}) {
 
 /** A rejection reason in plain words (the server's machine-readable prefix picks the sentence). */
 export function plainReason(reason) {
-  const prefix = String(reason || "").split(":")[0].trim();
+  const prefix = String(reason || "").split(/[:\s]/)[0].trim(); // "unsupported: …", or an older server's "unknown address 5"
   if (prefix in STRINGS.reasons && prefix !== "other") return STRINGS.reasons[prefix];
   return t("reasons.other", { reason });
 }

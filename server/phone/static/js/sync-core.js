@@ -28,9 +28,15 @@ export function newNodeId(cryptoImpl = globalThis.crypto) {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** A UUIDv4 in canonical lowercase text. */
+/** A UUIDv4 in canonical lowercase text (randomUUID needs a secure origin; plain HTTP on a LAN does not have it). */
 export function newEventId(cryptoImpl = globalThis.crypto) {
-  return cryptoImpl.randomUUID();
+  if (typeof cryptoImpl.randomUUID === "function") return cryptoImpl.randomUUID();
+  const b = new Uint8Array(16);
+  cryptoImpl.getRandomValues(b);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** SHA-256 of UTF-8 text, lowercase hex (WebCrypto: browsers and Node 20). */
@@ -39,7 +45,10 @@ export async function sha256Hex(text, cryptoImpl = globalThis.crypto) {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The lines a list's checksum covers (contract E), from a table of entity -> Map(id -> data). */
+/**
+ * The lines a list's checksum covers (contract E as amended), from entity -> Map(id -> data):
+ * the held walk list, its held stops, the HELD addresses of those stops, the held people there.
+ */
 export function listScopeKeys(listId, entities) {
   const L = String(listId);
   const keys = new Set();
@@ -51,7 +60,8 @@ export function listScopeKeys(listId, entities) {
       if (data.address_id != null) addresses.add(String(data.address_id));
     }
   }
-  for (const id of addresses) keys.add(`address:${id}`);
+  const held = entities.get("address");
+  for (const id of addresses) if (held?.has(id)) keys.add(`address:${id}`);
   for (const [id, data] of entities.get("person") ?? []) {
     if (data.address_id != null && addresses.has(String(data.address_id))) keys.add(`person:${id}`);
   }
@@ -125,6 +135,13 @@ export class SyncCore {
     this.lastError = "";
     this.listeners = new Set();
     this._syncing = null;
+    this._network = Promise.resolve(); // push, pull and sync run one at a time
+  }
+
+  _exclusive(work) {
+    const run = this._network.then(work, work);
+    this._network = run.catch(() => {});
+    return run;
   }
 
   // ------------------------------------------------------------------ persistence
@@ -462,7 +479,11 @@ export class SyncCore {
    * Send the outbox oldest first in batches; keep everything not acknowledged. Returns
    * {ok, status, sent, acknowledged, failure}.
    */
-  async push() {
+  push() {
+    return this._exclusive(() => this._push());
+  }
+
+  async _push() {
     let sent = 0;
     let acknowledged = 0;
     while (this.outbox.size) {
@@ -500,7 +521,8 @@ export class SyncCore {
 
   async _acknowledge(batch, response, localMs) {
     const ops = this._adoptServerTime(response.server_time_ms, localMs);
-    const bySeq = new Map(response.results.map((r) => [r.seq, r]));
+    const bySeq = new Map();
+    for (const result of response.results) if (!bySeq.has(result.seq)) bySeq.set(result.seq, result); // the first result for a seq is its answer
     const maxSeq = batch[batch.length - 1].seq;
     let count = 0;
     let restamped = false;
@@ -523,7 +545,9 @@ export class SyncCore {
         if (pending) ops.push(["pending", envelope.seq, undefined]);
       }
     }
-    for (const result of response.results) if (result.server_hlc && parseHlc(result.server_hlc)) this.clock.receive(result.server_hlc);
+    for (const result of response.results) {
+      if (result.status !== "restamp" && result.server_hlc && parseHlc(result.server_hlc)) this.clock.receive(result.server_hlc);
+    }
     if (restamped) {
       // B.3: unsent edits were stamped with the same wrong clock: stamp them again in place
       for (const envelope of [...this.outbox.values()].sort((a, b) => a.seq - b.seq)) {
@@ -550,7 +574,11 @@ export class SyncCore {
    * Page through the change feed until has_more is false, download newly assigned lists, then
    * compare the per-list checksums of the last page and repair any list that differs.
    */
-  async pull() {
+  pull() {
+    return this._exclusive(() => this._pull());
+  }
+
+  async _pull() {
     let pages = 0;
     let changes = 0;
     let resets = 0;
@@ -559,7 +587,7 @@ export class SyncCore {
       const answer = await this._call("POST", "/api/sync/pull", {
         protocol_version: PROTOCOL_VERSION, device_id: this.device.node_id, cursor: this.cursor, limit: this.pageLimit,
       });
-      if (answer.status === 400 && this.cursor !== null && resets < 1 && isInvalidCursor(answer.problem)) {
+      if ((answer.status === 400 || answer.status === 422) && this.cursor !== null && resets < 1 && isInvalidCursor(answer.problem)) {
         resets += 1; // the server no longer accepts our cursor: start again (replays are harmless)
         await this._commit([["meta", "cursor", null]]);
         continue;
@@ -638,6 +666,7 @@ export class SyncCore {
   /** Re-download every list whose checksum differs from the server's; returns the repaired ids. */
   async verifyChecksums(checksums) {
     const repaired = [];
+    if (!globalThis.crypto?.subtle) return repaired; // no WebCrypto outside a secure origin: nothing to compare with
     for (const [listId, expected] of Object.entries(checksums)) {
       if (!this.entities.get("walk_list")?.has(String(listId))) continue;
       if ((await this.checksumOf(listId)) === expected) continue;
@@ -662,7 +691,11 @@ export class SyncCore {
       token = answer.json.next_page_token;
       if (!token) break;
     }
-    const stale = [...before].filter((key) => !seen.has(key));
+    // amendment E.2: keep what another list on the phone still brings in (an address on two lists)
+    const view = this._scopeEntities();
+    const others = new Set();
+    for (const other of this.ids("walk_list")) if (other !== String(listId)) for (const key of listScopeKeys(other, view)) others.add(key);
+    const stale = [...before].filter((key) => !seen.has(key) && !others.has(key));
     if (stale.length) await this._commit(stale.map((key) => ["entities", key, undefined]));
     return true;
   }
@@ -670,17 +703,17 @@ export class SyncCore {
   /** Push then pull; one at a time (a second call while one runs joins it). */
   sync() {
     if (!this._syncing) {
-      this._syncing = (async () => {
+      this._syncing = this._exclusive(async () => {
         try {
-          const pushed = await this.push();
+          const pushed = await this._push();
           if (!pushed.ok && (pushed.failure === "upgrade" || pushed.failure === "network" || pushed.failure === "auth")) return { pushed, pulled: null };
-          const pulled = await this.pull();
-          if (pulled.ok && this.outbox.size) return { pushed: await this.push(), pulled }; // restamped edits
+          const pulled = await this._pull();
+          if (pulled.ok && this.outbox.size) return { pushed: await this._push(), pulled }; // restamped edits
           return { pushed, pulled };
         } finally {
           this._syncing = null;
         }
-      })();
+      });
     }
     return this._syncing;
   }
@@ -697,6 +730,7 @@ export class SyncCore {
     };
     let downloads = null;
     const erasures = [];
+    let queued = null; // own event ids still in the outbox (computed once, if needed)
     for (const change of changes) {
       const id = String(change.id);
       const key = ekey(change.entity, id);
@@ -716,6 +750,11 @@ export class SyncCore {
           if (!(id in downloads)) downloads[id] = "";
         }
         if (EDITABLE_FIELDS[change.entity]) ops.push(...this._rebaseOps(change.entity, id, change.data));
+        if (this.events.has(id)) {
+          // the server's copy of an own event arrived: the local copy is no longer needed once sent
+          queued = queued ?? new Set([...this.outbox.values()].map((e) => e.mutation.id));
+          if (!queued.has(id)) ops.push(["events", id, undefined]);
+        }
       } else if (change.op === "remove") {
         shadow.set(key, null);
         ops.push(["entities", key, undefined], ["removed", key, change.version ?? ""]);
@@ -839,7 +878,7 @@ export class SyncCore {
   }
 }
 
-/** A 400 problem that says the pull cursor was refused (contract E; older servers say so in words). */
+/** A problem that says the pull cursor was refused (contract E: 400 invalid-cursor; older servers: 422 in words). */
 export function isInvalidCursor(problem) {
   if (!problem) return false;
   if (typeof problem.type === "string" && problem.type.endsWith("/invalid-cursor")) return true;

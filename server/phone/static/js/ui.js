@@ -56,7 +56,7 @@ export function renderStatus(app) {
   const counts = h("div", { class: "counts" },
     h("div", { id: "outbox-count", "data-count": String(count) }, count ? t("waiting", { count }) : t("allSent")),
     h("div", { id: "last-synced" }, navigator.onLine ? timeText(core.lastSyncAt) : t("offline")));
-  const button = h("button", { id: "sync-now", type: "button", disabled: !core.device || app.syncing, onclick: () => app.syncNow() },
+  const button = h("button", { id: "sync-now", type: "button", disabled: !core.device || app.syncing, onclick: () => app.syncNow(true) },
     app.syncing ? t("syncing") : t("syncNow"));
   status.replaceChildren(counts, button);
 
@@ -131,7 +131,7 @@ async function finishSignIn(app, tokens, form) {
   const campaignId = chosen ? Number(chosen.value) : (memberships.find((m) => m.campaign_id === previous) || memberships[0]).campaign_id;
   await app.core.registerDevice(campaignId, tokens.access_token, `Phone of ${me.display_name}`.slice(0, 200));
   status.textContent = t("downloading");
-  await app.syncNow();
+  await app.syncNow(true);
   location.hash = "#/lists";
   if (location.pathname !== "/app/") history.replaceState(null, "", "/app/#/lists");
   renderRoute(app);
@@ -245,7 +245,11 @@ export function renderList(app, listId) {
   doors.forEach((door, i) => {
     const key = door.address.building_key;
     const shared = key && doors.filter((d) => d.address.building_key === key).length > 1;
-    if (shared && key !== building) items.push(h("li", { class: "building" }, t("building", { name: door.address.lines?.slice(-2, -1)[0] || door.address.street || key })));
+    if (shared && key !== building) {
+      const lines = (door.address.lines || []).filter(Boolean);
+      const name = (door.address.flat && lines.length > 1 ? lines.slice(1) : lines).join(", ") || door.address.street || key;
+      items.push(h("li", { class: "building" }, t("building", { name })));
+    }
     building = shared ? key : null;
     const classes = ["door", door.done ? "done" : "", next && door === next ? "next" : ""].join(" ");
     items.push(h("li", {}, h("a", { class: classes, href: `#/door/${listId}/${door.address.id}`, "data-address-id": String(door.address.id), "aria-current": next && door === next ? "step" : null },
