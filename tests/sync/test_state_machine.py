@@ -348,7 +348,8 @@ class SyncMachine(RuleBasedStateMachine):
             if kind == "contact":
                 event: Any = client.record_contact(address, self.rng.choice(["spoke", "not_home"]), person_id=person)
             elif kind == "answer":
-                event = client.record_answer(address, "vote", self.rng.choice(["lab", 2, True]), person_id=person)
+                key, value = self.rng.choice([("vote", "lab"), ("certainty", 2), ("poster", True)])
+                event = client.record_answer(address, key, value, person_id=person)
             elif kind == "dnv":
                 event = client.record_observation(address, "do_not_visit", person_id=person)
             else:
