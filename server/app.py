@@ -30,6 +30,7 @@ from server.results.controllers import ResultsController, ResultsExportControlle
 from server.results.tallies import fold_periodically
 from server.settings import Settings, get_settings
 from server.sync.controllers import SyncController
+from server.sync.erasure import ErasureController
 from server.sync.review import ConflictReviewController
 from server.targeting.controllers import TargetingController
 from server.walklists.controllers import WalkListController
@@ -53,6 +54,7 @@ ROUTE_HANDLERS = [
     WalkListController,
     SyncController,
     ConflictReviewController,
+    ErasureController,
     ResultsController,
     ResultsExportController,
 ]

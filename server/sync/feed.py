@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,7 +57,6 @@ from server.db.models import (
     Answer,
     Assignment,
     ChangeFeed,
-    Conflict,
     ContactAttempt,
     FieldVersion,
     Flag,
@@ -815,138 +814,7 @@ async def list_page(
     return ListPage(list_id=list_id, changes=changes, next_page_token=token)
 
 
-# ------------------------------------------------------------------ erasure
-
-
-async def erase_person(
-    session: AsyncSession, campaign_id: int, person_id: int, erased_by: int | None
-) -> None:
-    """Hard-delete a person and everything about them; keep an id-only tombstone sent as ``erase``."""
-    person = await session.get(Person, person_id)
-    if person is None or person.campaign_id != campaign_id:
-        return
-    address_id = person.address_id
-    for entity, model in _EVENT_MODELS.items():
-        for event_id in list(
-            await session.scalars(
-                select(model.id).where(
-                    model.campaign_id == campaign_id, model.person_id == person_id
-                )
-            )
-        ):
-            await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
-        await session.execute(
-            delete(model).where(model.campaign_id == campaign_id, model.person_id == person_id)
-        )
-    await _erase_field_history(session, "person", [person_id])
-    await session.execute(
-        delete(Flag).where(Flag.campaign_id == campaign_id, Flag.person_key == person_id)
-    )
-    await session.delete(person)
-    await session.flush()
-    await _tombstone(session, campaign_id, "person", str(person_id), erased_by, address_id)
-    if address_id is not None:
-        await _tombstone_flag(session, campaign_id, address_id, person_id, erased_by)
-
-
-async def erase_address(
-    session: AsyncSession, campaign_id: int, address_id: int, erased_by: int | None
-) -> None:
-    """Hard-delete an address, its people and events; tombstones for each id."""
-    address = await session.get(Address, address_id)
-    if address is None or address.campaign_id != campaign_id:
-        return
-    for person_id in list(
-        await session.scalars(select(Person.id).where(Person.address_id == address_id))
-    ):
-        await erase_person(session, campaign_id, person_id, erased_by)
-    for entity, model in _EVENT_MODELS.items():
-        for event_id in list(
-            await session.scalars(
-                select(model.id).where(
-                    model.campaign_id == campaign_id, model.address_id == address_id
-                )
-            )
-        ):
-            await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
-        await session.execute(
-            delete(model).where(model.campaign_id == campaign_id, model.address_id == address_id)
-        )
-    await _tombstone_flag(session, campaign_id, address_id, None, erased_by)
-    await session.execute(
-        delete(Flag).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id)
-    )
-    await _erase_field_history(session, "address", [address_id])
-    stop_ids = list(
-        await session.scalars(select(WalkListStop.id).where(WalkListStop.address_id == address_id))
-    )
-    for stop_id in stop_ids:
-        await _tombstone(session, campaign_id, "stop", str(stop_id), erased_by, address_id)
-    await session.execute(delete(WalkListStop).where(WalkListStop.address_id == address_id))
-    await session.delete(address)
-    await session.flush()
-    await _tombstone(session, campaign_id, "address", str(address_id), erased_by, address_id)
-
-
-async def _erase_field_history(session: AsyncSession, entity: str, ids: list[int]) -> None:
-    await session.execute(
-        delete(FieldVersion).where(FieldVersion.entity == entity, FieldVersion.entity_id.in_(ids))
-    )
-    await session.execute(
-        delete(Conflict).where(Conflict.entity == entity, Conflict.entity_id.in_(ids))
-    )
-
-
-async def _tombstone_flag(
-    session: AsyncSession,
-    campaign_id: int,
-    address_id: int,
-    person_id: int | None,
-    erased_by: int | None,
-) -> None:
-    exists = await session.scalar(
-        select(Flag.id).where(
-            Flag.campaign_id == campaign_id,
-            Flag.address_id == address_id,
-            Flag.person_key == (person_id or 0),
-        )
-    )
-    if exists is not None:
-        await record_change(
-            session,
-            campaign_id=campaign_id,
-            entity="flag",
-            entity_id=flag_key(address_id, person_id),
-            op="erase",
-            address_id=address_id,
-        )
-
-
-async def _tombstone(
-    session: AsyncSession,
-    campaign_id: int,
-    entity: str,
-    entity_id: str,
-    erased_by: int | None,
-    address_id: int | None,
-) -> None:
-    existing = await session.scalar(
-        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == entity_id)
-    )
-    if existing is None:
-        session.add(
-            Tombstone(
-                campaign_id=campaign_id, entity=entity, entity_id=entity_id, erased_by=erased_by
-            )
-        )
-    await record_change(
-        session,
-        campaign_id=campaign_id,
-        entity=entity,
-        entity_id=entity_id,
-        op="erase",
-        address_id=address_id,
-    )
+# ------------------------------------------------------------------ erasure (server.sync.erasure)
 
 
 async def is_erased(session: AsyncSession, entity: str, entity_id: int | str) -> bool:
@@ -964,8 +832,6 @@ __all__ = [
     "Cursor",
     "decode_cursor",
     "encode_cursor",
-    "erase_address",
-    "erase_person",
     "is_erased",
     "list_page",
     "load_upserts",

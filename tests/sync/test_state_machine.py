@@ -75,7 +75,7 @@ from server.db.models import MutationResult as MutationResultRow
 from server.db.session import create_engine_for, create_sessionmaker
 from server.settings import load_settings
 from server.sync.controllers import SyncController
-from server.sync.feed import erase_person
+from server.sync.erasure import erase_person
 from server.sync.store import SERVER_CLOCK
 from sync.client import SyncClient
 from sync.clock import DEFAULT_MAX_SKEW_MS, HLC, HybridClock, format_hlc, system_wall_ms

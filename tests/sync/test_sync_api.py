@@ -27,7 +27,7 @@ from server.db.models import (
 from server.db.models import (
     MutationResult as MutationResultRow,
 )
-from server.sync.feed import erase_person
+from server.sync.erasure import erase_person
 from server.sync.store import SERVER_CLOCK
 from sync.clock import HLC, format_hlc, system_wall_ms
 from sync.protocol import Envelope, PushRequest, RecordContactAttempt
