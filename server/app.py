@@ -35,6 +35,7 @@ from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, SettingsError, get_settings
 from server.strict_bodies import refuse_loose_json_bodies
 from server.sync.controllers import SyncController
+from server.sync.erasure import ErasureController
 from server.sync.review import ConflictReviewController
 from server.targeting.controllers import TargetingController
 from server.walklists.controllers import WalkListController
@@ -55,6 +56,7 @@ ROUTE_HANDLERS = [
     WalkListController,
     SyncController,
     ConflictReviewController,
+    ErasureController,
     ResultsController,
     ResultsExportController,
 ]

@@ -593,6 +593,27 @@ def retention_run(campaign: Annotated[str | None, typer.Option("--campaign", "-c
                    f"{report.flags} flags, {report.conflicts} conflicts; cleared {report.notes_cleared} address notes")  # type: ignore[attr-defined]
 
 
+@app.command("erase")
+def erase_cmd(
+    campaign: Annotated[str, typer.Option("--campaign", "-c", help="Campaign slug or id")],
+    person: Annotated[int | None, typer.Option("--person", help="Person id to erase")] = None,
+    address: Annotated[int | None, typer.Option("--address", help="Address id to erase (with its people)")] = None,
+) -> None:
+    """Erase one person or one address and everything about them (phones are told at their next pull)."""
+    from server.sync.erasure import erase_record
+
+    if (person is None) == (address is None):
+        fail("give exactly one of --person or --address")
+    entity, record_id = ("person", person) if person is not None else ("address", address)
+
+    async def work(session: object) -> object:
+        campaign_id = await _campaign_id(session, campaign)
+        return await erase_record(session, campaign_id, entity, int(record_id), None)  # type: ignore[arg-type]
+
+    run_with_session(work)
+    typer.echo(f"erased {entity} {record_id}")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",

@@ -24,6 +24,7 @@ from server.db.models import (
     Survey,
     User,
 )
+from server.surveys.rules import validate_questions
 
 DEMO_SLUG = "demo-town"
 DEMO_PASSWORD = "canvass-demo"
@@ -79,14 +80,9 @@ async def load_demo(
 
     streets = await store_streets(session, campaign.id, town_streets_gdf(town), "demo")
     say(f"loaded {streets} street segments")
-    session.add(
-        Survey(
-            campaign_id=campaign.id,
-            name=town.survey.name,
-            version=1,
-            questions=[msgspec.structs.asdict(q) if isinstance(q, msgspec.Struct) else _question_dict(q) for q in town.survey.questions],
-        )
-    )
+    questions = [msgspec.structs.asdict(q) if isinstance(q, msgspec.Struct) else _question_dict(q) for q in town.survey.questions]
+    validate_questions(questions)  # the survey rules: known kinds, no special category question
+    session.add(Survey(campaign_id=campaign.id, name=town.survey.name, version=1, questions=questions))
     await session.flush()
     return DemoSummary(
         campaign_id=campaign.id, created=True, areas=area_count, addresses=len(address_ids), people=people, logins=logins

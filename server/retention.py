@@ -7,7 +7,7 @@ every due campaign, each in the caller's transaction. Running it again is a
 no-op apart from data that arrived since.
 
 What is deleted (hard delete, with the same semantics as
-``server.sync.feed.erase_person``: an id-only ``Tombstone`` per record and an
+``server.sync.erasure.erase_person``: an id-only ``Tombstone`` per record and an
 ``erase`` change row, so every phone purges its copies at its next pull, and
 a later push that touches an erased id is rejected, never resurrected):
 
@@ -73,6 +73,7 @@ from server.db.models import (
     Tombstone,
 )
 from server.results.tallies import fold_result_tallies
+from server.sync.erasure import erase_held_mutations
 from server.sync.feed import COUNTER_NAME, is_postgres
 from sync.protocol import flag_key
 
@@ -216,6 +217,7 @@ async def apply_retention(
         .where(MutationResult.campaign_id == cid, MutationResult.status == "rejected")
         .values(reason="")
     )
+    await erase_held_mutations(session, cid)  # kept payloads of rejected mutations hold personal data
     await _scrub_audit(session, cid)
     await _restore_tallies(session, cid, tallies)
     await _append_changes(session, cid, changes)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
-from sync.clock import HybridClock
+from sync.clock import DEFAULT_MAX_SKEW_MS, HybridClock
 from sync.merge import FlagState, apply_observation
 from sync.protocol import (
     EDITABLE_FIELDS,
@@ -55,6 +55,7 @@ from sync.protocol import (
     Remove,
     ServerRequest,
     Upsert,
+    list_checksum,
 )
 
 Transport = Callable[[str, str, bytes, dict[str, str]], Awaitable[tuple[int, bytes]]]
@@ -116,6 +117,10 @@ class ClientState(Struct):
     conflicts: list[MutationResult] = []
     downloads: dict[str, str] = {}
     upgrade_required: bool = False
+    clock_offset_ms: int = 0
+    """Added to the device's own wall clock when stamping (contract B: adopted from the server)."""
+    checksums: dict[str, str] = {}
+    """The server's per-list checksums from the last complete pull (contract E)."""
 
 
 class PushOutcome(Struct, frozen=True):
@@ -184,6 +189,7 @@ class SyncClient:
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
         protocol_version: int = PROTOCOL_VERSION,
+        max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
     ) -> None:
         self.device_id = device_id
         self.token = token
@@ -198,6 +204,10 @@ class SyncClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.protocol_version = protocol_version
+        self.max_skew_ms = max_skew_ms
+        self.device_wall = self.clock.wall
+        """The device's own clock (ms); stamps use it plus ``state.clock_offset_ms``."""
+        self.clock.wall = self._stamping_wall
         self.failures = 0
         self.retry_delay = 0.0
         self.last_error = ""
@@ -227,6 +237,14 @@ class SyncClient:
             if state.clock_last:
                 clock.observe(state.clock_last)
         return cls(state.device_id, token, transport, clock, state=state, **kwargs)
+
+    def _stamping_wall(self) -> int:
+        return self.device_wall() + self.state.clock_offset_ms
+
+    @property
+    def last_checksums(self) -> dict[str, str]:
+        """The server's per-list checksums from the last complete pull."""
+        return self.state.checksums
 
     # ------------------------------------------------------------------ read side
 
@@ -544,8 +562,11 @@ class SyncClient:
 
     def _acknowledge(self, response: PushResponse) -> int:
         """Drop acknowledged mutations from the outbox; keep rejection reasons visible."""
-        by_seq = {r.seq: r for r in response.results}
+        by_seq: dict[int, MutationResult] = {}
+        for r in response.results:  # a repeated seq's first result is its receipt (contract C)
+            by_seq.setdefault(r.seq, r)
         kept: list[Envelope] = []
+        restamped: list[Envelope] = []
         count = 0
         for envelope in self.state.outbox:
             result = by_seq.get(envelope.seq)
@@ -553,6 +574,9 @@ class SyncClient:
                 kept.append(envelope)
                 continue
             count += 1
+            if result.status == "restamp" and isinstance(envelope.mutation, EditField):
+                restamped.append(envelope)
+                continue
             if result.status == "rejected":
                 self.state.rejections.append(
                     Rejection(seq=envelope.seq, mutation=envelope.mutation, reason=result.reason)
@@ -561,10 +585,51 @@ class SyncClient:
                 self.state.conflicts.append(result)
             self._settle_pending_edit(envelope.seq, result.status)
         self.state.outbox = kept
+        if response.server_time_ms:
+            self._adopt_server_time(response.server_time_ms, force=bool(restamped))
         for result in response.results:
             if result.server_hlc:
                 self._absorb(result.server_hlc)
+        if restamped:
+            self._requeue_restamped(restamped)
         return count
+
+    def _adopt_server_time(self, server_time_ms: int, *, force: bool = False) -> None:
+        """Contract B steps 1-2: take the server's clock as the reference when it differs by more
+        than half the skew bound (or after a ``restamp``), and pull the HLC back if it ran ahead."""
+        offset = server_time_ms - self.device_wall()
+        if force or abs(offset - self.state.clock_offset_ms) > self.max_skew_ms // 2:
+            self.state.clock_offset_ms = offset
+        wall = self._stamping_wall()
+        if self.clock.last.wall_ms > wall + self.max_skew_ms:
+            self.clock.rewind(wall)
+
+    def _restamp(self, edit: EditField) -> EditField:
+        """The same edit stamped again now (after receiving its base, as every edit is)."""
+        if edit.base_hlc is not None:
+            self._absorb(edit.base_hlc)
+        return msgspec.structs.replace(edit, hlc=self.clock.now().encode())
+
+    def _requeue_restamped(self, restamped: list[Envelope]) -> None:
+        """Contract B step 3: each edit answered ``restamp`` is queued again as a new seq,
+        re-stamped; every other pending (unsent) edit is re-stamped in place."""
+        old_seqs = {e.seq for e in restamped}
+        self.state.pending_edits = [p for p in self.state.pending_edits if p.seq not in old_seqs]
+        renamed: dict[int, EditField] = {}
+        for index, envelope in enumerate(self.state.outbox):
+            if isinstance(envelope.mutation, EditField):
+                edit = self._restamp(envelope.mutation)
+                self.state.outbox[index] = Envelope(seq=envelope.seq, mutation=edit)
+                renamed[envelope.seq] = edit
+        self.state.pending_edits = [
+            PendingEdit(edit=renamed[p.seq], seq=p.seq, acknowledged=p.acknowledged) if p.seq in renamed else p
+            for p in self.state.pending_edits
+        ]
+        for envelope in restamped:
+            assert isinstance(envelope.mutation, EditField)
+            edit = self._restamp(envelope.mutation)
+            queued = self._enqueue(edit)
+            self.state.pending_edits.append(PendingEdit(edit=edit, seq=queued.seq))
 
     def _settle_pending_edit(self, seq: int, status: str) -> None:
         edits = []
@@ -579,6 +644,7 @@ class SyncClient:
         """Page through the change feed until ``has_more`` is false, then finish list downloads."""
         pages = changes = 0
         attempts_left = retries
+        cursor_reset = False
         while True:
             request = PullRequest(
                 protocol_version=self.protocol_version,
@@ -590,6 +656,10 @@ class SyncClient:
                 "POST", PULL_PATH, request, PullResponse
             )
             if response is None:
+                if status == 400 and "/invalid-cursor" in self.last_error and not cursor_reset:
+                    self.state.cursor = None  # contract E: the server does not know it; start again
+                    cursor_reset = True
+                    continue
                 if await self._backed_off(failure, attempts_left):
                     attempts_left -= 1
                     continue
@@ -602,8 +672,15 @@ class SyncClient:
             pages += 1
             changes += len(response.changes)
             if not response.has_more:
+                self.state.checksums = dict(response.checksums)
                 break
         downloaded = await self.download_lists(retries=retries)
+        if downloaded.ok:
+            repaired = await self.repair_lists(retries=retries)
+            downloaded = PullOutcome(
+                ok=repaired.ok, status=repaired.status, pages=downloaded.pages + repaired.pages,
+                changes=downloaded.changes + repaired.changes, error=repaired.error,
+            )
         if not downloaded.ok:
             return PullOutcome(
                 ok=False,
@@ -652,6 +729,63 @@ class SyncClient:
                 self.state.downloads[list_id] = page.next_page_token
             else:
                 del self.state.downloads[list_id]
+        return PullOutcome(ok=True, status=200, pages=pages, changes=changes)
+
+    def _list_scope(self, list_id: str) -> list[str]:
+        """Contract E: the ``"{entity}:{id}"`` keys this phone holds because of walk list ``list_id``."""
+        entities = self.state.entities
+        keys = [f"walk_list:{list_id}"] if list_id in entities.get("walk_list", {}) else []
+        addresses: set[str] = set()
+        for stop_id, stop in entities.get("stop", {}).items():
+            if str(stop.data.get("walk_list_id")) == list_id:
+                keys.append(f"stop:{stop_id}")
+                addresses.add(str(stop.data.get("address_id")))
+        keys += [f"address:{a}" for a in addresses if a in entities.get("address", {})]
+        keys += [
+            f"person:{p}"
+            for p, person in entities.get("person", {}).items()
+            if str(person.data.get("address_id")) in addresses
+        ]
+        return keys
+
+    def list_checksum(self, list_id: int | str) -> str:
+        """This phone's checksum of walk list ``list_id`` (compared with the server's, contract E)."""
+        return list_checksum(self._list_scope(str(list_id)))
+
+    async def repair_lists(self, *, retries: int = 0) -> PullOutcome:
+        """Re-download every list whose checksum differs from the server's; drop local records of
+        its scope that the download did not contain (and no other held list holds)."""
+        pages = changes = 0
+        for list_id, expected in sorted(self.state.checksums.items()):
+            if list_id not in self.state.entities.get("walk_list", {}) and list_id in self.state.downloads:
+                continue  # still downloading
+            if self.list_checksum(list_id) == expected:
+                continue
+            received: set[str] = set()
+            token = ""
+            while True:
+                path = LIST_PATH.format(list_id=list_id) + (f"?page_token={token}" if token else "")
+                status, page, failure = await self._exchange("GET", path, None, ListPage, gone=(403, 404))
+                if status in (403, 404):
+                    break
+                if page is None:
+                    if await self._backed_off(failure, retries):
+                        retries -= 1
+                        continue
+                    return PullOutcome(ok=False, status=status, pages=pages, changes=changes, error=self.last_error)
+                self.apply_changes(page.changes, from_download=True)
+                received |= {f"{c.entity}:{c.id}" for c in page.changes if isinstance(c, Upsert)}
+                pages += 1
+                changes += len(page.changes)
+                if not page.next_page_token:
+                    break
+                token = page.next_page_token
+            if status in (403, 404):
+                continue
+            others = {k for other in self.state.checksums if other != list_id for k in self._list_scope(other)}
+            for key in set(self._list_scope(list_id)) - received - others:
+                entity, _, entity_id = key.partition(":")
+                self.state.entities.get(entity, {}).pop(entity_id, None)
         return PullOutcome(ok=True, status=200, pages=pages, changes=changes)
 
     async def sync(self, *, retries: int = 0) -> tuple[PushOutcome, PullOutcome | None]:

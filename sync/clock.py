@@ -135,6 +135,15 @@ class HybridClock:
                 return self._set(physical, 0)
             return self._set(self._wall_ms, self._counter + 1)
 
+    def rewind(self, wall_ms: int) -> HLC:
+        """Reset the last stamp to ``(wall_ms, 0)`` if it is ahead of it: the one permitted backwards
+        move, after a server said this clock was far ahead (sync contract B; an edit still orders
+        after its ``base_hlc`` because it receives it before stamping)."""
+        with self._lock:
+            if self._wall_ms > wall_ms:
+                self._wall_ms, self._counter = wall_ms, 0
+            return HLC(self._wall_ms, self._counter, self.node)
+
     def receive(self, remote: HLC | str, *, trusted: bool = False) -> HLC:
         """Absorb a remote stamp and return a new local stamp greater than both.
 

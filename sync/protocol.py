@@ -22,6 +22,7 @@ Schema evolution (why the Structs look the way they do):
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -200,7 +201,18 @@ class Envelope(Struct, frozen=True):
     mutation: Mutation
 
 
-MutationStatus = Literal["applied", "duplicate", "conflict", "rejected"]
+MutationStatus = Literal["applied", "duplicate", "conflict", "rejected", "restamp"]
+
+REJECTION_PREFIXES: Final[tuple[str, ...]] = (
+    "out_of_scope:",
+    "erased:",
+    "unknown:",
+    "not_allowed:",
+    "invalid:",
+    "unsupported:",
+    "duplicate_seq:",
+)
+"""Machine-readable starts of a ``rejected`` reason (a conflict's may start ``conflicting_duplicate:``)."""
 
 
 class PushRequest(Struct, frozen=True):
@@ -217,7 +229,10 @@ class MutationResult(Struct, frozen=True):
     ``applied``: took effect (an event stored, an edit now current).
     ``duplicate``: the event id / edit was already known (from any device): no effect.
     ``conflict``: the edit was stored but lost to a concurrent edit; kept for review.
-    ``rejected``: can never be applied (``reason`` says why); processed, never retry.
+    ``rejected``: can never be applied (``reason`` says why, see ``REJECTION_PREFIXES``); processed,
+    never retry; the server keeps its payload for review.
+    ``restamp``: an edit stamped beyond the skew bound, not applied: the phone adopts
+    ``PushResponse.server_time_ms`` and queues it again, re-stamped, as a new seq.
     """
 
     seq: int
@@ -231,6 +246,8 @@ class PushResponse(Struct, frozen=True):
 
     results: list[MutationResult]
     last_seq: int
+    server_time_ms: int = 0
+    """The server's wall clock (ms since the epoch) when it answered: a phone's clock reference."""
 
 
 # --------------------------------------------------------------------------- pull
@@ -278,6 +295,9 @@ class PullResponse(Struct, frozen=True):
     changes: list[Change]
     cursor: str | None
     has_more: bool
+    checksums: dict[str, str] = {}
+    """On the last page (``has_more`` false): per held walk list, the checksum of what the phone
+    should hold because of it (``list_checksum``)."""
 
 
 class ListPage(Struct, frozen=True):
@@ -319,6 +339,11 @@ def decode(data: bytes | str, type_: type[T]) -> T:
 def entity_key(entity_id: int | str | uuid.UUID) -> str:
     """The wire form of an entity id: decimal for integers, canonical text for UUIDs."""
     return str(entity_id)
+
+
+def list_checksum(keys: list[str]) -> str:
+    """Contract section E: SHA-256 (lowercase hex) of the sorted ``"{entity}:{id}"`` lines joined by newlines."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
 
 
 def flag_key(address_id: int, person_id: int | None) -> str:

@@ -145,7 +145,7 @@ class CampaignPeopleController(Controller):
     @post("/devices", guards=[require_role(*MEMBERS)], status_code=201)
     async def register_device(self, campaign_id: FromPath[int], data: JSONBody[DeviceCreate], accounts: Accounts, user: CurrentUser) -> DeviceToken:
         """Register this phone for offline sync; the token is shown once."""
-        return await accounts.register_device(user, campaign_id, data.name)
+        return await accounts.register_device(user, campaign_id, data.name, data.node_id)
 
     @get("/devices", guards=[require_role(*MEMBERS)])
     async def list_devices(self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> list[DeviceOut]:

@@ -97,9 +97,10 @@ class MemberOut(msgspec.Struct):
 
 
 class DeviceCreate(msgspec.Struct, forbid_unknown_fields=True):
-    """Register the phone in hand as a sync device."""
+    """Register the phone in hand as a sync device; ``node_id`` is the install's own (sync contract A)."""
 
     name: Name
+    node_id: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{16}$")] | None = None
 
 
 class DeviceToken(msgspec.Struct):

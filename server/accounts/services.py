@@ -175,17 +175,37 @@ class AccountService:
 
     # ------------------------------------------------------------ devices
 
-    async def register_device(self, actor: AuthUser, campaign_id: int, name: str) -> DeviceToken:
-        """Register a phone; its token works for sync until the device is revoked."""
+    async def register_device(self, actor: AuthUser, campaign_id: int, name: str, node_id: str | None = None) -> DeviceToken:
+        """Register a phone; its token works for sync until the device is revoked.
+
+        ``node_id`` is the install's HLC node (sync contract A): the same user signing in
+        again with it in the same campaign re-activates that device row (receipt kept, so its
+        queue is accepted) and revokes the tokens issued before; another user's node id is a 409.
+        """
         if actor.device_id is not None:
             raise Forbidden("A device cannot register another device.")
-        device = Device(user_id=actor.id, campaign_id=campaign_id, name=name, node_id=uuid.uuid4().hex[:16])
-        self.session.add(device)
+        device = None
+        if node_id is not None:
+            device = await self.session.scalar(select(Device).where(Device.node_id == node_id).with_for_update())
+            if device is not None and (device.user_id != actor.id or device.campaign_id != campaign_id):
+                raise ConflictError("This node id belongs to another device; generate a new one.")
+        if device is None:
+            device = Device(user_id=actor.id, campaign_id=campaign_id, name=name, node_id=node_id or uuid.uuid4().hex[:16])
+            self.session.add(device)
+        else:
+            if device.token_jti is not None:
+                self.session.add(RevokedAccessToken(
+                    jti=device.token_jti, expires_at=_now() + timedelta(days=self.settings.device_token_days)
+                ))
+            device.revoked_at = None
+            device.name = name
+        jti = uuid.uuid4().hex
+        device.token_jti = jti
         await self.session.flush()
         token = self.jwt_auth.create_token(
             identifier=str(actor.id),
             token_expiration=timedelta(days=self.settings.device_token_days),
-            token_unique_jwt_id=uuid.uuid4().hex,
+            token_unique_jwt_id=jti,
             token_extras={"dev": device.id},
         )
         return DeviceToken(device_id=device.id, node_id=device.node_id, token=token, campaign_id=campaign_id)

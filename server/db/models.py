@@ -147,6 +147,7 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_sync_at: Mapped[datetime | None] = mapped_column(nullable=True)
     protocol_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    token_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the current token (migration 0009)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -425,6 +426,8 @@ class ContactAttempt(Base):
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the phone's stamp was further ahead than the skew bound: kept as sent, received_at is the server's time
+    time_untrusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Answer(Base):
@@ -446,6 +449,8 @@ class Answer(Base):
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the phone's stamp was further ahead than the skew bound: kept as sent, received_at is the server's time
+    time_untrusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Observation(Base):
@@ -463,6 +468,8 @@ class Observation(Base):
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the phone's stamp was further ahead than the skew bound: kept as sent, received_at is the server's time
+    time_untrusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 # ---------------------------------------------------------------- sync bookkeeping
@@ -531,6 +538,32 @@ class MutationResult(Base):
     entity_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     server_hlc: Mapped[str] = mapped_column(String(64), default="")
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HeldMutation(Base):
+    """A pushed mutation not applied as sent (rejected, restamp, conflicting duplicate, repeated
+    seq), kept with its full payload for an organiser to re-apply, edit then apply, or dismiss."""
+
+    __tablename__ = "held_mutations"
+    __table_args__ = (Index("ix_held_mutations_campaign_review", "campaign_id", "review"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    device_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    op: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    entity: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    entity_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    address_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # what erasure deletes it by
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payload: Mapped[str] = mapped_column(Text)
+    review: Mapped[str] = mapped_column(String(16), default="open", server_default="open")  # open, applied, dismissed
+    reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reviewed_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -613,6 +646,7 @@ PERSON_LEVEL_TABLES = (
     "flags",
     "field_versions",
     "mutation_results",
+    "held_mutations",
 )
 """Tables that describe or are about an individual; the privacy test scans these."""
 

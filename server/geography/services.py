@@ -426,8 +426,11 @@ async def import_register(
     addresses = await campaign_addresses_frame(session, campaign_id)
     progress("matching", 0, len(register))
     matched = await _in_thread(match_register, register, addresses)
-    if replace:
-        await session.execute(delete(Person).where(Person.campaign_id == campaign_id))
+    if replace:  # through the one erasure path: tombstones and erase changes tell the phones
+        from server.sync.erasure import erase_people
+
+        removed = list(await session.scalars(select(Person.id).where(Person.campaign_id == campaign_id)))
+        await erase_people(session, campaign_id, removed, None)
     rows = []
     for record in matched.to_dict(orient="records"):
         address_index = record.get("address_index")

@@ -15,7 +15,7 @@ from server.audit import record_audit
 from server.db.session import autocommit_session
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
-from server.sync.feed import is_postgres, list_page, pull_changes
+from server.sync.feed import cursor_key, is_postgres, list_page, pull_changes
 from server.sync.store import PushContext, RawPushRequest, apply_plain_push, apply_push
 from sync.protocol import (
     PROTOCOL_HEADER,
@@ -146,6 +146,8 @@ class SyncController(Controller):
             campaign_id=device.campaign_id,
             cursor=pull.cursor,
             limit=pull.limit,
+            key=cursor_key(settings.secret_key),
+            device=device.node_id,
         )
         if response.changes:
             record_audit(

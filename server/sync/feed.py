@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +57,6 @@ from server.db.models import (
     Answer,
     Assignment,
     ChangeFeed,
-    Conflict,
     ContactAttempt,
     FieldVersion,
     Flag,
@@ -67,7 +68,7 @@ from server.db.models import (
     WalkList,
     WalkListStop,
 )
-from server.errors import InvalidInput
+from server.errors import DomainError, InvalidInput
 from sync.protocol import (
     EDITABLE_FIELDS,
     Change,
@@ -77,6 +78,7 @@ from sync.protocol import (
     Remove,
     Upsert,
     flag_key,
+    list_checksum,
 )
 
 COUNTER_NAME = "change_feed"
@@ -159,18 +161,48 @@ MAX_DONE = 500
 """How many delivered transaction ids above the horizon a cursor may remember."""
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """Opaque, URL-safe text form of a cursor."""
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+MAX_CURSOR_CHARS = 16_384
+"""A cursor longer than this is refused unread (``MAX_DONE`` ids and the lists fit well inside)."""
 
 
-def decode_cursor(text_value: str) -> Cursor:
-    """Parse a cursor a device sent back; ``InvalidInput`` if it was tampered with or mangled."""
+class InvalidCursor(DomainError):
+    """A pull cursor the server did not issue to this device (forged, tampered, mangled, too long)."""
+
+    status_code = 400
+    title = "Invalid cursor"
+    slug = "invalid-cursor"
+
+
+def _cursor_mac(key: bytes, device: str, payload: bytes) -> str:
+    digest = hmac.new(key, device.encode() + b"\n" + payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def cursor_key(secret_key: str) -> bytes:
+    """The HMAC key of pull cursors, derived from the server's secret key (one purpose per key)."""
+    return hashlib.sha256(b"canvass pull cursor\n" + secret_key.encode()).digest()
+
+
+def encode_cursor(cursor: Cursor, key: bytes, device: str) -> str:
+    """Opaque, URL-safe text form of a cursor, signed for the device it is issued to."""
+    payload = base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+    return f"{payload}.{_cursor_mac(key, device, payload.encode())}"
+
+
+def decode_cursor(text_value: str, key: bytes, device: str) -> Cursor:
+    """Parse a cursor a device sent back; ``InvalidCursor`` (400) unless this server issued it to
+    this device: the device can neither read other lists through it nor grow it without bound."""
+    problem = "The pull cursor is not valid; pull again without a cursor."
+    if len(text_value) > MAX_CURSOR_CHARS or "." not in text_value:
+        raise InvalidCursor(problem)
+    payload, mac = text_value.rsplit(".", 1)
+    if not hmac.compare_digest(mac.encode(), _cursor_mac(key, device, payload.encode()).encode()):
+        raise InvalidCursor(problem)
     try:
-        padded = text_value + "=" * (-len(text_value) % 4)
+        padded = payload + "=" * (-len(payload) % 4)
         return msgspec.json.decode(base64.urlsafe_b64decode(padded), type=Cursor)
     except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
-        raise InvalidInput("The pull cursor is not valid; pull again without a cursor.") from exc
+        raise InvalidCursor(problem) from exc
 
 
 async def snapshot_horizon(session: AsyncSession) -> int:
@@ -323,7 +355,7 @@ def survey_data(row: Survey) -> dict[str, Any]:
 def event_data(entity: str, row: Any) -> dict[str, Any]:
     """The phone's copy of an event, shaped like the mutation that created it."""
     if entity == "contact_attempt":
-        return {
+        data = {
             "id": row.id,
             "address_id": row.address_id,
             "person_id": row.person_id,
@@ -331,8 +363,8 @@ def event_data(entity: str, row: Any) -> dict[str, Any]:
             "outcome": row.outcome,
             "at": row.hlc,
         }
-    if entity == "answer":
-        return {
+    elif entity == "answer":
+        data = {
             "id": row.id,
             "address_id": row.address_id,
             "person_id": row.person_id,
@@ -342,14 +374,19 @@ def event_data(entity: str, row: Any) -> dict[str, Any]:
             "value": row.value,
             "at": row.hlc,
         }
-    return {
-        "id": row.id,
-        "address_id": row.address_id,
-        "person_id": row.person_id,
-        "kind": row.kind,
-        "note": row.note,
-        "at": row.hlc,
-    }
+    else:
+        data = {
+            "id": row.id,
+            "address_id": row.address_id,
+            "person_id": row.person_id,
+            "kind": row.kind,
+            "note": row.note,
+            "at": row.hlc,
+        }
+    if row.time_untrusted:  # contract B: the phone's stamp was far ahead; the server's receive time
+        data["time_untrusted"] = True
+        data["received_at"] = _json_safe(row.received_at)
+    return data
 
 
 def flag_data(address_id: int, person_key: int, rows: Iterable[Flag]) -> dict[str, Any]:
@@ -537,6 +574,8 @@ async def pull_changes(
     campaign_id: int,
     cursor: str | None,
     limit: int,
+    key: bytes,
+    device: str,
 ) -> PullResponse:
     """One page of the device's change feed, scoped to what its user may see now.
 
@@ -552,7 +591,7 @@ async def pull_changes(
         start = Cursor(horizon=xmin)
         first_pull = True
     else:
-        start = decode_cursor(cursor)
+        start = decode_cursor(cursor, key, device)
         first_pull = False
 
     changes: list[Change] = []
@@ -645,7 +684,42 @@ async def pull_changes(
         partial_id=partial_id,
         lists=tuple(sorted(current_lists)),
     )
-    return PullResponse(changes=changes, cursor=encode_cursor(next_cursor), has_more=has_more)
+    checksums = {} if has_more else await list_checksums(session, campaign_id, current_lists)
+    return PullResponse(
+        changes=changes, cursor=encode_cursor(next_cursor, key, device), has_more=has_more, checksums=checksums
+    )
+
+
+async def list_checksums(session: AsyncSession, campaign_id: int, list_ids: set[int]) -> dict[str, str]:
+    """Contract E: per walk list, the checksum of the ids a phone holds because of it (the list,
+    its stops, their addresses, the people registered there): how a phone detects divergence."""
+    if not list_ids:
+        return {}
+    stops = (
+        await session.execute(
+            select(WalkListStop.walk_list_id, WalkListStop.id, WalkListStop.address_id).where(
+                WalkListStop.walk_list_id.in_(list_ids)
+            )
+        )
+    ).all()
+    address_ids = {a for _, _, a in stops}
+    existing = set(
+        (await session.scalars(select(Address.id).where(Address.id.in_(address_ids), Address.campaign_id == campaign_id))).all()
+    ) if address_ids else set()
+    people: dict[int, list[int]] = {}
+    if address_ids:
+        for person_id, address_id in await session.execute(
+            select(Person.id, Person.address_id).where(Person.address_id.in_(address_ids), Person.campaign_id == campaign_id)
+        ):
+            people.setdefault(address_id, []).append(person_id)
+    keys: dict[int, list[str]] = {list_id: [f"walk_list:{list_id}"] for list_id in list_ids}
+    for list_id, stop_id, address_id in stops:
+        lines = keys[list_id]
+        lines.append(f"stop:{stop_id}")
+        if address_id in existing:  # (walk_list_id, address_id) is unique: once per list
+            lines.append(f"address:{address_id}")
+            lines += [f"person:{p}" for p in people.get(address_id, [])]
+    return {str(list_id): list_checksum(lines) for list_id, lines in keys.items()}
 
 
 # ------------------------------------------------------------------ list download
@@ -740,138 +814,7 @@ async def list_page(
     return ListPage(list_id=list_id, changes=changes, next_page_token=token)
 
 
-# ------------------------------------------------------------------ erasure
-
-
-async def erase_person(
-    session: AsyncSession, campaign_id: int, person_id: int, erased_by: int | None
-) -> None:
-    """Hard-delete a person and everything about them; keep an id-only tombstone sent as ``erase``."""
-    person = await session.get(Person, person_id)
-    if person is None or person.campaign_id != campaign_id:
-        return
-    address_id = person.address_id
-    for entity, model in _EVENT_MODELS.items():
-        for event_id in list(
-            await session.scalars(
-                select(model.id).where(
-                    model.campaign_id == campaign_id, model.person_id == person_id
-                )
-            )
-        ):
-            await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
-        await session.execute(
-            delete(model).where(model.campaign_id == campaign_id, model.person_id == person_id)
-        )
-    await _erase_field_history(session, "person", [person_id])
-    await session.execute(
-        delete(Flag).where(Flag.campaign_id == campaign_id, Flag.person_key == person_id)
-    )
-    await session.delete(person)
-    await session.flush()
-    await _tombstone(session, campaign_id, "person", str(person_id), erased_by, address_id)
-    if address_id is not None:
-        await _tombstone_flag(session, campaign_id, address_id, person_id, erased_by)
-
-
-async def erase_address(
-    session: AsyncSession, campaign_id: int, address_id: int, erased_by: int | None
-) -> None:
-    """Hard-delete an address, its people and events; tombstones for each id."""
-    address = await session.get(Address, address_id)
-    if address is None or address.campaign_id != campaign_id:
-        return
-    for person_id in list(
-        await session.scalars(select(Person.id).where(Person.address_id == address_id))
-    ):
-        await erase_person(session, campaign_id, person_id, erased_by)
-    for entity, model in _EVENT_MODELS.items():
-        for event_id in list(
-            await session.scalars(
-                select(model.id).where(
-                    model.campaign_id == campaign_id, model.address_id == address_id
-                )
-            )
-        ):
-            await _tombstone(session, campaign_id, entity, event_id, erased_by, address_id)
-        await session.execute(
-            delete(model).where(model.campaign_id == campaign_id, model.address_id == address_id)
-        )
-    await _tombstone_flag(session, campaign_id, address_id, None, erased_by)
-    await session.execute(
-        delete(Flag).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id)
-    )
-    await _erase_field_history(session, "address", [address_id])
-    stop_ids = list(
-        await session.scalars(select(WalkListStop.id).where(WalkListStop.address_id == address_id))
-    )
-    for stop_id in stop_ids:
-        await _tombstone(session, campaign_id, "stop", str(stop_id), erased_by, address_id)
-    await session.execute(delete(WalkListStop).where(WalkListStop.address_id == address_id))
-    await session.delete(address)
-    await session.flush()
-    await _tombstone(session, campaign_id, "address", str(address_id), erased_by, address_id)
-
-
-async def _erase_field_history(session: AsyncSession, entity: str, ids: list[int]) -> None:
-    await session.execute(
-        delete(FieldVersion).where(FieldVersion.entity == entity, FieldVersion.entity_id.in_(ids))
-    )
-    await session.execute(
-        delete(Conflict).where(Conflict.entity == entity, Conflict.entity_id.in_(ids))
-    )
-
-
-async def _tombstone_flag(
-    session: AsyncSession,
-    campaign_id: int,
-    address_id: int,
-    person_id: int | None,
-    erased_by: int | None,
-) -> None:
-    exists = await session.scalar(
-        select(Flag.id).where(
-            Flag.campaign_id == campaign_id,
-            Flag.address_id == address_id,
-            Flag.person_key == (person_id or 0),
-        )
-    )
-    if exists is not None:
-        await record_change(
-            session,
-            campaign_id=campaign_id,
-            entity="flag",
-            entity_id=flag_key(address_id, person_id),
-            op="erase",
-            address_id=address_id,
-        )
-
-
-async def _tombstone(
-    session: AsyncSession,
-    campaign_id: int,
-    entity: str,
-    entity_id: str,
-    erased_by: int | None,
-    address_id: int | None,
-) -> None:
-    existing = await session.scalar(
-        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == entity_id)
-    )
-    if existing is None:
-        session.add(
-            Tombstone(
-                campaign_id=campaign_id, entity=entity, entity_id=entity_id, erased_by=erased_by
-            )
-        )
-    await record_change(
-        session,
-        campaign_id=campaign_id,
-        entity=entity,
-        entity_id=entity_id,
-        op="erase",
-        address_id=address_id,
-    )
+# ------------------------------------------------------------------ erasure (server.sync.erasure)
 
 
 async def is_erased(session: AsyncSession, entity: str, entity_id: int | str) -> bool:
@@ -889,8 +832,6 @@ __all__ = [
     "Cursor",
     "decode_cursor",
     "encode_cursor",
-    "erase_address",
-    "erase_person",
     "is_erased",
     "list_page",
     "load_upserts",

@@ -29,14 +29,18 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import (
+    Boolean,
     Integer,
     String,
     Text,
+    and_,
     any_,
     bindparam,
+    cast,
     insert,
     literal_column,
     null,
+    or_,
     select,
     text,
     union_all,
@@ -51,6 +55,7 @@ from server.db.models import (
     Address,
     Answer,
     Assignment,
+    AuditEvent,
     ChangeFeed,
     Conflict,
     ContactAttempt,
@@ -58,20 +63,24 @@ from server.db.models import (
     DeviceReceipt,
     FieldVersion,
     Flag,
+    HeldMutation,
     Observation,
     Person,
     Role,
     Survey,
     Tombstone,
     WalkList,
+    WalkListStop,
 )
 from server.db.models import MutationResult as MutationResultRow
+from server.surveys.rules import AnswerRefused, validate_answer
 from server.sync.feed import _next_sqlite_version, is_erased, is_postgres, record_change
 from sync.clock import HLC, HybridClock, check_skew, parse, system_wall_ms
 from sync.merge import FieldState, FlagState, apply_observation, merge_field_edit
 from sync.protocol import (
     EDITABLE_FIELDS,
     EditField,
+    EventMutation,
     Mutation,
     MutationResult,
     PushResponse,
@@ -106,7 +115,16 @@ class RawPushRequest(msgspec.Struct, frozen=True):
 
 
 class Rejected(Exception):
-    """A mutation that can never be applied; becomes a ``rejected`` result with this reason."""
+    """A mutation that can never be applied; becomes a ``rejected`` result with this reason
+    (which starts with one of ``sync.protocol.REJECTION_PREFIXES``)."""
+
+
+class Restamp(Exception):
+    """An edit stamped beyond the skew bound: not applied, answered ``restamp`` (contract B)."""
+
+
+WRITERS_CAMPAIGN_WIDE = (Role.admin, Role.organiser)
+"""Roles whose devices may write anywhere in their campaign (others: their lists, contract D)."""
 
 
 class PushContext(msgspec.Struct, kw_only=True):
@@ -123,6 +141,13 @@ class PushContext(msgspec.Struct, kw_only=True):
     """A ``PushCache`` while a push is being applied (bulk look-ups for plain events)."""
     protocol_version: int | None = None
     """Set for a phone's push: the device row records it and the sync time with the receipts."""
+    check_node: bool = True
+    """False when an organiser re-applies a kept mutation: its stamps carry the phone's node."""
+
+    @property
+    def scoped(self) -> bool:
+        """True when writes are limited to the user's walk lists (everyone but organisers and admins)."""
+        return self.role not in WRITERS_CAMPAIGN_WIDE
 
 
 def _now() -> datetime:
@@ -178,20 +203,35 @@ class Decoded(msgspec.Struct):
     error: str | None = None
     event_id: str | None = None
     """A contact attempt's or answer's id as text (made once: ``str(UUID)`` is not cheap)."""
+    repeated: bool = False
+    """A second (or later) copy of a seq in one batch: rejected ``duplicate_seq:`` and kept."""
+
+
+def _decode_error(exc: msgspec.DecodeError) -> str:
+    """The rejection reason of an undecodable mutation: a value this server does not know (an op,
+    outcome code or observation kind of a newer app) is ``unsupported:``, anything else ``invalid:``."""
+    message = str(exc)
+    if message.startswith(("Invalid value", "Invalid enum value")) and message.endswith(
+        ("`$.op`", "`$.outcome`", "`$.kind`")
+    ):
+        return f"unsupported: {message}"
+    return f"invalid: malformed mutation: {message}"
 
 
 def _decode(envelopes: list[RawEnvelope]) -> list[Decoded]:
-    """Decode every mutation once, in seq order, each seq once (a repeated seq is the same mutation)."""
+    """Decode every mutation once, in seq order; a seq's later copies in the batch are marked repeated."""
     out: list[Decoded] = []
     seen: set[int] = set()
     for envelope in sorted(envelopes, key=lambda e: e.seq):
         if envelope.seq in seen:
+            out.append(Decoded(envelope, error=f"duplicate_seq: seq {envelope.seq} was sent twice in one push",
+                               repeated=True))
             continue
         seen.add(envelope.seq)
         try:
             mutation = _mutation_decoder.decode(envelope.mutation)
         except msgspec.DecodeError as exc:
-            out.append(Decoded(envelope, error=f"malformed mutation: {exc}"))
+            out.append(Decoded(envelope, error=_decode_error(exc)))
             continue
         plain = isinstance(mutation, (RecordContactAttempt, RecordAnswer))
         out.append(Decoded(envelope, mutation, event_id=str(mutation.id) if plain else None))
@@ -206,15 +246,30 @@ class Batch(msgspec.Struct):
     queued: dict[tuple[str, str], int]
     """Applied plain event (entity, id) -> its index in ``results``."""
     last_seq: int
+    held_rows: list[dict[str, Any]] = []
+    """Mutations not applied as sent, with their payloads (``HeldMutation`` rows to insert)."""
 
-    def response(self, already: set[tuple[str, str]]) -> PushResponse:
-        """The push's answer once the writes are done: events found already stored are duplicates."""
+    def response(
+        self, already: set[tuple[str, str]], gone: set[tuple[str, str]] | None = None
+    ) -> PushResponse:
+        """The push's answer once the writes are done: events found already stored are duplicates,
+        events whose person or address was erased while the push ran are rejected (``gone``)."""
         for key in already:
             at = self.queued[key]
             self.results[at] = msgspec.structs.replace(
                 self.results[at], status="duplicate", reason=_DUPLICATE_EVENT
             )
-        return PushResponse(results=self.results, last_seq=self.last_seq)
+        for key in gone or ():
+            at = self.queued[key]
+            self.results[at] = msgspec.structs.replace(self.results[at], status="rejected", reason=_ERASED_MEANWHILE)
+        return PushResponse(results=self.results, last_seq=self.last_seq, server_time_ms=system_wall_ms())
+
+    def counts(self) -> dict[str, int]:
+        """How many results of each status (the push's audit detail: counts, no personal data)."""
+        out: dict[str, int] = {}
+        for result in self.results:
+            out[result.status] = out.get(result.status, 0) + 1
+        return out
 
 
 def _build_stored_results(postgres: bool) -> Any:
@@ -245,10 +300,10 @@ async def apply_push(
     cache, _ = await _prefetch(session, context, fresh)
     batch = await _process(session, context, decoded, stored, cache, last_seq)
     if is_postgres(session):
-        already = await _finish_push_pg(session, context, cache, batch)
-        assert already is not None  # the receipt is locked: nothing can have moved it
-    else:
-        already = await _finish_push(session, context, cache, batch)
+        finished = await _finish_push_pg(session, context, cache, batch)
+        assert finished is not None  # the receipt is locked: nothing can have moved it
+        return batch.response(*finished)
+    already = await _finish_push(session, context, cache, batch)
     return batch.response(already)
 
 
@@ -281,8 +336,8 @@ async def apply_plain_push(
     if any(d.envelope.seq <= last_seq for d in decoded):
         return None
     batch = await _process(session, context, decoded, {}, cache, last_seq)
-    already = await _finish_push_pg(session, context, cache, batch, seen_last_seq=last_seq)
-    return None if already is None else batch.response(already)
+    finished = await _finish_push_pg(session, context, cache, batch, seen_last_seq=last_seq)
+    return None if finished is None else batch.response(*finished)
 
 
 async def _process(
@@ -295,12 +350,20 @@ async def _process(
 ) -> Batch:
     """Every mutation in seq order: a stored result for a replay, else checked and applied
     (plain events only queued in ``cache`` for the writes at the end)."""
-    batch = Batch(results=[], result_rows=[], queued={}, last_seq=last_seq)
+    batch = Batch(results=[], result_rows=[], queued={}, last_seq=last_seq, held_rows=[])
     context.cache = cache
     try:
         for item in decoded:
             seq = item.envelope.seq
             previous = stored.get(seq)
+            if item.repeated:
+                # not a receipt (the seq's first copy has it); kept unless this is a replay
+                assert item.error is not None
+                result = MutationResult(seq=seq, status="rejected", reason=item.error, server_hlc="")
+                batch.results.append(result)
+                if previous is None:
+                    batch.held_rows.append(_held_row(context, item, result, "unknown", None, None))
+                continue
             if previous is not None:
                 batch.results.append(
                     MutationResult(
@@ -320,6 +383,8 @@ async def _process(
             ):
                 batch.queued[(entity, entity_id)] = len(batch.results)
             batch.results.append(result)
+            if _is_held(result):
+                batch.held_rows.append(_held_row(context, item, result, op, entity, entity_id))
             batch.result_rows.append(
                 {
                     "device_id": context.device_id,
@@ -338,6 +403,40 @@ async def _process(
     finally:
         context.cache = None
     return batch
+
+
+def _is_held(result: MutationResult) -> bool:
+    """Whether a result's mutation is kept with its payload for review (contract C)."""
+    return result.status in ("rejected", "restamp") or (
+        result.status == "conflict" and result.reason.startswith("conflicting_duplicate:")
+    )
+
+
+def _held_row(
+    context: PushContext, item: Decoded, result: MutationResult, op: str, entity: str | None, entity_id: str | None
+) -> dict[str, Any]:
+    """A ``HeldMutation`` row: the mutation's payload as sent, and the ids erasure finds it by."""
+    mutation = item.mutation
+    address_id = getattr(mutation, "address_id", None)
+    person_id = getattr(mutation, "person_id", None)
+    if isinstance(mutation, EditField):
+        address_id = mutation.entity_id if mutation.entity == "address" else None
+        person_id = mutation.entity_id if mutation.entity == "person" else None
+    return {
+        "campaign_id": context.campaign_id,
+        "device_id": context.device_id,
+        "user_id": context.user_id,
+        "seq": item.envelope.seq,
+        "op": op,
+        "status": result.status,
+        "reason": result.reason,
+        "entity": entity,
+        "entity_id": entity_id,
+        "address_id": address_id,
+        "person_id": person_id,
+        "payload": bytes(item.envelope.mutation).decode("utf-8", "replace"),
+        "review": "open",
+    }
 
 
 async def _finish_push(
@@ -363,6 +462,18 @@ async def _finish_push(
     )
     await _insert_rows(session, MutationResultRow, result_rows)
     now = _now()
+    await _insert_rows(session, HeldMutation, [{**row, "created_at": now} for row in batch.held_rows])
+    if context.protocol_version is not None:  # a phone's push: one audit event, ids and counts only
+        counts = batch.counts()
+        for key in already:
+            if batch.results[batch.queued[key]].status == "applied":
+                counts["applied"] -= 1
+                counts["duplicate"] = counts.get("duplicate", 0) + 1
+        session.add(AuditEvent(
+            at=now, user_id=context.user_id, device_id=context.device_id, campaign_id=context.campaign_id,
+            action="sync_push", resource="/api/sync/push", row_count=len(batch.results),
+            detail={k: v for k, v in counts.items() if v},
+        ))
     await session.execute(
         update(DeviceReceipt)
         .where(DeviceReceipt.device_id == context.device_id)
@@ -390,12 +501,15 @@ def _recordset(parameter: str, columns: str) -> str:
 
 _ATTEMPTS = _recordset(
     "attempts", "id text, address_id integer, person_id integer, walk_list_id integer, outcome text, "
-    "hlc text, at timestamptz")
+    "hlc text, at timestamptz, time_untrusted boolean")
 _ANSWERS = _recordset(
     "answers", "id text, address_id integer, person_id integer, walk_list_id integer, survey_id integer, "
-    "question_key text, value json, hlc text")
+    "question_key text, value json, hlc text, time_untrusted boolean")
 _RESULTS = _recordset(
     "results", "seq bigint, op text, status text, reason text, entity text, entity_id text, server_hlc text")
+_HELD = _recordset(
+    "held", "seq bigint, op text, status text, reason text, entity text, entity_id text, address_id integer, "
+    "person_id integer, payload text")
 
 
 def _finish_push_sql(optimistic: bool) -> str:
@@ -404,8 +518,16 @@ def _finish_push_sql(optimistic: bool) -> str:
     Data-modifying CTEs run together on one snapshot: the events are inserted if
     absent, and what came back (``stored``) decides the feed rows and which queued
     events' results become ``duplicate``; the receipt and the device row are stamped
-    alongside. Each table's rows go as one JSON parameter (``_recordset``), so the
+    alongside, the kept mutations (``held_mutations``) and the push's audit event written.
+    Each table's rows go as one JSON parameter (``_recordset``), so the
     statement text, and with it asyncpg's prepared statement, is the same whatever the batch.
+
+    Erasure cannot race it: the people and addresses the events name are locked ``FOR KEY
+    SHARE`` first (people, then addresses: the order ``server.sync.erasure`` locks them ``FOR
+    UPDATE``), so an erasure that committed after this statement's snapshot is seen by the
+    lock's re-check (the row is gone: its events are not inserted, their results become
+    ``rejected`` ``erased:``, listed as ``gone``), and one that starts later waits for this
+    statement and then finds and erases what it inserted.
 
     ``optimistic`` (``apply_plain_push``, no transaction around it): the receipt moves only
     from the ``last_seq`` the push's read saw (``:seen_last_seq``; a concurrent writer's
@@ -413,6 +535,7 @@ def _finish_push_sql(optimistic: bool) -> str:
     that move, and the last row says whether it happened.
     """
     gate = " WHERE EXISTS (SELECT FROM receipt)" if optimistic else ""
+    also = gate.replace(" WHERE", " AND")
     receipt = (
         """receipt AS (
     INSERT INTO device_receipts AS r (device_id, last_seq, updated_at) VALUES (:device_id, :last_seq, :now)
@@ -426,22 +549,37 @@ def _finish_push_sql(optimistic: bool) -> str:
     )
     moved = "\nUNION ALL SELECT 'receipt', NULL FROM receipt" if optimistic else ""
     return f"""
-WITH {receipt}att AS (
+WITH {receipt}named AS (
+    SELECT u.address_id, u.person_id FROM {_ATTEMPTS}
+    UNION SELECT u.address_id, u.person_id FROM {_ANSWERS}
+), lp AS (
+    SELECT p.id FROM people p WHERE p.id IN (SELECT person_id FROM named) ORDER BY p.id FOR KEY SHARE
+), la AS (
+    SELECT a.id FROM addresses a WHERE a.id IN (SELECT address_id FROM named)
+      AND (SELECT count(*) FROM lp) >= 0 ORDER BY a.id FOR KEY SHARE
+), att AS (
     INSERT INTO contact_attempts (id, campaign_id, address_id, person_id, walk_list_id, outcome, hlc, at,
-                                  user_id, device_id, received_at)
+                                  user_id, device_id, received_at, time_untrusted)
     SELECT u.id, :campaign_id, u.address_id, u.person_id, u.walk_list_id, u.outcome, u.hlc, u.at,
-           :user_id, :device_id, :now
-    FROM {_ATTEMPTS}{gate}
+           :user_id, :device_id, :now, u.time_untrusted
+    FROM {_ATTEMPTS}
+    WHERE u.address_id IN (SELECT id FROM la) AND (u.person_id IS NULL OR u.person_id IN (SELECT id FROM lp)){also}
     ON CONFLICT (id) DO NOTHING
     RETURNING id, address_id
 ), ans AS (
     INSERT INTO answers (id, campaign_id, address_id, person_id, walk_list_id, survey_id, question_key, value,
-                         hlc, user_id, device_id, received_at)
+                         hlc, user_id, device_id, received_at, time_untrusted)
     SELECT u.id, :campaign_id, u.address_id, u.person_id, u.walk_list_id, u.survey_id, u.question_key,
-           u.value, u.hlc, :user_id, :device_id, :now
-    FROM {_ANSWERS}{gate}
+           u.value, u.hlc, :user_id, :device_id, :now, u.time_untrusted
+    FROM {_ANSWERS}
+    WHERE u.address_id IN (SELECT id FROM la) AND (u.person_id IS NULL OR u.person_id IN (SELECT id FROM lp)){also}
     ON CONFLICT (id) DO NOTHING
     RETURNING id, address_id
+), gone AS (
+    SELECT 'contact_attempt' AS entity, u.id FROM {_ATTEMPTS}
+    WHERE u.address_id NOT IN (SELECT id FROM la) OR (u.person_id IS NOT NULL AND u.person_id NOT IN (SELECT id FROM lp))
+    UNION ALL SELECT 'answer', u.id FROM {_ANSWERS}
+    WHERE u.address_id NOT IN (SELECT id FROM la) OR (u.person_id IS NOT NULL AND u.person_id NOT IN (SELECT id FROM lp))
 ), stored AS (
     SELECT 'contact_attempt' AS entity, id, address_id FROM att
     UNION ALL SELECT 'answer', id, address_id FROM ans
@@ -454,20 +592,35 @@ WITH {receipt}att AS (
     INSERT INTO mutation_results (device_id, seq, campaign_id, op, status, reason, entity, entity_id, server_hlc,
                                   user_id, created_at)
     SELECT :device_id, u.seq, :campaign_id, u.op,
-           CASE WHEN d.id IS NOT NULL AND u.status = 'applied' THEN 'duplicate' ELSE u.status END,
-           CASE WHEN d.id IS NOT NULL AND u.status = 'applied' THEN :duplicate ELSE u.reason END,
+           CASE WHEN g.id IS NOT NULL AND u.status = 'applied' THEN 'rejected'
+                WHEN d.id IS NOT NULL AND u.status = 'applied' THEN 'duplicate' ELSE u.status END,
+           CASE WHEN g.id IS NOT NULL AND u.status = 'applied' THEN :erased
+                WHEN d.id IS NOT NULL AND u.status = 'applied' THEN :duplicate ELSE u.reason END,
            u.entity, u.entity_id, u.server_hlc,
            :user_id, :now
     FROM {_RESULTS}
     LEFT JOIN (
         SELECT q.entity, q.entity_id AS id FROM json_to_recordset(CAST(:queued AS json)) AS q(entity text, entity_id text)
         EXCEPT SELECT entity, id FROM stored
-    ) AS d ON d.entity = u.entity AND d.id = u.entity_id{gate}
+    ) AS d ON d.entity = u.entity AND d.id = u.entity_id
+    LEFT JOIN gone AS g ON g.entity = u.entity AND g.id = u.entity_id{gate}
+), held AS (
+    INSERT INTO held_mutations (campaign_id, device_id, user_id, seq, op, status, reason, entity, entity_id,
+                                address_id, person_id, payload, review, created_at)
+    SELECT :campaign_id, :device_id, :user_id, u.seq, u.op, u.status, u.reason, u.entity, u.entity_id,
+           u.address_id, u.person_id, u.payload, 'open', :now
+    FROM {_HELD}{gate}
+), audit AS (
+    INSERT INTO audit_events (at, user_id, device_id, campaign_id, action, resource, row_count, detail)
+    SELECT :now, :user_id, :device_id, :campaign_id, 'sync_push', '/api/sync/push', :result_count,
+           CAST(:audit_detail AS json)
+    WHERE CAST(:protocol_version AS integer) IS NOT NULL{also}
 ), device AS (
     UPDATE devices SET last_sync_at = :now, protocol_version = COALESCE(:protocol_version, protocol_version)
-    WHERE id = :device_id AND CAST(:protocol_version AS integer) IS NOT NULL{gate.replace(" WHERE", " AND")}
+    WHERE id = :device_id AND CAST(:protocol_version AS integer) IS NOT NULL{also}
 )
-SELECT entity, id FROM stored{moved}
+SELECT entity, id FROM stored
+UNION ALL SELECT 'gone:' || entity, id FROM gone{moved}
 """
 
 
@@ -480,8 +633,9 @@ async def _finish_push_pg(
     cache: PushCache,
     batch: Batch,
     seen_last_seq: int | None = None,
-) -> set[tuple[str, str]] | None:
-    """``_finish_push`` on PostgreSQL, as ``_FINISH_PUSH_PG``; with ``seen_last_seq`` the
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]] | None:
+    """``_finish_push`` on PostgreSQL, as ``_FINISH_PUSH_PG``: returns (events already stored,
+    events whose person or address was erased meanwhile); with ``seen_last_seq`` the
     optimistic variant, which returns None if the receipt had moved (nothing was written)."""
     params: dict[str, Any] = {
         "campaign_id": context.campaign_id,
@@ -492,23 +646,35 @@ async def _finish_push_pg(
         "seen_last_seq": seen_last_seq,
         "protocol_version": context.protocol_version,
         "duplicate": _DUPLICATE_EVENT,
+        "erased": _ERASED_MEANWHILE,
+        "result_count": len(batch.results),
     }
     encode = _json_encoder.encode
     params["attempts"] = encode(cache.attempt_rows).decode()
     params["answers"] = encode(cache.answer_rows).decode()
     params["results"] = encode(batch.result_rows).decode()
     params["queued"] = encode(cache.feed_rows).decode()
+    params["held"] = encode(batch.held_rows).decode()
+    params["audit_detail"] = encode(batch.counts()).decode()
     queued = [(row["entity"], row["entity_id"]) for row in cache.feed_rows]
     rows = await session.execute(_FINISH_PUSH_PG[seen_last_seq is not None], params)
-    stored = {(entity, event_id) for entity, event_id in rows}
-    if seen_last_seq is not None:
-        if ("receipt", None) not in stored:
-            return None
-        stored.discard(("receipt", None))
-    return set(queued) - stored
+    stored: set[tuple[str, str]] = set()
+    gone: set[tuple[str, str]] = set()
+    moved = False
+    for entity, event_id in rows:
+        if entity == "receipt":
+            moved = True
+        elif entity.startswith("gone:"):
+            gone.add((entity[5:], event_id))
+        else:
+            stored.add((entity, event_id))
+    if seen_last_seq is not None and not moved:
+        return None
+    return set(queued) - stored - gone, gone & set(queued)
 
 
 _DUPLICATE_EVENT = "event already recorded"
+_ERASED_MEANWHILE = "erased: the person or address was erased while this push was applied"
 
 
 async def _insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -537,7 +703,7 @@ async def _apply_one(
     envelope = item.envelope
     try:
         if envelope.seq < 1:
-            raise Rejected("invalid seq: must be >= 1")
+            raise Rejected("invalid: seq must be >= 1")
         if item.error is not None:
             raise Rejected(item.error)
         mutation = item.mutation
@@ -545,16 +711,20 @@ async def _apply_one(
         entity, entity_id = _target(mutation) if item.event_id is None else (
             _EVENT_ENTITY[type(mutation)], item.event_id)
         stamp = mutation_hlc(mutation)
-        remote = _check_stamp(context, stamp) if stamp is not None else None
+        remote, untrusted = (
+            _check_stamp(context, stamp, edit=isinstance(mutation, EditField)) if stamp is not None else (None, False)
+        )
         if isinstance(mutation, (RecordContactAttempt, RecordAnswer)):
             # validated entirely before it writes anything, so no savepoint is needed
             assert entity_id is not None and remote is not None
-            status, reason = await _apply_plain_event(session, context, mutation, entity_id, remote)
+            status, reason = await _apply_plain_event(session, context, mutation, entity_id, remote, untrusted)
         else:
             async with session.begin_nested():
-                status, reason = await _dispatch(session, context, mutation)
+                status, reason = await _dispatch(session, context, mutation, untrusted)
     except Rejected as exc:
         status, reason = "rejected", str(exc)
+    except Restamp as exc:
+        status, reason = "restamp", str(exc)
     server_hlc = SERVER_CLOCK.now().encode()
     return (
         MutationResult(seq=envelope.seq, status=status, reason=reason, server_hlc=server_hlc),  # type: ignore[arg-type]
@@ -576,29 +746,78 @@ def _target(mutation: Mutation) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _check_stamp(context: PushContext, stamp: str) -> HLC:
-    """Reject stamps from another node or too far in the future; otherwise advance the server
-    clock. Returns the parsed stamp."""
+def _check_stamp(context: PushContext, stamp: str, *, edit: bool) -> tuple[HLC, bool]:
+    """Parse a stamp; reject one from another node. Beyond the skew bound an edit is answered
+    ``restamp`` and an event is kept with its time marked untrusted (contract B); neither moves
+    the server clock. Returns (the stamp, whether its time is untrusted)."""
     remote = parse(stamp)
-    if remote.node != context.node_id:
-        raise Rejected(f"hlc node {remote.node!r} is not this device's node id")
+    if context.check_node and remote.node != context.node_id:
+        raise Rejected(f"invalid: hlc node {remote.node!r} is not this device's node id")
     if not check_skew(remote, context.wall(), context.max_skew_ms):
-        raise Rejected(
-            f"clock_skew: stamped {remote.wall_ms - context.wall()} ms in the future "
-            f"(limit {context.max_skew_ms} ms); fix the phone's clock"
-        )
+        if edit:
+            raise Restamp(
+                f"restamp: stamped {remote.wall_ms - context.wall()} ms ahead of the server "
+                f"(limit {context.max_skew_ms} ms); adopt server_time_ms and queue it again"
+            )
+        return remote, True
     SERVER_CLOCK.receive(remote)
-    return remote
+    return remote, False
+
+
+def _work_time(stamp: HLC | None, untrusted: bool) -> datetime:
+    """When work was recorded, for write scope: the stamp's wall time, or now if it is untrusted."""
+    if stamp is None or untrusted:
+        return _now()
+    return datetime.fromtimestamp(stamp.wall_ms / 1000, UTC)
+
+
+async def _check_scope(
+    session: AsyncSession, context: PushContext, address_id: int | None, at: datetime
+) -> None:
+    """Contract D: a scoped device writes only at addresses on walk lists its user holds now or
+    held at ``at`` (the server's assignment history: ``assignments`` rows are ended, not deleted)."""
+    if not context.scoped:
+        return
+    cache: PushCache | None = context.cache
+    if address_id is not None and cache is not None and address_id in cache.held:
+        return
+    if address_id is not None:
+        query = _statement(session, "held_at", _build_held_at)
+        found = await session.scalar(
+            query, {"user_id": context.user_id, "address_id": address_id, "campaign_id": context.campaign_id, "at": at}
+        )
+        if found is not None:
+            return
+    raise Rejected(f"out_of_scope: address {address_id} is not on a walk list you hold or held when this was recorded")
+
+
+def _build_held_at(postgres: bool) -> Any:
+    """A walk list of the user's, in the campaign, with the address on it, held now or at ``:at``."""
+    return (
+        select(Assignment.id)
+        .join(WalkListStop, WalkListStop.walk_list_id == Assignment.walk_list_id)
+        .join(WalkList, WalkList.id == Assignment.walk_list_id)
+        .where(
+            Assignment.user_id == bindparam("user_id"),
+            WalkListStop.address_id == bindparam("address_id"),
+            WalkList.campaign_id == bindparam("campaign_id"),
+            or_(
+                Assignment.ended_at.is_(None),
+                and_(Assignment.assigned_at <= bindparam("at"), Assignment.ended_at > bindparam("at")),
+            ),
+        )
+        .limit(1)
+    )
 
 
 async def _dispatch(
-    session: AsyncSession, context: PushContext, mutation: Mutation
+    session: AsyncSession, context: PushContext, mutation: Mutation, untrusted: bool = False
 ) -> tuple[str, str]:
     if isinstance(mutation, EditField):
         return await _apply_edit(session, context, mutation)
     if isinstance(mutation, ServerRequest):
         return await _apply_request(session, context, mutation)
-    return await _apply_observation(session, context, mutation)
+    return await _apply_observation(session, context, mutation, untrusted)
 
 
 async def _check_address(
@@ -610,8 +829,8 @@ async def _check_address(
     address = await session.scalar(query)
     if address is None or address.campaign_id != context.campaign_id:
         if await is_erased(session, "address", address_id):
-            raise Rejected(f"address {address_id} was erased")
-        raise Rejected(f"unknown address {address_id}")
+            raise Rejected(f"erased: address {address_id} was erased")
+        raise Rejected(f"unknown: address {address_id} is unknown")
     return address
 
 
@@ -620,13 +839,16 @@ async def _check_person(
 ) -> Person | None:
     if person_id is None:
         return None
-    person = await session.get(Person, person_id)
+    query = select(Person).where(Person.id == person_id)
+    if is_postgres(session):  # erasure locks people FOR UPDATE: it cannot delete this one under us
+        query = query.with_for_update(key_share=True)
+    person = await session.scalar(query)
     if person is None or person.campaign_id != context.campaign_id:
         if await is_erased(session, "person", person_id):
-            raise Rejected(f"person {person_id} was erased")
-        raise Rejected(f"unknown person {person_id}")
+            raise Rejected(f"erased: person {person_id} was erased")
+        raise Rejected(f"unknown: person {person_id} is unknown")
     if address_id is not None and person.address_id != address_id:
-        raise Rejected(f"person {person_id} is not registered at address {address_id}")
+        raise Rejected(f"invalid: person {person_id} is not registered at address {address_id}")
     return person
 
 
@@ -648,6 +870,15 @@ class PushCache(msgspec.Struct, kw_only=True):
     people: dict[int, tuple[int, int | None]]
     walk_lists: dict[int, int]
     surveys: dict[int, int]
+    batch_events: dict[tuple[str, str], Any] = {}
+    """Events already applied in this push, by (entity, id): a later copy is compared with it."""
+    held: set[int] = set()
+    """Addresses of the batch on walk lists the user holds now (write scope's common case)."""
+    stored_events: set[tuple[str, str]] = set()
+    """Events of the batch already stored (a replay from elsewhere, or a conflicting duplicate)."""
+    questions: dict[int, list[dict[str, Any]]] = {}
+    """Survey id -> its questions, for the surveys the batch's answers name (and active ones)."""
+    active_surveys: list[int] = []
     attempt_rows: list[dict[str, Any]] = []
     answer_rows: list[dict[str, Any]] = []
     feed_rows: list[dict[str, Any]] = []
@@ -673,7 +904,32 @@ def _build_prefetch(postgres: bool) -> Any:
         owned("address", Address, "addresses"),
         owned("person", Person, "people", Person.address_id),
         owned("walk_list", WalkList, "lists"),
-        owned("survey", Survey, "surveys"),
+        # surveys with their questions (as text), named by the answers or active in the campaign
+        select(
+            literal_column("'survey'"), Survey.id, cast(Survey.questions, Text), Survey.campaign_id,
+            cast(Survey.is_active, Integer),
+        ).where(
+            or_(
+                _any_param(postgres, Survey.id, "surveys"),
+                and_(Survey.campaign_id == bindparam("campaign_id"), Survey.is_active.is_(True),
+                     bindparam("want_active", type_=Boolean)),
+            )
+        ),
+        # write scope: the batch's addresses on lists the user holds now
+        select(literal_column("'held'"), WalkListStop.address_id, none_text, none_int, none_int)
+        .join(Assignment, Assignment.walk_list_id == WalkListStop.walk_list_id)
+        .where(
+            Assignment.user_id == bindparam("user_id"),
+            Assignment.ended_at.is_(None),
+            _any_param(postgres, WalkListStop.address_id, "held_addresses"),
+        ),
+        # events of the batch already stored
+        select(literal_column("'stored_attempt'"), none_int, ContactAttempt.id, none_int, none_int).where(
+            _any_param(postgres, ContactAttempt.id, "attempt_ids")
+        ),
+        select(literal_column("'stored_answer'"), none_int, Answer.id, none_int, none_int).where(
+            _any_param(postgres, Answer.id, "answer_ids")
+        ),
     )
 
 
@@ -700,6 +956,11 @@ async def _prefetch(
         people={},
         walk_lists={},
         surveys={},
+        held=set(),
+        batch_events={},
+        stored_events=set(),
+        questions={},
+        active_surveys=[],
         attempt_rows=[],
         answer_rows=[],
         feed_rows=[],
@@ -719,6 +980,7 @@ async def _prefetch(
     }
     query = _statement(session, "prefetch_receipt" if with_receipt else "prefetch",
                        _build_prefetch_receipt if with_receipt else _build_prefetch)
+    want_active = any(isinstance(e, RecordAnswer) and e.survey_id is None for e in events)
     params = {
         "device_id": context.device_id,
         "names": names,
@@ -726,12 +988,29 @@ async def _prefetch(
         "people": list(person_ids),
         "lists": list(list_ids),
         "surveys": list(survey_ids),
+        "campaign_id": context.campaign_id,
+        "want_active": want_active,
+        "user_id": context.user_id,
+        "held_addresses": list(address_ids) if context.scoped else [],
+        "attempt_ids": ids["contact_attempt"],
+        "answer_ids": ids["answer"],
     }
     tables = {"address": cache.addresses, "walk_list": cache.walk_lists, "survey": cache.surveys}
     last_seq = 0
     for kind, number, erased_id, campaign_id, address_id in await session.execute(query, params):
         if kind == "receipt":
             last_seq = number
+        elif kind == "survey":
+            cache.surveys[number] = campaign_id
+            cache.questions[number] = msgspec.json.decode(erased_id) if erased_id else []
+            if address_id and campaign_id == context.campaign_id:
+                cache.active_surveys.append(number)
+        elif kind == "held":
+            cache.held.add(number)
+        elif kind == "stored_attempt":
+            cache.stored_events.add(("contact_attempt", erased_id))
+        elif kind == "stored_answer":
+            cache.stored_events.add(("answer", erased_id))
         elif erased_id is not None:
             cache.tombstones.add((kind, erased_id))
         elif kind == "person":
@@ -747,29 +1026,39 @@ def _check_plain_event(
     """Raise ``Rejected`` if the event names an address, person, list or survey it may not."""
     if cache.addresses.get(event.address_id) != context.campaign_id:
         if ("address", str(event.address_id)) in cache.tombstones:
-            raise Rejected(f"address {event.address_id} was erased")
-        raise Rejected(f"unknown address {event.address_id}")
+            raise Rejected(f"erased: address {event.address_id} was erased")
+        raise Rejected(f"unknown: address {event.address_id} is unknown")
     if event.person_id is not None:
         person = cache.people.get(event.person_id)
         if person is None or person[0] != context.campaign_id:
             if ("person", str(event.person_id)) in cache.tombstones:
-                raise Rejected(f"person {event.person_id} was erased")
-            raise Rejected(f"unknown person {event.person_id}")
+                raise Rejected(f"erased: person {event.person_id} was erased")
+            raise Rejected(f"unknown: person {event.person_id} is unknown")
         if person[1] != event.address_id:
             raise Rejected(
-                f"person {event.person_id} is not registered at address {event.address_id}"
+                f"invalid: person {event.person_id} is not registered at address {event.address_id}"
             )
     if (
         event.walk_list_id is not None
         and cache.walk_lists.get(event.walk_list_id) != context.campaign_id
     ):
-        raise Rejected(f"unknown walk list {event.walk_list_id}")
+        raise Rejected(f"unknown: walk list {event.walk_list_id} is unknown")
     if (
         isinstance(event, RecordAnswer)
         and event.survey_id is not None
         and cache.surveys.get(event.survey_id) != context.campaign_id
     ):
-        raise Rejected(f"unknown survey {event.survey_id}")
+        raise Rejected(f"unknown: survey {event.survey_id} is unknown")
+
+
+def _check_answer(cache: PushCache, event: RecordAnswer) -> None:
+    """Contract G: the answer fits the survey version it names (else the campaign's active survey)."""
+    ids = [event.survey_id] if event.survey_id is not None else cache.active_surveys
+    questions = [q for survey_id in ids for q in cache.questions.get(survey_id, [])]
+    try:
+        validate_answer(questions, event.question_key, event.value)
+    except AnswerRefused as exc:
+        raise Rejected(exc.reason) from None
 
 
 async def _apply_plain_event(
@@ -778,6 +1067,7 @@ async def _apply_plain_event(
     event: RecordContactAttempt | RecordAnswer,
     event_id: str,
     stamp: HLC,
+    untrusted: bool = False,
 ) -> tuple[str, str]:
     """A contact attempt or answer (``event_id``: its id as text; ``stamp``: its ``at``
     parsed), checked against the push's ``PushCache``.
@@ -788,17 +1078,30 @@ async def _apply_plain_event(
     cache: PushCache = context.cache
     entity = _EVENT_ENTITY[type(event)]
     if (entity, event_id) in cache.tombstones:
-        raise Rejected(f"{entity} {event_id} was erased")
-    if event_id in cache.event_ids[entity]:
-        return "duplicate", _DUPLICATE_EVENT
-    try:
-        _check_plain_event(cache, context, event)
-    except Rejected:
-        # An event already stored stays a duplicate even if what it names has changed since
-        # (a person re-registered elsewhere, a list deleted): only asked on this rare path.
-        if await session.get(_EVENT_MODELS[type(event)], event_id) is not None:
+        raise Rejected(f"erased: {entity} {event_id} was erased")
+    earlier = cache.batch_events.get((entity, event_id))
+    if earlier is not None:
+        if msgspec.structs.replace(earlier, at=event.at) == event:
             return "duplicate", _DUPLICATE_EVENT
-        raise
+        return "conflict", (
+            f"conflicting_duplicate: {entity} {event_id} came earlier in this push with other content; "
+            "kept for review"
+        )
+    if (entity, event_id) in cache.stored_events:
+        # Stored already (by this or another device): the same content is a duplicate even if
+        # what it names has changed since; other content under that id is kept as a conflict.
+        stored = await session.get(_EVENT_MODELS[type(event)], event_id)
+        if stored is not None:
+            if _same_event(stored, event):
+                return "duplicate", _DUPLICATE_EVENT
+            return "conflict", (
+                f"conflicting_duplicate: {entity} {event_id} is already stored with other content; "
+                "kept for review"
+            )
+    _check_plain_event(cache, context, event)
+    await _check_scope(session, context, event.address_id, _work_time(stamp, untrusted))
+    if isinstance(event, RecordAnswer):
+        _check_answer(cache, event)
     common: dict[str, Any] = {
         "id": event_id,
         "campaign_id": context.campaign_id,
@@ -809,6 +1112,7 @@ async def _apply_plain_event(
         "device_id": context.device_id,
         "walk_list_id": event.walk_list_id,
     }
+    common["time_untrusted"] = untrusted
     if isinstance(event, RecordContactAttempt):
         common["outcome"] = event.outcome
         common["at"] = datetime.fromtimestamp(stamp.wall_ms / 1000, UTC)
@@ -821,6 +1125,7 @@ async def _apply_plain_event(
         common["received_at"] = cache.now
         cache.answer_rows.append(common)
     cache.event_ids[entity].add(event_id)
+    cache.batch_events[(entity, event_id)] = event
     cache.feed_rows.append(
         {
             "campaign_id": context.campaign_id,
@@ -847,12 +1152,25 @@ async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) ->
     )
 
 
+def _same_event(stored: Any, event: EventMutation) -> bool:
+    """Whether a stored event row holds what ``event`` says: same id and content, the stamp aside
+    (the same event relayed by another device carries that device's stamp)."""
+    same = stored.address_id == event.address_id and stored.person_id == event.person_id
+    if isinstance(event, RecordContactAttempt):
+        return same and stored.outcome == event.outcome and stored.walk_list_id == event.walk_list_id
+    if isinstance(event, RecordAnswer):
+        return same and stored.question_key == event.question_key and stored.value == event.value and (
+            type(stored.value) is type(event.value)
+        )
+    return same and stored.kind == event.kind and (stored.note or "") == event.note
+
+
 _EVENT_MODELS: dict[type, Any] = {RecordContactAttempt: ContactAttempt, RecordAnswer: Answer}
 _EVENT_ENTITY = {RecordContactAttempt: "contact_attempt", RecordAnswer: "answer"}
 
 
 async def _apply_observation(
-    session: AsyncSession, context: PushContext, event: RecordObservation
+    session: AsyncSession, context: PushContext, event: RecordObservation, untrusted: bool = False
 ) -> tuple[str, str]:
     """An observation, one at a time: it locks its address and folds into the flags at once.
 
@@ -860,13 +1178,18 @@ async def _apply_observation(
     """
     event_id = str(event.id)
     if await is_erased(session, "observation", event_id):
-        raise Rejected(f"observation {event_id} was erased")
-    if await session.get(Observation, event_id) is not None:
-        return "duplicate", _DUPLICATE_EVENT
-    await _check_address(session, context, event.address_id, lock=True)
+        raise Rejected(f"erased: observation {event_id} was erased")
+    stored = await session.get(Observation, event_id)
+    if stored is not None:
+        if _same_event(stored, event):
+            return "duplicate", _DUPLICATE_EVENT
+        return "conflict", f"conflicting_duplicate: observation {event_id} is already stored with other content"
+    # people before addresses: the order erasure locks them in (no deadlock)
     await _check_person(session, context, event.person_id, event.address_id)
+    await _check_address(session, context, event.address_id, lock=True)
+    await _check_scope(session, context, event.address_id, _work_time(parse(event.at), untrusted))
     if event.kind == "do_not_visit_cleared" and context.role not in (Role.admin, Role.organiser):
-        raise Rejected("only an organiser may clear do-not-visit")
+        raise Rejected("not_allowed: only an organiser may clear do-not-visit")
     session.add(
         Observation(
             id=event_id,
@@ -878,6 +1201,7 @@ async def _apply_observation(
             device_id=context.device_id,
             kind=event.kind,
             note=event.note,
+            time_untrusted=untrusted,
         )
     )
     await session.flush()
@@ -971,13 +1295,16 @@ async def _apply_edit(
     decides; this function persists its verdict.
     """
     if edit.field not in EDITABLE_FIELDS[edit.entity]:
-        raise Rejected(f"{edit.entity}.{edit.field} is not editable from a phone")
+        raise Rejected(f"unsupported: {edit.entity}.{edit.field} is not editable from a phone")
     model: Any = Person if edit.entity == "person" else Address
     row = await session.scalar(select(model).where(model.id == edit.entity_id).with_for_update())
     if row is None or row.campaign_id != context.campaign_id:
         if await is_erased(session, edit.entity, edit.entity_id):
-            raise Rejected(f"{edit.entity} {edit.entity_id} was erased")
-        raise Rejected(f"unknown {edit.entity} {edit.entity_id}")
+            raise Rejected(f"erased: {edit.entity} {edit.entity_id} was erased")
+        raise Rejected(f"unknown: {edit.entity} {edit.entity_id} is unknown")
+    await _check_scope(
+        session, context, row.id if edit.entity == "address" else row.address_id, _work_time(parse(edit.hlc), False)
+    )
     version = await session.get(FieldVersion, (edit.entity, edit.entity_id, edit.field))
     open_conflicts = list(
         await session.scalars(
@@ -1073,7 +1400,7 @@ async def _apply_request(
     if request.name == "release_walk_list":
         list_id = request.args.get("walk_list_id")
         if not isinstance(list_id, int):
-            raise Rejected("release_walk_list needs an integer walk_list_id")
+            raise Rejected("invalid: release_walk_list needs an integer walk_list_id")
         assignment = await session.scalar(
             select(Assignment)
             .join(WalkList, WalkList.id == Assignment.walk_list_id)
@@ -1085,11 +1412,11 @@ async def _apply_request(
             )
         )
         if assignment is None:
-            raise Rejected(f"walk list {list_id} is not assigned to you")
+            raise Rejected(f"not_allowed: walk list {list_id} is not assigned to you")
         assignment.ended_at = _now()
         await session.flush()
         return "applied", ""
-    raise Rejected(f"unknown server request {request.name!r}")
+    raise Rejected(f"unsupported: server request {request.name!r}")
 
 
 async def push_context_for(

@@ -102,7 +102,11 @@ async def make_town(
             campaign_id=world.campaign_a,
             name="Doorstep",
             version=1,
-            questions=[{"key": "vote", "kind": "choice", "choices": ["lab", "con", "grn"]}],
+            questions=[
+                {"key": "vote", "kind": "choice", "choices": ["lab", "con", "grn"]},
+                {"key": "certainty", "kind": "scale", "min": 1, "max": 10},
+                {"key": "poster", "kind": "yes_no"},
+            ],
         )
         session.add(survey)
         for n in range(2):

@@ -39,6 +39,7 @@ from server.db.models import (
     Device,
     DeviceReceipt,
     Person,
+    Survey,
     WalkList,
     WalkListStop,
 )
@@ -181,6 +182,9 @@ async def _seed(database_url: str) -> tuple[int, list[int], dict[int, list[int]]
             accounts = AccountService(session, settings, build_jwt_auth(SECRET, 15))
             user = await accounts.create_user("canvasser@example.org", "C", TEST_PASSWORD)
             await accounts.add_member(user, campaign.id, Role.canvasser)
+            # answers are checked against the campaign's survey (contract G)
+            session.add(Survey(campaign_id=campaign.id, name="S", version=1,
+                               questions=[{"key": "vote", "kind": "choice", "choices": ["lab", "con"]}]))
             walk_list = WalkList(campaign_id=campaign.id, name="L", status="assigned", doors=10)
             session.add(walk_list)
             await session.flush()

@@ -75,7 +75,7 @@ from server.db.models import MutationResult as MutationResultRow
 from server.db.session import create_engine_for, create_sessionmaker
 from server.settings import load_settings
 from server.sync.controllers import SyncController
-from server.sync.feed import erase_person
+from server.sync.erasure import erase_person
 from server.sync.store import SERVER_CLOCK
 from sync.client import SyncClient
 from sync.clock import DEFAULT_MAX_SKEW_MS, HLC, HybridClock, format_hlc, system_wall_ms
@@ -348,7 +348,8 @@ class SyncMachine(RuleBasedStateMachine):
             if kind == "contact":
                 event: Any = client.record_contact(address, self.rng.choice(["spoke", "not_home"]), person_id=person)
             elif kind == "answer":
-                event = client.record_answer(address, "vote", self.rng.choice(["lab", 2, True]), person_id=person)
+                key, value = self.rng.choice([("vote", "lab"), ("certainty", 2), ("poster", True)])
+                event = client.record_answer(address, key, value, person_id=person)
             elif kind == "dnv":
                 event = client.record_observation(address, "do_not_visit", person_id=person)
             else:

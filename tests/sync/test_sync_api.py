@@ -27,7 +27,7 @@ from server.db.models import (
 from server.db.models import (
     MutationResult as MutationResultRow,
 )
-from server.sync.feed import erase_person
+from server.sync.erasure import erase_person
 from server.sync.store import SERVER_CLOCK
 from sync.clock import HLC, format_hlc, system_wall_ms
 from sync.protocol import Envelope, PushRequest, RecordContactAttempt
@@ -128,10 +128,11 @@ async def test_replayed_push_is_a_no_op_with_the_same_result(
         headers={**headers, "Content-Encoding": "gzip"},
     )
     assert second.status_code == 200
-    assert first.json() == second.json()
+    assert first.json()["results"] == second.json()["results"]
+    assert first.json()["last_seq"] == second.json()["last_seq"]
     statuses = [r["status"] for r in first.json()["results"]]
     assert statuses == ["applied", "rejected"]
-    assert "unknown address" in first.json()["results"][1]["reason"]
+    assert first.json()["results"][1]["reason"].startswith("unknown: address")
     assert await count(sessionmaker, ContactAttempt) == 1
     assert await count(sessionmaker, ChangeFeed) == feed_rows
     assert await count(sessionmaker, MutationResultRow) == 2
@@ -159,18 +160,20 @@ async def test_malformed_mutation_is_rejected_alone(
     )
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert [r["status"] for r in results] == ["applied", "rejected"] and "malformed" in results[1][
-        "reason"
-    ]
+    # an op this server does not know (a newer app's) is "unsupported:", kept for review
+    assert [r["status"] for r in results] == ["applied", "rejected"] and results[1]["reason"].startswith(
+        "unsupported:"
+    )
     assert response.json()["last_seq"] == 2
 
 
-async def test_future_clock_is_rejected_and_does_not_move_server_clock(
+async def test_future_clock_event_is_kept_and_does_not_move_server_clock(
     client: AsyncTestClient[Litestar],
     world: World,
     town: Town,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
+    """Contract B (was: rejected for clock skew): the knock is kept, its time marked untrusted."""
     phone = await register_phone(client, world, "canvasser", world.campaign_a)
     far_future = format_hlc(HLC(system_wall_ms() + 60 * 60 * 1000, 0, phone.device_id))
     event = RecordContactAttempt(
@@ -180,9 +183,9 @@ async def test_future_clock_is_rejected_and_does_not_move_server_clock(
     phone.state.next_seq += 1
     outcome = await phone.push()
     assert outcome.ok
-    assert phone.rejections and phone.rejections[0].reason.startswith("clock_skew")
+    assert phone.rejections == []
     assert SERVER_CLOCK.last.wall_ms < system_wall_ms() + 10 * 60 * 1000
-    assert await count(sessionmaker, ContactAttempt) == 0
+    assert await count(sessionmaker, ContactAttempt) == 1
 
 
 async def test_unsupported_protocol_gets_upgrade_required_and_keeps_queue(
@@ -265,7 +268,7 @@ async def test_do_not_visit_rules(
     await canvasser.sync()
     canvasser.record_observation(address, "do_not_visit_cleared", person_id=person)
     await canvasser.push()
-    assert canvasser.rejections[-1].reason == "only an organiser may clear do-not-visit"
+    assert canvasser.rejections[-1].reason == "not_allowed: only an organiser may clear do-not-visit"
     assert (await organiser.pull()).ok
     assert organiser.flags()[(address, person)].do_not_visit
     # a set made offline before the organiser's clear, synced after it, still wins
@@ -379,7 +382,7 @@ async def test_erasure_purges_everywhere_and_blocks_resurrection(
     late.record_answer(address, "vote", "con", person_id=person)
     late.edit_field("person", person, "note", "x")
     assert (await late.push()).ok
-    assert [r.reason for r in late.rejections] == [f"person {person} was erased"] * 2
+    assert [r.reason for r in late.rejections] == [f"erased: person {person} was erased"] * 2
     async with sessionmaker() as session:
         assert await session.get(Person, person) is None
 
@@ -498,7 +501,7 @@ async def test_a_push_racing_another_delivery_of_itself_is_applied_once(
     async with sessionmaker() as session:
         again = await apply_push(session, context, envelopes)
         await session.commit()
-    assert again == first
+    assert (again.results, again.last_seq) == (first.results, first.last_seq)
     assert [r.status for r in first.results] == ["applied"] * 3
     assert await count(sessionmaker, ContactAttempt) == 3
     assert await count(sessionmaker, ChangeFeed) == 3

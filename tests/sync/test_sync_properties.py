@@ -109,8 +109,9 @@ async def test_lossy_network_converges_and_loses_nothing(
             )
         elif action == "answer":
             events.append(
-                phone.record_answer(
-                    address, "vote", rng.choice(["lab", "con", "grn", 3, True]), person_id=person
+                phone.record_answer(  # values of each kind the survey has (contract G)
+                    address, *rng.choice([("vote", "lab"), ("vote", "con"), ("certainty", 3), ("poster", True)]),
+                    person_id=person,
                 )
             )
         elif action == "edit":

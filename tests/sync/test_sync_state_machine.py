@@ -127,8 +127,8 @@ async def run_plan(
                 elif action == "answer":
                     event_ids.add(
                         str(
-                            phone.record_answer(
-                                address, "vote", ["lab", 2, True][y], person_id=person
+                            phone.record_answer(  # one value of each kind the survey has
+                                address, *[("vote", "lab"), ("certainty", 2), ("poster", True)][y], person_id=person
                             ).id
                         )
                     )

@@ -1,0 +1,74 @@
+"""sync trust boundary: kept mutations, untrusted event times, device token ids
+
+Why (issue 13):
+
+* ``held_mutations``: every mutation a push did not apply as sent (rejected,
+  ``restamp``, a conflicting duplicate of an event id, a repeated seq) keeps its
+  full payload here, with its review state, so an organiser can re-apply, edit
+  then apply, or dismiss it. ``mutation_results`` stays the per-seq receipt.
+* ``time_untrusted`` on the three event tables: an event stamped further ahead
+  than the skew bound is stored as sent and marked, with the server's
+  ``received_at`` beside it; it is never refused for its clock.
+* ``devices.token_jti``: the id of the device's current token, so re-registering
+  an install (same node id) can revoke the tokens issued before.
+
+Write scope reads the assignment history already kept in ``assignments``
+(``assigned_at``, ``ended_at``: rows are ended, never deleted, on reassignment).
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02 11:00:00
+
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = '0009'
+down_revision: str | Sequence[str] | None = '0008'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+EVENT_TABLES = ("contact_attempts", "answers", "observations")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "held_mutations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("op", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False, server_default=""),
+        sa.Column("entity", sa.String(24), nullable=True),
+        sa.Column("entity_id", sa.String(40), nullable=True),
+        sa.Column("address_id", sa.Integer(), nullable=True),
+        sa.Column("person_id", sa.Integer(), nullable=True),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("review", sa.String(16), nullable=False, server_default="open"),
+        sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reviewed_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_held_mutations")),
+    )
+    op.create_index("ix_held_mutations_campaign_review", "held_mutations", ["campaign_id", "review"])
+    for table in EVENT_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("time_untrusted", sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("devices") as batch:
+        batch.add_column(sa.Column("token_jti", sa.String(64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("devices") as batch:
+        batch.drop_column("token_jti")
+    for table in EVENT_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("time_untrusted")
+    op.drop_index("ix_held_mutations_campaign_review", table_name="held_mutations")
+    op.drop_table("held_mutations")

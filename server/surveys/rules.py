@@ -1,0 +1,179 @@
+"""Survey rules: what a question may ask, and whether an answer fits the question it answers.
+
+Why a module of its own: the sync push validates every ``record_answer`` against
+the published survey version the phone was given (contract section G), and the
+demo (or any future survey editor) must refuse the same questions the push
+refuses. Pure functions, no database.
+
+Special category data (UK GDPR article 9): no question may ask an individual for
+their racial or ethnic origin, religious or philosophical beliefs, health,
+sex life or sexual orientation, genetic or biometric data, or trade union
+membership. Such question keys (or question texts naming them) are refused when
+a survey is made, and an answer keyed so is refused at push (``not_allowed:``)
+whatever survey it names. *Political opinion* is also article 9 data, but asking
+voting intention is the purpose of a political canvass (processed under the
+article 9(2)(d) / DPA 2018 schedule 1 part 2 paragraph 22 political-parties
+condition), so it is deliberately NOT refused here; trade union membership is
+refused because a canvass has no need of it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from server.errors import InvalidInput
+
+QUESTION_KINDS: Final[dict[str, str]] = {
+    "choice": "choice",
+    "scale": "scale",
+    "yes_no": "yes_no",
+    "yesno": "yes_no",
+    "text": "text",
+}
+"""Question kinds this server knows (with accepted spellings) -> the canonical kind."""
+
+MAX_TEXT_ANSWER = 2000
+
+SPECIAL_CATEGORY_TERMS: Final[tuple[str, ...]] = (
+    "ethnic",
+    "ethnicity",
+    "race",
+    "racial",
+    "religion",
+    "religious",
+    "faith",
+    "belief",
+    "health",
+    "disability",
+    "disabled",
+    "medical",
+    "sexuality",
+    "sexual",
+    "sex_life",
+    "gender_identity",
+    "trans",
+    "trade_union",
+    "union_member",
+    "genetic",
+    "biometric",
+    "nationality",
+    "country_of_birth",
+    "skin",
+    "caste",
+)
+"""Words that make a question key or text ask for special category data (see the module docstring)."""
+
+_PREFIXES: Final = ("ethnic", "religio", "disab", "sexual", "medic")
+_WORD = re.compile(r"[a-z]+")
+
+
+class AnswerRefused(Exception):
+    """An answer that does not fit its survey; ``reason`` starts with a contract prefix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("-", "_"))
+
+
+def names_special_category(text: str) -> str | None:
+    """The special-category term a question key or text names, or None."""
+    lowered = text.lower().replace("-", "_").replace(" ", "_")
+    words = _words(text)
+    for term in SPECIAL_CATEGORY_TERMS:
+        if "_" in term:
+            if term in lowered:
+                return term
+        elif term in words:
+            return term
+    for prefix in _PREFIXES:
+        if any(w.startswith(prefix) for w in words):
+            return prefix
+    return None
+
+
+def refuse_special_category(questions: Iterable[Mapping[str, Any]]) -> None:
+    """Raise ``InvalidInput`` if any question's key or text asks for special category data."""
+    for question in questions:
+        for field in ("key", "text", "label"):
+            value = question.get(field)
+            if isinstance(value, str):
+                term = names_special_category(value)
+                if term is not None:
+                    raise InvalidInput(
+                        f"Question {question.get('key')!r} asks for special category data ({term}); "
+                        "surveys may not ask for an individual's ethnicity, religion, health or similar."
+                    )
+
+
+def validate_questions(questions: Iterable[Mapping[str, Any]]) -> None:
+    """Check a survey's questions when it is made: known kinds, keys present, no special category."""
+    questions = list(questions)
+    refuse_special_category(questions)
+    seen: set[str] = set()
+    for question in questions:
+        key = question.get("key")
+        if not isinstance(key, str) or not key:
+            raise InvalidInput("Every survey question needs a key.")
+        if key in seen:
+            raise InvalidInput(f"Question key {key!r} appears twice.")
+        seen.add(key)
+        if question.get("kind") not in QUESTION_KINDS:
+            raise InvalidInput(f"Question {key!r} has an unknown kind {question.get('kind')!r}.")
+
+
+def _choices(question: Mapping[str, Any]) -> list[Any]:
+    return list(question.get("choices") or question.get("options") or [])
+
+
+def validate_answer(questions: Iterable[Mapping[str, Any]], key: str, value: Any) -> None:
+    """Raise ``AnswerRefused`` unless ``value`` answers question ``key`` of the survey.
+
+    Reasons: ``not_allowed:`` (special category key), ``unsupported:`` (a key, kind or
+    choice this survey version does not know: a newer app; kept, re-applicable later),
+    ``invalid:`` (a value of the wrong type or out of range).
+    """
+    term = names_special_category(key)
+    if term is not None:
+        raise AnswerRefused(f"not_allowed: question {key!r} asks for special category data ({term})")
+    question = next((q for q in questions if q.get("key") == key), None)
+    if question is None:
+        raise AnswerRefused(f"unsupported: question {key!r} is not in this survey version")
+    kind = QUESTION_KINDS.get(str(question.get("kind")))
+    if kind is None:
+        raise AnswerRefused(f"unsupported: question kind {question.get('kind')!r}")
+    choices = _choices(question)
+    if kind == "text":
+        if not isinstance(value, str) or len(value) > MAX_TEXT_ANSWER:
+            raise AnswerRefused(f"invalid: question {key!r} takes text of at most {MAX_TEXT_ANSWER} characters")
+    elif kind == "yes_no":
+        if isinstance(value, bool):
+            return
+        if not isinstance(value, str):
+            raise AnswerRefused(f"invalid: question {key!r} takes yes or no")
+        if value not in (choices or ["Yes", "No"]):
+            raise AnswerRefused(f"unsupported: {value!r} is not an answer to {key!r}")
+    elif kind == "scale":
+        if isinstance(value, bool):
+            raise AnswerRefused(f"invalid: question {key!r} takes a number")
+        if isinstance(value, str):
+            if value in [str(c) for c in choices]:
+                return
+            try:
+                value = int(value)
+            except ValueError:
+                raise AnswerRefused(f"invalid: question {key!r} takes a number") from None
+        low = question.get("min", min((int(c) for c in choices), default=None) if choices else None)
+        high = question.get("max", max((int(c) for c in choices), default=None) if choices else None)
+        if (low is not None and value < int(low)) or (high is not None and value > int(high)):
+            raise AnswerRefused(f"invalid: {value} is outside the scale of {key!r}")
+    else:  # choice
+        if not isinstance(value, str):
+            raise AnswerRefused(f"invalid: question {key!r} takes one of its choices")
+        if value not in [str(c) for c in choices]:
+            raise AnswerRefused(f"unsupported: {value!r} is not a choice of {key!r}")
