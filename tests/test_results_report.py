@@ -32,14 +32,14 @@ def _flat(text: str) -> str:
 async def _add_wards(sessionmaker: async_sessionmaker[AsyncSession], cid: int) -> dict[str, str]:
     """Two named wards made of the town's output areas (west and east halves); area code -> ward name."""
     async with sessionmaker() as session:
-        oas = (await session.execute(select(CensusArea.code, CensusArea.geometry).where(CensusArea.kind == "OA"))).all()
+        oas = (await session.execute(select(CensusArea.code, CensusArea.geometry).where(CensusArea.kind == "OA", CensusArea.campaign_id == cid))).all()
         polys = {c: shapely.from_wkb(g) for c, g in oas}
         midx = shapely.union_all(list(polys.values())).centroid.x
         west = [c for c, p in polys.items() if p.representative_point().x < midx]
         halves = {"Riverside West": west, "Hillcrest East": [c for c in polys if c not in west]}
         for n, (name, members) in enumerate(halves.items()):
             geometry = shapely.union_all([polys[c] for c in members]).buffer(1e-9)
-            ward = CensusArea(code=f"W{n}", name=name, kind="ward", geometry=shapely.to_wkb(geometry), counts={})
+            ward = CensusArea(campaign_id=cid, code=f"W{n}", name=name, kind="ward", geometry=shapely.to_wkb(geometry), counts={})
             session.add(ward)
             await session.flush()
             session.add(CampaignArea(campaign_id=cid, area_id=ward.id))
