@@ -57,18 +57,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_held_mutations")),
     )
     op.create_index("ix_held_mutations_campaign_review", "held_mutations", ["campaign_id", "review"])
+    # plain ADD COLUMN (no batch copy on SQLite: recreating a table would drop its result triggers)
     for table in EVENT_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column("time_untrusted", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("devices") as batch:
-        batch.add_column(sa.Column("token_jti", sa.String(64), nullable=True))
+        op.add_column(table, sa.Column("time_untrusted", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("devices", sa.Column("token_jti", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("devices") as batch:
-        batch.drop_column("token_jti")
+    op.drop_column("devices", "token_jti")  # SQLite 3.35+ drops columns in place
     for table in EVENT_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("time_untrusted")
+        op.drop_column(table, "time_untrusted")
     op.drop_index("ix_held_mutations_campaign_review", table_name="held_mutations")
     op.drop_table("held_mutations")
