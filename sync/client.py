@@ -205,9 +205,6 @@ class SyncClient:
         self.backoff_cap = backoff_cap
         self.protocol_version = protocol_version
         self.max_skew_ms = max_skew_ms
-        self.device_wall = self.clock.wall
-        """The device's own clock (ms); stamps use it plus ``state.clock_offset_ms``."""
-        self.clock.wall = self._stamping_wall
         self.failures = 0
         self.retry_delay = 0.0
         self.last_error = ""
@@ -237,6 +234,23 @@ class SyncClient:
             if state.clock_last:
                 clock.observe(state.clock_last)
         return cls(state.device_id, token, transport, clock, state=state, **kwargs)
+
+    @property
+    def clock(self) -> HybridClock:
+        """The phone's HLC; it stamps with ``device_wall() + state.clock_offset_ms`` (contract B)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: HybridClock) -> None:
+        wall = value.wall
+        owner = getattr(wall, "__self__", None)
+        if owner is not self:
+            if isinstance(owner, SyncClient):  # a clock handed over from an earlier client (restart)
+                wall = owner.device_wall
+            self.device_wall = wall
+            """The device's own clock (ms); stamps use it plus ``state.clock_offset_ms``."""
+            value.wall = self._stamping_wall
+        self._clock = value
 
     def _stamping_wall(self) -> int:
         return self.device_wall() + self.state.clock_offset_ms
