@@ -15,6 +15,10 @@ What is measured (each backend gets a fresh database, created and dropped here):
   runs in this process on the same machine, so its CPU counts against the
   server's: it uses aiohttp and msgspec to take as little as it can, and every
   answer is still checked (200, every mutation ``applied``).
+* ``*_scope_check_cost_pct``: the cost of the write-scope check (contract D) in the same run:
+  the same pushes from canvasser phones (every door checked against the lists the user holds)
+  and from organiser phones (campaign-wide, no scope look-up), alternated twice, best rate of
+  each; ``100 * (campaign_wide - scoped) / campaign_wide``.
 * ``*_ratio_to_raw_insert``: that rate over a raw bulk INSERT (one
   executemany) of the same number of equivalent contact-attempt rows into the
   same table of the same database, measured in the same run.
@@ -149,6 +153,18 @@ async def _seed(sessionmaker: Any, settings: Any) -> World:
                 })
         await session.execute(insert(Person), people)
         session.add(Assignment(walk_list_id=walk_list.id, user_id=user.id))
+        # the doors the throughput phase knocks: a second list held by the canvasser, so every push
+        # passes the write-scope check (contract D) as a real canvasser's does
+        work = WalkList(campaign_id=campaign.id, name="Work list", status="assigned", doors=len(addresses) - LIST_DOORS)
+        session.add(work)
+        await session.flush()
+        await session.execute(insert(WalkListStop), [
+            {"walk_list_id": work.id, "address_id": a, "stop_number": n, "position": n}
+            for n, a in enumerate(addresses[LIST_DOORS:])
+        ])
+        session.add(Assignment(walk_list_id=work.id, user_id=user.id))
+        organiser = await accounts.create_user("organiser@example.org", "Org", PASSWORD)  # campaign-wide writer
+        await accounts.add_member(organiser, campaign.id, Role.organiser)
         await session.commit()
         return World(campaign_id=campaign.id, user_id=user.id, list_id=walk_list.id, addresses=addresses)
 
@@ -306,6 +322,34 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
             _log(f"[{backend}] push path: {applied} mutations in {elapsed:.2f}s = {rate:,.0f}/s; CPU ms per push "
                  f"{result[f'{backend}_cpu_ms_per_push']}, host busy {result[f'{backend}_host_busy_pct']}%")
 
+            # 1b. the cost of the write-scope check, in this run: the same pushes from canvasser phones
+            # (scoped) and organiser phones (campaign-wide: no scope look-up), alternated, best of each
+            organiser_login = await client.post("/api/auth/login", json={"email": "organiser@example.org", "password": PASSWORD})
+            organiser_world = msgspec.structs.replace(world, access_token=organiser_login.json()["access_token"])
+            sample = max(1, min(args.devices, 40))
+            crew = {"scoped": phones[:sample], "campaign_wide": await _register(client, organiser_world, sample)}
+            best: dict[str, float] = {"scoped": 0.0, "campaign_wide": 0.0}
+            async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=args.concurrency)) as lean:
+                for _round in range(2):
+                    for kind in ("scoped", "campaign_wide"):
+                        work = [(phone, phone.batch(targets, BATCH)) for _ in range(args.batches) for phone in crew[kind]]
+                        pending: asyncio.Queue[tuple[Phone, bytes]] = asyncio.Queue()
+                        for item in work:
+                            pending.put_nowait(item)
+
+                        async def drain(q: asyncio.Queue[tuple[Phone, bytes]] = pending) -> None:
+                            while not q.empty():
+                                phone, body = q.get_nowait()
+                                await _push_lean(lean, phone, body)
+
+                        t0 = time.perf_counter()
+                        await asyncio.gather(*(drain() for _ in range(args.concurrency)))
+                        best[kind] = max(best[kind], len(work) * BATCH / (time.perf_counter() - t0))
+            result[f"{backend}_scope_check_cost_pct"] = round(
+                100 * (best["campaign_wide"] - best["scoped"]) / best["campaign_wide"], 1)
+            _log(f"[{backend}] scope check: scoped {best['scoped']:,.0f}/s, campaign-wide {best['campaign_wide']:,.0f}/s, "
+                 f"cost {result[f'{backend}_scope_check_cost_pct']}%")
+
             # 2. raw bulk INSERT of the same number of equivalent rows, same table, same database
             clock = HybridClock("raw")
             now = datetime.now(UTC)
@@ -347,9 +391,11 @@ async def bench_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 {"protocol_version": 1, "device_id": fresh.node_id, "cursor": None, "limit": 500}))
             assert response.status_code == 200
             first = response.json()
-            # the scope part of the first page (walk list + survey) belongs to the list download
-            scope_part = [c for c in first["changes"] if c["entity"] in ("walk_list", "survey")]
-            body = msgspec.json.encode({"changes": scope_part, "cursor": first["cursor"], "has_more": False})
+            # the scope part of the first page (this walk list + survey) belongs to the list download
+            scope_part = [c for c in first["changes"] if c["entity"] == "survey"
+                          or (c["entity"] == "walk_list" and c["id"] == str(world.list_id))]
+            body = msgspec.json.encode({"changes": scope_part, "cursor": first["cursor"], "has_more": False,
+                                        "checksums": {str(world.list_id): first.get("checksums", {}).get(str(world.list_id))}})
             total += len(gzip.compress(body))
             raw_total += len(body)
             token = None
@@ -397,6 +443,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             metrics.update(await bench_backend(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}", args))
     if "pg_push_p95_ms" in metrics:
         metrics["push_p95_ms"] = metrics["pg_push_p95_ms"]
+        metrics["scope_check_cost_pct"] = metrics["pg_scope_check_cost_pct"]
         metrics["initial_list_bytes_gzip"] = metrics["pg_initial_list_bytes_gzip"]
     elif "sqlite_push_p95_ms" in metrics:
         metrics["push_p95_ms"] = metrics["sqlite_push_p95_ms"]

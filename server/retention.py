@@ -73,7 +73,7 @@ from server.db.models import (
     Tombstone,
 )
 from server.results.tallies import fold_result_tallies
-from server.sync.erasure import erase_held_mutations
+from server.sync.erasure import erase_held_mutations, lock_campaign_for_erasure
 from server.sync.feed import COUNTER_NAME, is_postgres
 from sync.protocol import flag_key
 
@@ -145,6 +145,7 @@ async def apply_retention(
 ) -> RetentionReport:
     """Delete one campaign's personal canvass data now (see the module docstring), in the caller's transaction."""
     cid = campaign.id
+    await lock_campaign_for_erasure(session, cid)  # no push lands an event in the middle (PostgreSQL)
     await fold_result_tallies(session)  # queued attempts count in the aggregates that survive
     tallies = await _snapshot_tallies(session, cid)
 

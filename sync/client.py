@@ -205,9 +205,6 @@ class SyncClient:
         self.backoff_cap = backoff_cap
         self.protocol_version = protocol_version
         self.max_skew_ms = max_skew_ms
-        self.device_wall = self.clock.wall
-        """The device's own clock (ms); stamps use it plus ``state.clock_offset_ms``."""
-        self.clock.wall = self._stamping_wall
         self.failures = 0
         self.retry_delay = 0.0
         self.last_error = ""
@@ -237,6 +234,23 @@ class SyncClient:
             if state.clock_last:
                 clock.observe(state.clock_last)
         return cls(state.device_id, token, transport, clock, state=state, **kwargs)
+
+    @property
+    def clock(self) -> HybridClock:
+        """The phone's HLC; it stamps with ``device_wall() + state.clock_offset_ms`` (contract B)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: HybridClock) -> None:
+        wall = value.wall
+        owner = getattr(wall, "__self__", None)
+        if owner is not self:
+            if isinstance(owner, SyncClient):  # a clock handed over from an earlier client (restart)
+                wall = owner.device_wall
+            self.device_wall = wall
+            """The device's own clock (ms); stamps use it plus ``state.clock_offset_ms``."""
+            value.wall = self._stamping_wall
+        self._clock = value
 
     def _stamping_wall(self) -> int:
         return self.device_wall() + self.state.clock_offset_ms
@@ -657,7 +671,7 @@ class SyncClient:
             )
             if response is None:
                 if status == 400 and "/invalid-cursor" in self.last_error and not cursor_reset:
-                    self.state.cursor = None  # contract E: the server does not know it; start again
+                    self.reset_pulled_state()  # contract E (amended): start again from nothing
                     cursor_reset = True
                     continue
                 if await self._backed_off(failure, attempts_left):
@@ -730,6 +744,19 @@ class SyncClient:
             else:
                 del self.state.downloads[list_id]
         return PullOutcome(ok=True, status=200, pages=pages, changes=changes)
+
+    def reset_pulled_state(self) -> None:
+        """Forget everything pulled (the cursor too), keeping the outbox, own unsent events and
+        edits: after an invalid cursor the phone cannot know which erasures it missed, so it
+        rebuilds its copy from a fresh pull rather than keep records that may have been erased."""
+        unsent = {str(e.mutation.id) for e in self.state.outbox if hasattr(e.mutation, "id")}
+        self.state.cursor = None
+        self.state.entities = {}
+        self.state.removed = {}
+        self.state.downloads = {}
+        self.state.checksums = {}
+        self.state.local_events = {k: v for k, v in self.state.local_events.items() if k in unsent}
+        self.state.pending_edits = [p for p in self.state.pending_edits if not p.acknowledged]
 
     def _list_scope(self, list_id: str) -> list[str]:
         """Contract E: the ``"{entity}:{id}"`` keys this phone holds because of walk list ``list_id``."""

@@ -138,7 +138,7 @@ async def test_retention_erases_personal_data_everywhere(
     first_address = addresses[0]
     target = by_address[first_address][0]
     phone.record_contact(first_address, "spoke", person_id=target, walk_list_id=list_id)
-    phone.record_answer(first_address, "voting_intention", "green", person_id=target, walk_list_id=list_id, survey_id=survey_id)
+    phone.record_answer(first_address, "voting_intention", "Green", person_id=target, walk_list_id=list_id, survey_id=survey_id)
     phone.record_answer(first_address, "would_volunteer", True, person_id=target, walk_list_id=list_id, survey_id=survey_id)
     phone.edit_field("person", target, "phone", "07700 900001")
     phone.edit_field("person", target, "contact_consent", "phone")

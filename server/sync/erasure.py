@@ -14,12 +14,14 @@ by register replace (the people it removes) and by retention
 (``erase_held_mutations`` for a whole campaign; its bulk deletes and
 tombstones stay in ``server.retention``).
 
-Concurrency on PostgreSQL: people are locked ``FOR UPDATE`` before addresses,
-and before anything is read or deleted. A push locks the people and addresses
-its events name ``FOR KEY SHARE`` in the same order (``server.sync.store``), so
-a push that started first is waited for (its events are then seen and erased
-here), and one that comes later finds the rows gone and rejects its events. On
-SQLite every writer holds the database write lock (``BEGIN IMMEDIATE``).
+Concurrency on PostgreSQL: before it reads anything an erasure takes its
+campaign's advisory lock exclusively (the class migration 0008's event
+triggers take shared). A push that got there first is waited for, and its
+events are then seen and erased here; a push whose statement began before the
+erasure committed waits in its insert trigger, whose erasure fence (migration
+0009) then deletes the rows it inserted about what was erased; a later push
+finds the tombstones and rejects its events (``erased:``). On SQLite every
+writer holds the database write lock (``BEGIN IMMEDIATE``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, post
 from litestar.params import FromPath, JSONBody
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.guards import ORGANISERS, require_role
@@ -50,6 +52,7 @@ from server.db.models import (
 from server.dependencies import CurrentUser, DbSession
 from server.errors import NotFound
 from server.sync.feed import is_postgres, record_change
+from server.sync.store import CAMPAIGN_LOCK
 from sync.protocol import flag_key
 
 EVENT_MODELS: dict[str, Any] = {
@@ -59,8 +62,16 @@ EVENT_MODELS: dict[str, Any] = {
 }
 
 
+async def lock_campaign_for_erasure(session: AsyncSession, campaign_id: int) -> None:
+    """PostgreSQL: hold the campaign's event lock exclusively until commit (pushes wait, see above)."""
+    if is_postgres(session):
+        await session.execute(text(f"SELECT pg_advisory_xact_lock({CAMPAIGN_LOCK}, :campaign_id)"),
+                              {"campaign_id": campaign_id})
+
+
 async def _lock_people(session: AsyncSession, campaign_id: int, where: Any) -> list[Person]:
-    """The people matching ``where``, locked FOR UPDATE on PostgreSQL (in id order)."""
+    """The people matching ``where``, after taking the campaign's erasure lock (row locks too)."""
+    await lock_campaign_for_erasure(session, campaign_id)
     query = select(Person).where(Person.campaign_id == campaign_id, where).order_by(Person.id)
     if is_postgres(session):
         query = query.with_for_update()

@@ -670,7 +670,11 @@ async def pull_changes(
         if start.partial_txid and start.partial_txid != last_txid:
             done.add(start.partial_txid)
         partial_txid, partial_id = last_txid, last_id
-        horizon = start.horizon
+        # Every row below both the snapshot's xmin (finished) and the page's last txid (the read is
+        # in txid order) has been delivered: the horizon moves up, so ``done`` stays small and the
+        # cursor bounded (SQLite gives each bulk-written row its own txid: thousands per retention run).
+        horizon = max(start.horizon, min(xmin, last_txid))
+        done = {t for t in done if t >= horizon}
     else:  # everything visible has been sent: the horizon moves up to the snapshot's xmin
         done |= delivered
         if start.partial_txid:

@@ -1,4 +1,6 @@
-"""Conflict review for organisers: open conflicts and rejected mutations, and resolution by a new edit.
+"""Review for organisers: conflicts and kept mutations (rejected, conflicting duplicates) in one
+queue; a conflict is resolved by a new edit, a kept mutation re-applied (as sent or edited) or
+dismissed, each audited.
 
 Resolving writes the chosen value as an ordinary field edit through the
 phones' push path (an organiser's "console" device), based on the current
@@ -26,6 +28,7 @@ from server.db.models import (
     Device,
     DeviceReceipt,
     FieldVersion,
+    HeldMutation,
     MutationResult,
     Person,
     Role,
@@ -66,6 +69,29 @@ class RejectionOut(msgspec.Struct):
     entity_id: str | None
     reason: str
     created_at: datetime
+
+
+class ReviewItem(msgspec.Struct, omit_defaults=True):
+    """One entry of the review queue: a losing edit (``conflict``) or a kept mutation (``rejection``)."""
+
+    kind: Literal["conflict", "rejection"]
+    id: int
+    created_at: datetime
+    status: str = ""
+    reason: str = ""
+    review: str = "open"
+    device_id: int | None = None
+    user_id: int | None = None
+    seq: int | None = None
+    op: str = ""
+    payload: dict[str, Any] = {}
+    conflict: ConflictOut | None = None
+
+
+class ApplyRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Re-apply a kept mutation: as it was sent, or ``mutation`` instead (edit then apply)."""
+
+    mutation: dict[str, Any] | None = None
 
 
 class ResolveRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,6 +189,102 @@ async def resolve_conflict(session: AsyncSession, user: AuthUser, campaign_id: i
     )
 
 
+def _held_item(row: HeldMutation) -> ReviewItem:
+    try:
+        payload = msgspec.json.decode(row.payload)
+    except msgspec.DecodeError:
+        payload = {"raw": row.payload}
+    return ReviewItem(
+        kind="rejection", id=row.id, created_at=row.created_at, status=row.status, reason=row.reason, review=row.review,
+        device_id=row.device_id, user_id=row.user_id, seq=row.seq, op=row.op,
+        payload=payload if isinstance(payload, dict) else {"raw": payload},
+    )
+
+
+async def review_queue(session: AsyncSession, user: AuthUser, campaign_id: int) -> list[ReviewItem]:
+    """Open conflicts and open kept mutations (rejected or conflicting duplicates), newest first; audited."""
+    conflicts = await list_conflicts_rows(session, campaign_id)
+    held = (await session.scalars(
+        select(HeldMutation)
+        .where(HeldMutation.campaign_id == campaign_id, HeldMutation.review == "open", HeldMutation.status != "restamp")
+        .order_by(HeldMutation.id.desc()).limit(1000)
+    )).all()
+    items = [ReviewItem(kind="conflict", id=c.id, created_at=c.created_at, conflict=c) for c in conflicts]
+    items += [_held_item(h) for h in held]
+    items.sort(key=lambda i: i.created_at, reverse=True)
+    record_audit(session, user, "review_read", "review", campaign_id=campaign_id, row_count=len(items))
+    return items
+
+
+async def list_conflicts_rows(session: AsyncSession, campaign_id: int) -> list[ConflictOut]:
+    """Open conflicts of the campaign as API shapes (unaudited: callers audit)."""
+    rows = (await session.scalars(
+        select(Conflict).where(Conflict.campaign_id == campaign_id, Conflict.resolved_at.is_(None)).order_by(Conflict.id.desc()).limit(1000)
+    )).all()
+    return [
+        ConflictOut(
+            id=c.id, entity=c.entity, entity_id=c.entity_id, field=c.field, losing_value=c.losing_value, losing_hlc=c.losing_hlc,
+            losing_device_id=c.losing_device_id, winning_value=c.winning_value, winning_hlc=c.winning_hlc,
+            current_value=await _current_value(session, c), created_at=c.created_at, resolved_at=c.resolved_at, resolved_by=c.resolved_by,
+        )
+        for c in rows
+    ]
+
+
+async def _open_held(session: AsyncSession, campaign_id: int, held_id: int) -> HeldMutation:
+    row = await session.get(HeldMutation, held_id, with_for_update=True)
+    if row is None or row.campaign_id != campaign_id:
+        raise NotFound(f"No kept mutation {held_id} in this campaign.")
+    if row.review != "open":
+        raise ConflictError(f"This mutation was already {row.review}.")
+    return row
+
+
+async def apply_held(
+    session: AsyncSession, user: AuthUser, campaign_id: int, held_id: int, mutation: dict[str, Any] | None, max_skew_ms: int
+) -> ReviewItem:
+    """Re-apply a kept mutation (or the organiser's edited version) through the push path, with the
+    organiser's role (campaign-wide) and a "review" device; refused again -> 422, left open."""
+    from server.sync.store import RawEnvelope, apply_push, organiser_device, push_context_for
+    from sync.clock import HybridClock
+
+    row = await _open_held(session, campaign_id, held_id)
+    payload = mutation if mutation is not None else msgspec.json.decode(row.payload)
+    device = await organiser_device(session, user.id, campaign_id, "review")
+    if isinstance(payload, dict) and payload.get("op") == "edit_field":
+        clock = HybridClock(device.node_id)  # an edit is stamped now, after its base (contract B)
+        if isinstance(payload.get("base_hlc"), str):
+            try:
+                clock.receive(payload["base_hlc"], trusted=True)
+            except ValueError:
+                pass
+        payload = {**payload, "hlc": clock.now().encode()}
+    last_seq = int(await session.scalar(select(DeviceReceipt.last_seq).where(DeviceReceipt.device_id == device.id)) or 0)
+    role = user.role_in(campaign_id) or (Role.admin if user.is_superuser else None)
+    context = await push_context_for(session, device.id, user.id, role, max_skew_ms)
+    context.check_node = False  # the stamps are the phone's
+    response = await apply_push(session, context, [RawEnvelope(seq=last_seq + 1, mutation=msgspec.Raw(msgspec.json.encode(payload)))])
+    result = response.results[0]
+    if result.status not in ("applied", "duplicate"):
+        raise InvalidInput(f"The mutation was refused again: {result.reason}")
+    row.review, row.reviewed_at, row.reviewed_by = "applied", _now(), user.id
+    if mutation is not None:
+        row.payload = msgspec.json.encode(mutation).decode()
+    await session.flush()
+    record_audit(session, user, "review_apply", f"held:{held_id}", campaign_id=campaign_id, row_count=1,
+                 detail={"edited": mutation is not None, "status": result.status})
+    return _held_item(row)
+
+
+async def dismiss_held(session: AsyncSession, user: AuthUser, campaign_id: int, held_id: int) -> ReviewItem:
+    """Close a kept mutation without applying it (it stays on record as dismissed)."""
+    row = await _open_held(session, campaign_id, held_id)
+    row.review, row.reviewed_at, row.reviewed_by = "dismissed", _now(), user.id
+    await session.flush()
+    record_audit(session, user, "review_dismiss", f"held:{held_id}", campaign_id=campaign_id, row_count=1)
+    return _held_item(row)
+
+
 class ConflictReviewController(Controller):
     """Organisers review what sync could not settle on its own."""
 
@@ -184,6 +306,24 @@ class ConflictReviewController(Controller):
     ) -> ConflictOut:
         """Keep a value: it is written as a new edit (syncing to phones) and the conflict is closed."""
         return await resolve_conflict(db_session, user, campaign_id, conflict_id, data.value, settings.max_clock_skew_seconds * 1000)
+
+    @get("/review")
+    async def review(self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> list[ReviewItem]:
+        """One queue: open conflicts and kept mutations (rejected or conflicting duplicates), with payloads."""
+        return await review_queue(db_session, user, campaign_id)
+
+    @post("/review/rejections/{held_id:int}/apply", status_code=200)
+    async def apply(
+        self, campaign_id: FromPath[int], held_id: FromPath[int], data: JSONBody[ApplyRequest], db_session: DbSession,
+        user: CurrentUser, settings: AppSettings,
+    ) -> ReviewItem:
+        """Re-apply a kept mutation as sent, or the edited ``mutation`` instead."""
+        return await apply_held(db_session, user, campaign_id, held_id, data.mutation, settings.max_clock_skew_seconds * 1000)
+
+    @post("/review/rejections/{held_id:int}/dismiss", status_code=200)
+    async def dismiss(self, campaign_id: FromPath[int], held_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> ReviewItem:
+        """Close a kept mutation without applying it."""
+        return await dismiss_held(db_session, user, campaign_id, held_id)
 
     @get("/rejections")
     async def rejections(self, campaign_id: FromPath[int], db_session: DbSession) -> list[RejectionOut]:

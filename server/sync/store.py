@@ -123,6 +123,9 @@ class Restamp(Exception):
     """An edit stamped beyond the skew bound: not applied, answered ``restamp`` (contract B)."""
 
 
+CAMPAIGN_LOCK = 0x43414D50
+"""Advisory lock class of a campaign's events (migration 0008): erasure holds it exclusively."""
+
 WRITERS_CAMPAIGN_WIDE = (Role.admin, Role.organiser)
 """Roles whose devices may write anywhere in their campaign (others: their lists, contract D)."""
 
@@ -249,19 +252,13 @@ class Batch(msgspec.Struct):
     held_rows: list[dict[str, Any]] = []
     """Mutations not applied as sent, with their payloads (``HeldMutation`` rows to insert)."""
 
-    def response(
-        self, already: set[tuple[str, str]], gone: set[tuple[str, str]] | None = None
-    ) -> PushResponse:
-        """The push's answer once the writes are done: events found already stored are duplicates,
-        events whose person or address was erased while the push ran are rejected (``gone``)."""
+    def response(self, already: set[tuple[str, str]]) -> PushResponse:
+        """The push's answer once the writes are done: events found already stored are duplicates."""
         for key in already:
             at = self.queued[key]
             self.results[at] = msgspec.structs.replace(
                 self.results[at], status="duplicate", reason=_DUPLICATE_EVENT
             )
-        for key in gone or ():
-            at = self.queued[key]
-            self.results[at] = msgspec.structs.replace(self.results[at], status="rejected", reason=_ERASED_MEANWHILE)
         return PushResponse(results=self.results, last_seq=self.last_seq, server_time_ms=system_wall_ms())
 
     def counts(self) -> dict[str, int]:
@@ -286,6 +283,8 @@ async def apply_push(
     session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
 ) -> PushResponse:
     """Apply a batch in seq order inside the caller's transaction; replays return stored results."""
+    if is_postgres(session):  # the erasure lock first, as the insert triggers take it (no deadlock)
+        await session.execute(_CAMPAIGN_SHARED, {"campaign_id": context.campaign_id})
     last_seq = await _lock_receipt(session, context.device_id)
     decoded = _decode(envelopes)
     # Only a seq at or below the receipt's last_seq can have been processed before (last_seq is
@@ -302,7 +301,7 @@ async def apply_push(
     if is_postgres(session):
         finished = await _finish_push_pg(session, context, cache, batch)
         assert finished is not None  # the receipt is locked: nothing can have moved it
-        return batch.response(*finished)
+        return batch.response(finished)
     already = await _finish_push(session, context, cache, batch)
     return batch.response(already)
 
@@ -337,7 +336,7 @@ async def apply_plain_push(
         return None
     batch = await _process(session, context, decoded, {}, cache, last_seq)
     finished = await _finish_push_pg(session, context, cache, batch, seen_last_seq=last_seq)
-    return None if finished is None else batch.response(*finished)
+    return None if finished is None else batch.response(finished)
 
 
 async def _process(
@@ -522,12 +521,10 @@ def _finish_push_sql(optimistic: bool) -> str:
     Each table's rows go as one JSON parameter (``_recordset``), so the
     statement text, and with it asyncpg's prepared statement, is the same whatever the batch.
 
-    Erasure cannot race it: the people and addresses the events name are locked ``FOR KEY
-    SHARE`` first (people, then addresses: the order ``server.sync.erasure`` locks them ``FOR
-    UPDATE``), so an erasure that committed after this statement's snapshot is seen by the
-    lock's re-check (the row is gone: its events are not inserted, their results become
-    ``rejected`` ``erased:``, listed as ``gone``), and one that starts later waits for this
-    statement and then finds and erases what it inserted.
+    Erasure cannot race it: the insert triggers take the campaign's advisory lock shared
+    (migrations 0008, 0009), which an erasure holds exclusively, and then delete any row
+    inserted about a person or address an erasure removed meanwhile (as if this push came
+    first); an erasure that starts later waits for this statement and erases what it wrote.
 
     ``optimistic`` (``apply_plain_push``, no transaction around it): the receipt moves only
     from the ``last_seq`` the push's read saw (``:seen_last_seq``; a concurrent writer's
@@ -549,21 +546,12 @@ def _finish_push_sql(optimistic: bool) -> str:
     )
     moved = "\nUNION ALL SELECT 'receipt', NULL FROM receipt" if optimistic else ""
     return f"""
-WITH {receipt}named AS (
-    SELECT u.address_id, u.person_id FROM {_ATTEMPTS}
-    UNION SELECT u.address_id, u.person_id FROM {_ANSWERS}
-), lp AS (
-    SELECT p.id FROM people p WHERE p.id IN (SELECT person_id FROM named) ORDER BY p.id FOR KEY SHARE
-), la AS (
-    SELECT a.id FROM addresses a WHERE a.id IN (SELECT address_id FROM named)
-      AND (SELECT count(*) FROM lp) >= 0 ORDER BY a.id FOR KEY SHARE
-), att AS (
+WITH {receipt}att AS (
     INSERT INTO contact_attempts (id, campaign_id, address_id, person_id, walk_list_id, outcome, hlc, at,
                                   user_id, device_id, received_at, time_untrusted)
     SELECT u.id, :campaign_id, u.address_id, u.person_id, u.walk_list_id, u.outcome, u.hlc, u.at,
            :user_id, :device_id, :now, u.time_untrusted
-    FROM {_ATTEMPTS}
-    WHERE u.address_id IN (SELECT id FROM la) AND (u.person_id IS NULL OR u.person_id IN (SELECT id FROM lp)){also}
+    FROM {_ATTEMPTS}{gate}
     ON CONFLICT (id) DO NOTHING
     RETURNING id, address_id
 ), ans AS (
@@ -571,15 +559,9 @@ WITH {receipt}named AS (
                          hlc, user_id, device_id, received_at, time_untrusted)
     SELECT u.id, :campaign_id, u.address_id, u.person_id, u.walk_list_id, u.survey_id, u.question_key,
            u.value, u.hlc, :user_id, :device_id, :now, u.time_untrusted
-    FROM {_ANSWERS}
-    WHERE u.address_id IN (SELECT id FROM la) AND (u.person_id IS NULL OR u.person_id IN (SELECT id FROM lp)){also}
+    FROM {_ANSWERS}{gate}
     ON CONFLICT (id) DO NOTHING
     RETURNING id, address_id
-), gone AS (
-    SELECT 'contact_attempt' AS entity, u.id FROM {_ATTEMPTS}
-    WHERE u.address_id NOT IN (SELECT id FROM la) OR (u.person_id IS NOT NULL AND u.person_id NOT IN (SELECT id FROM lp))
-    UNION ALL SELECT 'answer', u.id FROM {_ANSWERS}
-    WHERE u.address_id NOT IN (SELECT id FROM la) OR (u.person_id IS NOT NULL AND u.person_id NOT IN (SELECT id FROM lp))
 ), stored AS (
     SELECT 'contact_attempt' AS entity, id, address_id FROM att
     UNION ALL SELECT 'answer', id, address_id FROM ans
@@ -592,18 +574,15 @@ WITH {receipt}named AS (
     INSERT INTO mutation_results (device_id, seq, campaign_id, op, status, reason, entity, entity_id, server_hlc,
                                   user_id, created_at)
     SELECT :device_id, u.seq, :campaign_id, u.op,
-           CASE WHEN g.id IS NOT NULL AND u.status = 'applied' THEN 'rejected'
-                WHEN d.id IS NOT NULL AND u.status = 'applied' THEN 'duplicate' ELSE u.status END,
-           CASE WHEN g.id IS NOT NULL AND u.status = 'applied' THEN :erased
-                WHEN d.id IS NOT NULL AND u.status = 'applied' THEN :duplicate ELSE u.reason END,
+           CASE WHEN d.id IS NOT NULL AND u.status = 'applied' THEN 'duplicate' ELSE u.status END,
+           CASE WHEN d.id IS NOT NULL AND u.status = 'applied' THEN :duplicate ELSE u.reason END,
            u.entity, u.entity_id, u.server_hlc,
            :user_id, :now
     FROM {_RESULTS}
     LEFT JOIN (
         SELECT q.entity, q.entity_id AS id FROM json_to_recordset(CAST(:queued AS json)) AS q(entity text, entity_id text)
         EXCEPT SELECT entity, id FROM stored
-    ) AS d ON d.entity = u.entity AND d.id = u.entity_id
-    LEFT JOIN gone AS g ON g.entity = u.entity AND g.id = u.entity_id{gate}
+    ) AS d ON d.entity = u.entity AND d.id = u.entity_id{gate}
 ), held AS (
     INSERT INTO held_mutations (campaign_id, device_id, user_id, seq, op, status, reason, entity, entity_id,
                                 address_id, person_id, payload, review, created_at)
@@ -619,8 +598,7 @@ WITH {receipt}named AS (
     UPDATE devices SET last_sync_at = :now, protocol_version = COALESCE(:protocol_version, protocol_version)
     WHERE id = :device_id AND CAST(:protocol_version AS integer) IS NOT NULL{also}
 )
-SELECT entity, id FROM stored
-UNION ALL SELECT 'gone:' || entity, id FROM gone{moved}
+SELECT entity, id FROM stored{moved}
 """
 
 
@@ -633,10 +611,10 @@ async def _finish_push_pg(
     cache: PushCache,
     batch: Batch,
     seen_last_seq: int | None = None,
-) -> tuple[set[tuple[str, str]], set[tuple[str, str]]] | None:
-    """``_finish_push`` on PostgreSQL, as ``_FINISH_PUSH_PG``: returns (events already stored,
-    events whose person or address was erased meanwhile); with ``seen_last_seq`` the
-    optimistic variant, which returns None if the receipt had moved (nothing was written)."""
+) -> set[tuple[str, str]] | None:
+    """``_finish_push`` on PostgreSQL, as ``_FINISH_PUSH_PG``: returns the events already stored;
+    with ``seen_last_seq`` the optimistic variant, which returns None if the receipt had moved
+    (nothing was written)."""
     params: dict[str, Any] = {
         "campaign_id": context.campaign_id,
         "user_id": context.user_id,
@@ -646,7 +624,6 @@ async def _finish_push_pg(
         "seen_last_seq": seen_last_seq,
         "protocol_version": context.protocol_version,
         "duplicate": _DUPLICATE_EVENT,
-        "erased": _ERASED_MEANWHILE,
         "result_count": len(batch.results),
     }
     encode = _json_encoder.encode
@@ -659,22 +636,19 @@ async def _finish_push_pg(
     queued = [(row["entity"], row["entity_id"]) for row in cache.feed_rows]
     rows = await session.execute(_FINISH_PUSH_PG[seen_last_seq is not None], params)
     stored: set[tuple[str, str]] = set()
-    gone: set[tuple[str, str]] = set()
     moved = False
     for entity, event_id in rows:
         if entity == "receipt":
             moved = True
-        elif entity.startswith("gone:"):
-            gone.add((entity[5:], event_id))
         else:
             stored.add((entity, event_id))
     if seen_last_seq is not None and not moved:
         return None
-    return set(queued) - stored - gone, gone & set(queued)
+    return set(queued) - stored
 
 
+_CAMPAIGN_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({CAMPAIGN_LOCK}, :campaign_id)")
 _DUPLICATE_EVENT = "event already recorded"
-_ERASED_MEANWHILE = "erased: the person or address was erased while this push was applied"
 
 
 async def _insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -839,10 +813,7 @@ async def _check_person(
 ) -> Person | None:
     if person_id is None:
         return None
-    query = select(Person).where(Person.id == person_id)
-    if is_postgres(session):  # erasure locks people FOR UPDATE: it cannot delete this one under us
-        query = query.with_for_update(key_share=True)
-    person = await session.scalar(query)
+    person = await session.get(Person, person_id)  # erasure waits for this push (campaign lock)
     if person is None or person.campaign_id != context.campaign_id:
         if await is_erased(session, "person", person_id):
             raise Rejected(f"erased: person {person_id} was erased")

@@ -56,3 +56,48 @@ async def test_rejections_are_listed_with_reasons(
     rejections = (await client.get(f"/api/campaigns/{world.campaign_a}/rejections", headers=world.auth("organiser"))).json()
     assert len(rejections) == 1 and "987654321" in rejections[0]["reason"]
     assert rejections[0]["user_id"] == world.users["canvasser"]
+
+
+async def test_review_queue_reapply_edit_then_apply_and_dismiss_kept_mutations(
+    client: AsyncTestClient[Litestar], world: World, town: Town, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Rejections sit with conflicts in one queue; each can be re-applied, edited then applied, or dismissed, audited."""
+    from server.db.models import Answer, ContactAttempt
+
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    await phone.pull()
+    theirs = town.addresses[town.lists[1]][0]
+    mine = town.addresses[town.lists[0]][0]
+    outside = phone.record_contact(theirs, "spoke")  # out of scope
+    newer = phone.record_answer(mine, "vote", "reform", survey_id=town.survey_id)  # a newer app's choice
+    junk = phone.record_contact(987654321, "spoke")  # unknown address
+    assert (await phone.push()).ok and len(phone.rejections) == 3
+    base = f"/api/campaigns/{world.campaign_a}"
+    assert (await client.get(f"{base}/review", headers=world.auth("canvasser"))).status_code == 403
+    queue = await client.get(f"{base}/review", headers=world.auth("organiser"))
+    assert queue.status_code == 200, queue.text
+    items = {i["payload"].get("id"): i for i in queue.json() if i["kind"] == "rejection"}
+    assert set(items) == {str(outside.id), str(newer.id), str(junk.id)}
+    assert items[str(newer.id)]["reason"].startswith("unsupported:") and items[str(newer.id)]["user_id"] == world.users["canvasser"]
+    applied = await client.post(f"{base}/review/rejections/{items[str(outside.id)]['id']}/apply", json={}, headers=world.auth("organiser"))
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["review"] == "applied"
+    edited_payload = {**items[str(newer.id)]["payload"], "value": "lab"}
+    edited = await client.post(f"{base}/review/rejections/{items[str(newer.id)]['id']}/apply",
+                               json={"mutation": edited_payload}, headers=world.auth("organiser"))
+    assert edited.status_code == 200, edited.text
+    still_bad = await client.post(f"{base}/review/rejections/{items[str(junk.id)]['id']}/apply", json={}, headers=world.auth("organiser"))
+    assert still_bad.status_code == 422
+    dismissed = await client.post(f"{base}/review/rejections/{items[str(junk.id)]['id']}/dismiss", headers=world.auth("organiser"))
+    assert dismissed.status_code == 200 and dismissed.json()["review"] == "dismissed"
+    again = await client.post(f"{base}/review/rejections/{items[str(junk.id)]['id']}/dismiss", headers=world.auth("organiser"))
+    assert again.status_code == 409
+    assert [i for i in (await client.get(f"{base}/review", headers=world.auth("organiser"))).json() if i["kind"] == "rejection"] == []
+    async with sessionmaker() as session:
+        assert await session.get(ContactAttempt, str(outside.id)) is not None
+        answer = await session.get(Answer, str(newer.id))
+        assert answer is not None and answer.value == "lab"
+        actions = [(a.action, a.resource) for a in (await session.scalars(select(AuditEvent).where(AuditEvent.action.like("review%")))).all()]
+    assert ("review_apply", f"held:{items[str(outside.id)]['id']}") in actions
+    assert ("review_dismiss", f"held:{items[str(junk.id)]['id']}") in actions
+    assert any(a == "review_read" for a, _ in actions)

@@ -86,7 +86,8 @@ async def test_an_erasure_racing_a_push_leaves_no_event_about_the_erased_person(
     client: AsyncTestClient[Litestar], world: World, town: Town, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """The push reads (people exist), then the erasure commits, then the push writes: on
-    PostgreSQL the push's locks see the deletion; on SQLite the push waits for the write lock."""
+    PostgreSQL the insert's erasure fence removes what it wrote; on SQLite the push waits for the
+    write lock and then finds the tombstones."""
     import msgspec
 
     from server.db.models import ContactAttempt, Device, Role
@@ -124,8 +125,9 @@ async def test_an_erasure_racing_a_push_leaves_no_event_about_the_erased_person(
         await eraser.commit()
     response = await asyncio.wait_for(pushing, 60)
     assert response is not None
+    # either order is a valid history: rejected as erased, or applied first and erased with the person
     statuses = {(r.status, r.reason.split(":")[0]) for r in response.results}  # type: ignore[attr-defined]
-    assert statuses == {("rejected", "erased")}, response
+    assert statuses <= {("rejected", "erased"), ("applied", "")}, response
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Answer).where(Answer.person_id == person)) == 0
         assert await session.scalar(

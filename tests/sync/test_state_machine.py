@@ -64,6 +64,7 @@ from server.db.models import (
     ContactAttempt,
     Device,
     Flag,
+    HeldMutation,
     Observation,
     Person,
     Role,
@@ -406,6 +407,57 @@ class SyncMachine(RuleBasedStateMachine):
             self.far_future.add((client.device_id, seq))
         self._note_enqueued(client)
 
+    @rule(phone=st.integers(0, 3), hours=st.sampled_from([-3, 0, 2, 26]))
+    def clock_jumps(self, phone: int, hours: int) -> None:
+        """The phone's own clock jumps hours ahead or back (0: it is put right): its events are kept
+        (untrusted when far ahead), its edits answered restamp and re-queued until its clock is adopted."""
+        client = self.phones[phone]
+        offset = hours * 3_600_000
+        base = (lambda: system_wall_ms() + 90_000) if phone == SKEWED_PHONE else system_wall_ms
+        client.device_wall = lambda: base() + offset
+
+    @rule(phone=st.integers(0, 3))
+    def sign_in_again(self, phone: int) -> None:
+        """Mid-queue the device is revoked and its user signs in again with the install's node id:
+        the old token is refused, the queue is accepted with the new one."""
+        self.run(self._sign_in_again(phone))
+
+    async def _sign_in_again(self, phone: int) -> None:
+        client = self.phones[phone]
+        who = PHONE_OWNERS[phone]
+        base = f"/api/campaigns/{self.world.campaign_a}/devices"
+        revoked = await self.client.delete(f"{base}/{self.device_pk[client.device_id]}", headers=self.world.auth(who))
+        assert revoked.status_code == 204, revoked.text
+        old = client.token
+        status, _ = await self.inspector.inner("POST", "/api/sync/pull", msgspec.json.encode(
+            {"protocol_version": 1, "device_id": client.device_id}), {"Authorization": f"Bearer {old}", "X-Canvass-Protocol": "1"})
+        assert status == 401
+        again = await self.client.post(base, json={"name": "again", "node_id": client.device_id}, headers=self.world.auth(who))
+        assert again.status_code == 201, again.text
+        assert again.json()["node_id"] == client.device_id
+        client.token = again.json()["token"]
+        self.user_of_token[client.token] = who
+
+    @rule(phone=st.integers(0, 3), how=st.sampled_from(["forged", "other_device", "huge"]))
+    def hostile_cursor(self, phone: int, how: str) -> None:
+        """A cursor the server did not issue to this device: 400 invalid-cursor, nothing changes."""
+        import base64
+
+        client = self.phones[phone]
+        if how == "forged":
+            cursor = base64.urlsafe_b64encode(msgspec.json.encode(
+                {"horizon": 0, "lists": self.town.lists})).decode() + ".AAAA"
+        elif how == "other_device":
+            cursor = self.phones[(phone + 1) % 4].cursor or "x.y"
+        else:
+            cursor = "A" * 200_000
+        before = self.run(self.snapshot())
+        status, answer = self.run(self.inspector.inner("POST", "/api/sync/pull", msgspec.json.encode(
+            {"protocol_version": 1, "device_id": client.device_id, "cursor": cursor}),
+            {"Authorization": f"Bearer {client.token}", "X-Canvass-Protocol": "1"}))
+        assert status == 400 and msgspec.json.decode(answer)["type"].endswith("/invalid-cursor"), (status, answer[:200])
+        assert self.run(self.snapshot()) == before
+
     # ------------------------------------------------------------------ rules: network
 
     @rule(phone=st.integers(0, 3), action=st.sampled_from(["push", "pull", "sync"]))
@@ -546,7 +598,7 @@ class SyncMachine(RuleBasedStateMachine):
             rejected_before = len(client.rejections)
             assert self.run(client.push()).ok, client.last_error
             reasons = [r.reason for r in client.rejections[rejected_before:]]
-            assert reasons == [f"person {person} was erased"] * 2, reasons
+            assert reasons == [f"erased: person {person} was erased"] * 2, reasons
         finally:
             self.network.enabled = True
         self.run(self.assert_no_personal_data(person))
@@ -722,8 +774,15 @@ class SyncMachine(RuleBasedStateMachine):
                 if row is None:  # only an erasure may purge a queued mutation from a phone
                     assert _mutation_person(mutation) in self.erased, (node, seq, mutation)
                     continue
-                if (node, seq) in self.far_future:
-                    assert row.status == "rejected" and row.reason.startswith("clock_skew"), row.reason
+                if (node, seq) in self.far_future:  # kept, its time marked untrusted (contract B)
+                    assert row.status != "rejected" or row.reason.startswith(("out_of_scope:", "erased:")), row.reason
+                    if row.status == "applied":
+                        stored_event = await session.get(ContactAttempt, str(mutation.id))
+                        assert stored_event is None or stored_event.time_untrusted
+                if row.status in ("rejected", "restamp"):  # nothing thrown away: the payload is kept
+                    kept = await session.scalar(select(HeldMutation.id).where(
+                        HeldMutation.device_id == row.device_id, HeldMutation.seq == seq))
+                    assert kept is not None or _mutation_person(mutation) in self.erased, (node, seq, row.reason)
             for device_id, seq in stored:
                 assert (node_of[device_id], seq) in self.enqueued
             event_ids = {
@@ -736,7 +795,10 @@ class SyncMachine(RuleBasedStateMachine):
                 row = stored.get((self.device_pk[node], seq))
                 if row is None:
                     continue
-                assert row.status in ("applied", "duplicate", "conflict", "rejected")
+                assert row.status in ("applied", "duplicate", "conflict", "rejected", "restamp")
+                if row.status == "restamp":
+                    assert isinstance(mutation, EditField)  # the phone queued it again as a new seq
+                    continue
                 if row.status == "rejected":
                     assert row.reason  # the rejection record says why
                     continue

@@ -12,6 +12,16 @@ Why (issue 13):
 * ``devices.token_jti``: the id of the device's current token, so re-registering
   an install (same node id) can revoke the tokens issued before.
 
+* PostgreSQL: an erasure fence on ``contact_attempts`` and ``answers``. Erasure
+  (``server.sync.erasure``) takes the campaign's advisory lock (migration 0008's class)
+  exclusively before it reads anything; an insert statement's campaign check takes it
+  shared. This statement trigger runs after that check: once it holds the lock, any
+  erasure that ran meanwhile has committed, and its DELETE (a new snapshot) removes the
+  rows this statement inserted about a person or address that no longer exists, as if the
+  push had come first and the erasure after it. Why not row locks in the push: locking
+  each named person and address (FOR KEY SHARE) wrote every locked tuple and doubled
+  PostgreSQL's CPU per push in bench.sync.
+
 Write scope reads the assignment history already kept in ``assignments``
 (``assigned_at``, ``ended_at``: rows are ended, never deleted, on reassignment).
 
@@ -32,6 +42,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 EVENT_TABLES = ("contact_attempts", "answers", "observations")
+FENCED = ("contact_attempts", "answers")
+CAMPAIGN_LOCK = 0x43414D50  # migration 0008's advisory lock class of a campaign's events
+
+FENCE = f"""CREATE OR REPLACE FUNCTION events_erasure_fence() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared({CAMPAIGN_LOCK}, c) FROM (SELECT DISTINCT campaign_id AS c FROM new_rows) d;
+  EXECUTE format('DELETE FROM %I t USING new_rows n WHERE t.id = n.id AND ('
+                 'NOT EXISTS (SELECT 1 FROM addresses a WHERE a.id = n.address_id) OR '
+                 '(n.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM people p WHERE p.id = n.person_id)))',
+                 TG_TABLE_NAME);
+  RETURN NULL;
+END
+$fn$"""
 
 
 def upgrade() -> None:
@@ -57,18 +80,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_held_mutations")),
     )
     op.create_index("ix_held_mutations_campaign_review", "held_mutations", ["campaign_id", "review"])
+    # plain ADD COLUMN (no batch copy on SQLite: recreating a table would drop its result triggers)
     for table in EVENT_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column("time_untrusted", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("devices") as batch:
-        batch.add_column(sa.Column("token_jti", sa.String(64), nullable=True))
+        op.add_column(table, sa.Column("time_untrusted", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("devices", sa.Column("token_jti", sa.String(64), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(FENCE)
+        for table in FENCED:  # fires after trg_<table>_campaign_insert (triggers run in name order)
+            op.execute(f"CREATE TRIGGER trg_{table}_erasure_fence AFTER INSERT ON {table} "
+                       "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION events_erasure_fence()")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("devices") as batch:
-        batch.drop_column("token_jti")
+    if op.get_bind().dialect.name == "postgresql":
+        for table in FENCED:
+            op.execute(f"DROP TRIGGER IF EXISTS trg_{table}_erasure_fence ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS events_erasure_fence()")
+    op.drop_column("devices", "token_jti")  # SQLite 3.35+ drops columns in place
     for table in EVENT_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("time_untrusted")
+        op.drop_column(table, "time_untrusted")
     op.drop_index("ix_held_mutations_campaign_review", table_name="held_mutations")
     op.drop_table("held_mutations")
