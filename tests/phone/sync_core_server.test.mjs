@@ -113,15 +113,19 @@ test("a phone downloads its list, records, restarts with its outbox, and pushes 
   assert.equal(landed.length, 3);
 });
 
-test("a cursor the server refuses is dropped and the pull starts again", async () => {
+test("a cursor the server refuses: the phone rebuilds what it pulled, keeping its own queued work", async () => {
   const phone = await newPhone(new FlakyNetwork(Math.random));
   assert.ok((await phone.pull()).ok);
   const before = phone.ids("stop").length;
-  await phone._commit([["meta", "cursor", "not-a-cursor!"]]);
+  const queued = await phone.recordContact(phone.stopsOf(LIST)[2].address_id, "come_back", { walkListId: LIST });
+  // a record the phone should no longer hold (say, erased while the cursor was unusable)
+  await phone._commit([["entities", "person:987654321", { data: { id: 987654321, surname: "Gone" }, version: "0" }], ["meta", "cursor", "not-a-cursor!"]]);
   const pulled = await phone.pull();
   assert.ok(pulled.ok, phone.lastError);
   assert.notEqual(phone.cursor, "not-a-cursor!");
-  assert.equal(phone.ids("stop").length, before);
+  assert.equal(phone.get("person", 987654321), null, "a pull from scratch rebuilds the phone's copy");
+  assert.equal(phone.ids("stop").length, before, "the list was downloaded again");
+  assert.ok(phone.isQueued(queued.id) && phone.events.has(queued.id), "own queued work is kept");
 });
 
 test("upgrade required (426): the queue is kept and the phone stops until the app is updated", async () => {

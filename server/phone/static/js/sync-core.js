@@ -588,8 +588,8 @@ export class SyncCore {
         protocol_version: PROTOCOL_VERSION, device_id: this.device.node_id, cursor: this.cursor, limit: this.pageLimit,
       });
       if ((answer.status === 400 || answer.status === 422) && this.cursor !== null && resets < 1 && isInvalidCursor(answer.problem)) {
-        resets += 1; // the server no longer accepts our cursor: start again (replays are harmless)
-        await this._commit([["meta", "cursor", null]]);
+        resets += 1; // the server no longer accepts our cursor: rebuild from nothing (amendment E.10)
+        await this.resetPulledState();
         continue;
       }
       if (answer.status !== 200 || !answer.json) {
@@ -610,6 +610,21 @@ export class SyncCore {
     const repaired = checksums ? await this.verifyChecksums(checksums) : [];
     await this._commit([["meta", "last_sync_at", new Date(this.wall()).toISOString()]]);
     return { ok: true, status: 200, pages: pages + downloaded.pages, changes: changes + downloaded.changes, repaired, failure: null };
+  }
+
+  /**
+   * Drop everything pulled (records, remove markers, list downloads) and the cursor, keeping the
+   * outbox, own events still queued and unacknowledged edits, so the next pull rebuilds the phone
+   * from the server: a pull from a null cursor alone would miss `erase` changes sent meanwhile.
+   */
+  async resetPulledState() {
+    const queued = new Set([...this.outbox.values()].map((e) => e.mutation.id).filter(Boolean));
+    const ops = [["meta", "cursor", null], ["meta", "downloads", {}]];
+    for (const [entity, table] of this.entities) for (const id of table.keys()) ops.push(["entities", ekey(entity, id), undefined]);
+    for (const key of this.removed.keys()) ops.push(["removed", key, undefined]);
+    for (const id of this.events.keys()) if (!queued.has(id)) ops.push(["events", id, undefined]);
+    for (const [seq, pending] of this.pending) if (pending.acknowledged) ops.push(["pending", seq, undefined]);
+    await this._commit(ops);
   }
 
   /** Fetch newly assigned walk lists page by page, resuming from the saved page token. */
