@@ -52,8 +52,10 @@ def _hostile_campaign(base: str) -> dict[str, Any]:
             email, password = f"hostile{n}@example.org", secrets.token_urlsafe(18)
             joined = httpx.post(f"{base}/api/auth/join", json={"code": code.json()["code"], "display_name": name, "email": email,
                                                               "password": password}, timeout=60)
-            assert joined.status_code == 201, joined.text
-            volunteers.append({"name": name, "user_id": joined.json()["user_id"], "token": joined.json()["access_token"]})
+            assert joined.status_code == 202, joined.text  # joining signs nobody in: the volunteer signs in next
+            signed_in = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": password}, timeout=60)
+            assert signed_in.status_code == 200, signed_in.text
+            volunteers.append({"name": name, "user_id": signed_in.json()["user_id"], "token": signed_in.json()["access_token"]})
         ranked = organiser.get(f"/api/campaigns/{campaign_id}/areas/rank", params={"measure": "bame_share", "top_n": 2}).json()
         codes = [feature["properties"]["code"] for feature in ranked["features"]]
         target = organiser.post(f"/api/campaigns/{campaign_id}/targets", json={

@@ -413,7 +413,6 @@ def test_erased_person_leaves_nothing_in_indexeddb(browser: Any, live: Live) -> 
     phone.close()
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch `sync` (contract A: re-registering with the install's node_id keeps the device)")
 def test_device_revoked_then_signed_in_again_queued_records_all_land(browser: Any, live: Live) -> None:
     """The token stops working with records queued; the volunteer signs in again on the same install; all land."""
     phone, email, list_id = _volunteer(browser, live, "resignin", 10)

@@ -71,7 +71,6 @@ def test_js_sync_core_under_node(server: Live) -> None:
     _node_test(server, NODE_TESTS)
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch `sync`: node_id on registration, server_time_ms/restamp, 400 invalid-cursor, checksums")
 def test_js_sync_core_contract_changes(server: Live) -> None:
     """`node --test` on the contract changes of this session (contract A, B, E) against this server."""
     _node_test(server, CONTRACT_TESTS)

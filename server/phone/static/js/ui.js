@@ -167,9 +167,12 @@ export function renderJoin(app, code) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const tokens = mode === "new"
-        ? await api("/api/auth/join", { code: form.code.value.trim().toUpperCase(), display_name: form.display_name.value.trim(), email: form.email.value.trim(), password: form.password.value })
-        : await api("/api/auth/login", { email: form.email.value.trim(), password: form.password.value });
+      const email = form.email.value.trim();
+      // Joining answers the same whether or not the address had an account and signs nobody in: sign in next.
+      if (mode === "new") {
+        await api("/api/auth/join", { code: form.code.value.trim().toUpperCase(), display_name: form.display_name.value.trim(), email, password: form.password.value });
+      }
+      const tokens = await api("/api/auth/login", { email, password: form.password.value });
       await finishSignIn(app, tokens, form);
     } catch (error) {
       status.textContent = t(mode === "new" ? "joinFailed" : "signInFailed", { detail: error.message });
