@@ -6,6 +6,12 @@ WORKDIR /build/server/console/web
 COPY server/console/web/package.json server/console/web/package-lock.json server/console/web/copy-vendor.mjs ./
 RUN npm ci --no-audit --no-fund && node copy-vendor.mjs
 
+# The canvasser app's libraries and icons, the same way.
+FROM node:20-bookworm-slim AS phone
+WORKDIR /build/server/phone/web
+COPY server/phone/web/package.json server/phone/web/package-lock.json server/phone/web/copy-vendor.mjs ./
+RUN npm ci --no-audit --no-fund && node copy-vendor.mjs
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,6 +31,7 @@ COPY geo ./geo
 COPY fixtures ./fixtures
 COPY bench ./bench
 COPY --from=console /build/server/console/static/vendor ./server/console/static/vendor
+COPY --from=phone /build/server/phone/static/vendor ./server/phone/static/vendor
 RUN pip install . && mkdir -p /app/var && chown -R canvass:canvass /app
 
 USER canvass
