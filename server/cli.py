@@ -288,7 +288,7 @@ def campaign_create(slug: str, name: Annotated[str, typer.Option("--name")] = ""
 # ------------------------------------------------------------------ the organiser's flow: rank, target, cut, assign, export
 
 MeasureOption = Annotated[str, typer.Option("--measure", "-m", help="A preset (bame_share, asian_share, ...) or a formula such as '(bangladeshi + pakistani) / total'")]
-KindOption = Annotated[str, typer.Option("--kind", help="Area kind to rank: OA, LSOA, MSOA, ward")]
+KindOption = Annotated[str | None, typer.Option("--kind", help="Area kind to rank: OA, LSOA, MSOA, ward (default: the finest with census counts)")]
 AsOption = Annotated[str | None, typer.Option("--as", help="Email of the organiser doing this (recorded in the audit log; default: the command line)")]
 
 
@@ -319,6 +319,16 @@ async def _actor(session: object, campaign_id: int, email: str | None) -> object
     return AuthUser(id=user.id, email=user.email, display_name=user.display_name, is_superuser=user.is_superuser, roles=roles)  # type: ignore[attr-defined]
 
 
+async def _area_kind(session: object, campaign_id: int, kind: str | None) -> str:
+    """The kind of area to rank: the one asked for, else the campaign's finest with census counts (OA, else LSOA, ...)."""
+    from server.targeting.services import finest_counted_geography
+
+    if kind:
+        return kind
+    finest = await finest_counted_geography(session, campaign_id)  # type: ignore[arg-type]
+    return finest[0] if finest else "OA"
+
+
 async def _target_id(session: object, campaign_id: int, ref: str) -> int:
     """A target of the campaign by id or by name."""
     from sqlalchemy import select
@@ -337,7 +347,7 @@ async def _target_id(session: object, campaign_id: int, ref: str) -> int:
 def rank_cmd(
     campaign: CampaignOption,
     measure: MeasureOption = "bame_share",
-    kind: KindOption = "OA",
+    kind: KindOption = None,
     threshold: Annotated[float | None, typer.Option(help="Only areas whose value is at least this")] = None,
     top: Annotated[int | None, typer.Option("--top", help="Only the top N areas")] = None,
     min_population: Annotated[int | None, typer.Option(help="Leave out areas with fewer residents")] = None,
@@ -348,15 +358,16 @@ def rank_cmd(
 
     from server.targeting.services import rank_campaign_areas
 
-    async def work(session: object) -> object:
+    async def work(session: object) -> tuple[str, object]:
         campaign_id = await _campaign_id(session, campaign)
+        area_kind = await _area_kind(session, campaign_id, kind)
         with _progress() as bar:  # type: ignore[attr-defined]
-            bar.add_task(f"ranking {kind}s by {measure}", total=None)
-            return await rank_campaign_areas(session, campaign_id, measure=measure, kind=kind, threshold=threshold, top_n=top,  # type: ignore[arg-type]
-                                             min_population=min_population)
+            bar.add_task(f"ranking {area_kind}s by {measure}", total=None)
+            return area_kind, await rank_campaign_areas(session, campaign_id, measure=measure, kind=area_kind, threshold=threshold,  # type: ignore[arg-type]
+                                                        top_n=top, min_population=min_population)
 
-    ranking = run_with_session(work)
-    typer.echo(f"ranked {ranking.count} {kind}s by {ranking.measure} = {ranking.formula}")  # type: ignore[attr-defined]
+    area_kind, ranking = run_with_session(work)
+    typer.echo(f"ranked {ranking.count} {area_kind}s by {ranking.measure} = {ranking.formula}")  # type: ignore[attr-defined]
     typer.echo(f"{'rank':>4}  {'code':<10} {'value':>8} {'population':>10}  name")
     for feature in ranking.features:  # type: ignore[attr-defined]
         p = feature["properties"]
@@ -393,7 +404,7 @@ def target_cmd(
     threshold: Annotated[float | None, typer.Option(help="Every area whose measure is at least this")] = None,
     polygon: Annotated[Path | None, typer.Option("--polygon", help="A GeoJSON file with the area to knock (any CRS)")] = None,
     measure: MeasureOption = "bame_share",
-    kind: KindOption = "OA",
+    kind: KindOption = None,
     min_population: Annotated[int | None, typer.Option(help="Leave out areas with fewer residents")] = None,
 ) -> None:
     """Make a target from the top N areas, from areas over a threshold, or from a drawn polygon (with areas: their intersection)."""
@@ -410,11 +421,12 @@ def target_cmd(
             task = bar.add_task("choosing areas", total=None)
             codes = None
             if top is not None or threshold is not None:
-                ranking = await rank_campaign_areas(session, campaign_id, measure=measure, kind=kind, threshold=threshold, top_n=top,  # type: ignore[arg-type]
-                                                    min_population=min_population)
+                area_kind = await _area_kind(session, campaign_id, kind)
+                ranking = await rank_campaign_areas(session, campaign_id, measure=measure, kind=area_kind, threshold=threshold,  # type: ignore[arg-type]
+                                                    top_n=top, min_population=min_population)
                 codes = [f["properties"]["code"] for f in ranking.features]
                 if not codes:
-                    fail(f"no {kind} reaches {measure} >= {threshold}: nothing to target")
+                    fail(f"no {area_kind} reaches {measure} >= {threshold}: nothing to target")
             bar.update(task, description="previewing the target")
             data = TargetCreate(name=name, polygon=drawn, area_codes=codes, measure=measure if codes else None, threshold=threshold)
             return await create_target(session, campaign_id, data, None, get_settings())  # type: ignore[arg-type]

@@ -36,3 +36,18 @@ async def test_preview_uses_the_campaigns_2021_areas(
     assert residents["total"] == pytest.approx(500, rel=0.02)
     assert residents["bame"] == pytest.approx(300, rel=0.02)  # 1000 - 400 White, halved
     assert [a["code"] for a in response.json()["areas"]] == [codes[0]]
+
+
+async def test_cli_rank_and_target_default_to_the_campaigns_geography(client: AsyncTestClient[Litestar], world: World, tmp_path: Path, db_url: str) -> None:
+    """With only 2021 LSOAs, `canvass rank` and `canvass target --top` work on LSOAs without --kind."""
+    from tests.clirun import run_cli
+
+    codes = ("E01000001", "E01000002")
+    await upload(client, world, "boundaries", boundary_file(tmp_path / "areas.geojson", "LSOA21CD", codes))
+    await upload(client, world, "census", ts021_file(tmp_path / "ts021.csv", "LSOA21CD", codes))
+    ranked = await run_cli(db_url, "rank", "-c", "campaign-a")
+    assert ranked.code == 0, ranked.err
+    assert "ranked 2 LSOAs" in ranked.out and "E01000001" in ranked.out
+    target = await run_cli(db_url, "target", "Both", "-c", "campaign-a", "--top", "2")
+    assert target.code == 0, target.err
+    assert "2 areas" in target.out and "residents total ~2,000" in target.out

@@ -177,19 +177,28 @@ async def _target_geometry(session: AsyncSession, campaign_id: int, data: Target
 ESTIMATE_KINDS = ("OA", "LSOA", "MSOA", "ward")
 
 
+async def finest_counted_geography(session: AsyncSession, campaign_id: int) -> tuple[str, int] | None:
+    """(kind, vintage) of the campaign's finest areas with both boundaries and counts (OA, else LSOA, ...; the latest vintage)."""
+    have = (await session.execute(
+        select(CensusArea.kind, CensusArea.vintage)
+        .where(CensusArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
+        .distinct()
+    )).all()
+    if not have:
+        return None
+    kind, vintage = min(have, key=lambda r: (ESTIMATE_KINDS.index(r[0]) if r[0] in ESTIMATE_KINDS else len(ESTIMATE_KINDS), -r[1]))
+    return str(kind), int(vintage)
+
+
 async def estimate_areas(session: AsyncSession, campaign_id: int) -> gpd.GeoDataFrame:
-    """The campaign's finest census geography that has both boundaries and counts (OA, else LSOA, ...; the latest vintage).
+    """The campaign's finest census geography that has both boundaries and counts, with those counts.
 
     Previews estimate residents from these, so a campaign with only 2021 LSOAs is estimated from them.
     """
-    have = (await session.execute(
-        select(CensusArea.kind, CensusArea.vintage, func.count())
-        .where(CensusArea.campaign_id == campaign_id, CensusArea.geometry.is_not(None), CensusArea.population.is_not(None))
-        .group_by(CensusArea.kind, CensusArea.vintage)
-    )).all()
-    if not have:
+    finest = await finest_counted_geography(session, campaign_id)
+    if finest is None:
         return await campaign_area_polygons(session, campaign_id, kind="OA")
-    kind, vintage, _ = min(have, key=lambda r: (ESTIMATE_KINDS.index(r[0]) if r[0] in ESTIMATE_KINDS else len(ESTIMATE_KINDS), -r[1]))
+    kind, vintage = finest
     rows = (await session.execute(
         select(CensusArea.code, CensusArea.name, CensusArea.kind, CensusArea.geometry, CensusArea.counts, CensusArea.population)
         .where(CensusArea.campaign_id == campaign_id, CensusArea.kind == kind, CensusArea.vintage == vintage,
