@@ -106,7 +106,6 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/campaigns/{campaign_id:int}/results/follow-ups"): REVIEWERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/results/follow-ups/{person_id:int}/done"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/results/health"): REVIEWERS_A,
-    ("GET", "/api/campaigns/{campaign_id:int}/results/live"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/exports/results.csv"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/exports/results.gpkg"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/exports/results.geojson"): REVIEWERS_A,
