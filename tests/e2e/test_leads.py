@@ -20,19 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_console import (
-    CANVASS,
-    PASSWORD,
-    ROOT,
-    _free_port,
-    _run_async,
-    _shot,
-    _sign_in,
-    _token,
-    _unavailable,
-    _watch_errors,
-)
-from tests.e2e.test_console import browser as browser  # the Chromium fixture, shared
+from tests.e2e.harness import CANVASS, PASSWORD, ROOT
+from tests.e2e.harness import access_token as _token
+from tests.e2e.harness import free_port as _free_port
+from tests.e2e.harness import run_async as _run_async
+from tests.e2e.harness import shot as _shot
+from tests.e2e.harness import sign_in as _sign_in
+from tests.e2e.harness import unavailable as _unavailable
+from tests.e2e.harness import watch_errors as _watch_errors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 VOTES = ["Red", "Blue", "Yellow", "Red", "Green", "Red", "Don't know"]
@@ -126,8 +121,8 @@ def test_lead_sees_answer_charts_with_tables_no_drawing_tools_and_a_live_view(br
     # Results: the answers chart (voting intention by area) and its table; tables behind the progress charts.
     page.wait_for_selector("#view-results:not([hidden])")
     page.wait_for_selector("#leads-answers-data tbody tr")
-    page.wait_for_function("window.Chart.getChart(document.querySelector('#leads-answers-chart')) !== undefined")
-    datasets = page.evaluate("window.Chart.getChart(document.querySelector('#leads-answers-chart')).data.datasets.map((d) => d.label)")
+    page.wait_for_function("() => window.Chart.getChart(document.querySelector('#leads-answers-chart')) !== undefined")
+    datasets = page.evaluate("() => window.Chart.getChart(document.querySelector('#leads-answers-chart')).data.datasets.map((d) => d.label)")
     assert "Red" in datasets
     table = page.locator("#leads-answers-data")
     assert "Voting intention" in table.locator("caption").inner_text() or "vote" in table.locator("caption").inner_text().lower()
@@ -136,7 +131,7 @@ def test_lead_sees_answer_charts_with_tables_no_drawing_tools_and_a_live_view(br
     assert table.locator("tbody th[scope=row]").count() >= 1
     assert page.locator("#leads-answers-chart").get_attribute("aria-describedby") == "leads-answers-table"
     page.locator("#leads-answers-by").select_option("canvasser")
-    page.wait_for_function("document.querySelector('#leads-answers-data thead th').innerText === 'Canvasser'")
+    page.wait_for_function("() => document.querySelector('#leads-answers-data thead th').innerText === 'Canvasser'")
     assert "Cam Canvasser" in page.locator("#leads-answers-data tbody").inner_text()
     red = [int(v) for v in page.locator("#leads-answers-data tbody tr").first.locator("td").nth(headers.index("Red") - 1).all_inner_texts() if v.isdigit()]
     assert red == [sum(1 for k in range(60) if k % 3 != 2 and VOTES[k % len(VOTES)] == "Red")]
@@ -146,7 +141,7 @@ def test_lead_sees_answer_charts_with_tables_no_drawing_tools_and_a_live_view(br
     _shot(page, "leads-01-answers-chart")
 
     # The results map: coloured by the server's classes; each area's tooltip gives the count behind it, or says it is suppressed.
-    page.wait_for_function("document.querySelectorAll('#results-map path.leaflet-interactive').length >= 10")
+    page.wait_for_function("() => document.querySelectorAll('#results-map path.leaflet-interactive').length >= 10")
     assert "suppressed" in page.locator("#results-legend").inner_text()
     tips = []
     for n in range(page.locator("#results-map path.leaflet-interactive").count()):
@@ -157,7 +152,7 @@ def test_lead_sees_answer_charts_with_tables_no_drawing_tools_and_a_live_view(br
     # The plan map: no drawing or editing tools for a lead.
     page.get_by_role("button", name="Plan (map)").click()
     page.wait_for_selector("#view-plan:not([hidden])")
-    page.wait_for_function("document.querySelectorAll('#plan-map path.leaflet-interactive').length >= 10")
+    page.wait_for_function("() => document.querySelectorAll('#plan-map path.leaflet-interactive').length >= 10")
     assert page.locator("#plan-map .leaflet-pm-toolbar").count() == 0
     assert not page.locator("#draw-start").is_visible()
     _shot(page, "leads-02-lead-plan-no-tools")
@@ -165,15 +160,15 @@ def test_lead_sees_answer_charts_with_tables_no_drawing_tools_and_a_live_view(br
     # The live field view: today's knocks, the canvasser's last sync, and an update without a reload.
     page.get_by_role("button", name="Live field").click()
     page.wait_for_selector("#live-lists-table tbody tr")
-    page.wait_for_function("document.querySelector('#live-updated').dataset.knocks === '60'")
+    page.wait_for_function("() => document.querySelector('#live-updated').dataset.knocks === '60'")
     assert page.locator("#live-hours-table tbody tr").count() >= 1
-    page.wait_for_function("window.Chart.getChart(document.querySelector('#live-hours-chart')) !== undefined")
+    page.wait_for_function("() => window.Chart.getChart(document.querySelector('#live-hours-chart')) !== undefined")
     canvassers = page.locator("#live-canvassers-table").inner_text()
     assert "Cam Canvasser" in canvassers and "never synced" not in canvassers.split("Cam Canvasser")[1].split("\n")[0]
-    marker = page.evaluate("window.__leadsMarker = 'same page'")
+    marker = page.evaluate("() => window.__leadsMarker = 'same page'")
     _run_async(_knock(url, 60, 5))
-    page.wait_for_function("document.querySelector('#live-updated').dataset.knocks === '65'", timeout=30_000)
-    assert page.evaluate("window.__leadsMarker") == "same page" or marker is None  # no reload happened
+    page.wait_for_function("() => document.querySelector('#live-updated').dataset.knocks === '65'", timeout=30_000)
+    assert page.evaluate("() => window.__leadsMarker") == "same page" or marker is None  # no reload happened
     _shot(page, "leads-03-live-view")
     page.context.close()
 
