@@ -138,11 +138,11 @@ class Phone:
     def sync(self) -> None:
         """Tap Sync now and wait until nothing waits in the outbox and the sync finished."""
         self.page.locator("#sync-now:not([disabled])").tap()
-        self.page.wait_for_function("window.canvassApp.core.outboxCount === 0 && !window.canvassApp.syncing", timeout=120_000)
+        self.page.wait_for_function("() => window.canvassApp.core.outboxCount === 0 && !window.canvassApp.syncing", timeout=120_000)
 
     def outbox(self) -> int:
         """Records waiting on this phone (from the engine)."""
-        return int(self.page.evaluate("window.canvassApp.core.outboxCount"))
+        return int(self.page.evaluate("() => window.canvassApp.core.outboxCount"))
 
     def idb(self) -> dict[str, list[list[Any]]]:
         """Every table of the app's IndexedDB, read straight from the browser."""
@@ -150,7 +150,7 @@ class Phone:
 
     def wait_worker(self) -> None:
         """Wait until the service worker controls the page (the shell is cached for offline starts)."""
-        self.page.wait_for_function("Boolean(navigator.serviceWorker.controller)")  # the worker claims the page
+        self.page.wait_for_function("() => Boolean(navigator.serviceWorker.controller)")  # the worker claims the page
 
     def close(self) -> None:
         """Close the phone's browser context."""
@@ -311,7 +311,7 @@ def test_browser_killed_mid_sync_and_reopened_loses_and_duplicates_nothing(playw
     _record_doors(phone, list_id, 60)  # 100 records
     stored = phone.idb()
     ids = {row[1]["mutation"]["id"] for row in stored["outbox"]}
-    phone.page.evaluate("window.canvassApp.core.batchSize = 40")  # three pushes
+    phone.page.evaluate("() => window.canvassApp.core.batchSize = 40")  # three pushes
     pushes: list[int] = []
 
     def lose_second_answer(route: Any) -> None:
@@ -328,7 +328,7 @@ def test_browser_killed_mid_sync_and_reopened_loses_and_duplicates_nothing(playw
     phone.page.route("**/api/sync/push", lose_second_answer)
     phone.context.set_offline(False)
     phone.page.locator("#sync-now").tap()
-    phone.page.wait_for_function("window.canvassApp.core.outboxCount === 60 && !window.canvassApp.syncing")
+    phone.page.wait_for_function("() => window.canvassApp.core.outboxCount === 60 && !window.canvassApp.syncing", timeout=180_000)
     assert pushes == [200, 200]
     phone.shot("01-mid-sync")
     phone.close()  # the browser is killed with 60 records still queued (40 of them already applied)
@@ -366,7 +366,7 @@ def test_list_reassigned_while_offline_work_lands_and_list_leaves_phone(browser:
 
 def test_erased_person_leaves_nothing_in_indexeddb(browser: Any, live: Live) -> None:
     """An organiser erases a person the phone holds (with a queued record about them): after sync, nothing of them remains."""
-    from server.sync.feed import erase_person
+    from server.sync.erasure import erase_person
 
     phone, _email, list_id = _volunteer(browser, live, "erasure", 4)
     stored = phone.idb()
@@ -419,7 +419,7 @@ def test_device_revoked_then_signed_in_again_queued_records_all_land(browser: An
     phone.context.set_offline(True)
     _record_doors(phone, list_id, 6)
     ids = {row[1]["mutation"]["id"] for row in phone.idb()["outbox"]}
-    device_id = phone.page.evaluate("window.canvassApp.core.device.device_id")
+    device_id = phone.page.evaluate("() => window.canvassApp.core.device.device_id")
     revoked = live.api("DELETE", f"/api/campaigns/{live.campaign_id}/devices/{device_id}")
     assert revoked.status_code == 204, revoked.text
     phone.context.set_offline(False)
@@ -433,7 +433,7 @@ def test_device_revoked_then_signed_in_again_queued_records_all_land(browser: An
     phone.page.wait_for_selector("h1:has-text('My lists')")
     phone.sync()
     assert _landed(live, ids) == sorted(ids)
-    assert phone.page.evaluate("window.canvassApp.core.rejections.size") == 0
+    assert phone.page.evaluate("() => window.canvassApp.core.rejections.size") == 0
     phone.close()
 
 
@@ -460,11 +460,11 @@ def test_two_phones_edit_one_phone_number_offline_converge_and_conflict_is_revie
         phone.page.locator(f"input[name=person][value='{person_id}']").check()
         phone.page.get_by_label("Phone").fill(numbers[phone.name])
         phone.page.locator("#save-contact").tap()
-        phone.page.wait_for_function("window.canvassApp.core.outboxCount === 1")
+        phone.page.wait_for_function("() => window.canvassApp.core.outboxCount === 1")
     for phone in (first, second, first):
         phone.context.set_offline(False)
         phone.sync()
-    shown = [p.page.evaluate(f"window.canvassApp.core.get('person', {person_id}).phone") for p in (first, second)]
+    shown = [p.page.evaluate(f"() => window.canvassApp.core.get('person', {person_id}).phone") for p in (first, second)]
     conflicts = live.api("GET", f"/api/campaigns/{live.campaign_id}/conflicts").json()
     assert shown[0] == shown[1] == numbers["pair-b"], (conflicts, [p.idb()["rejections"] for p in (first, second)])  # the later edit wins
     mine = [c for c in conflicts if c["entity"] == "person" and c["entity_id"] == person_id and c["field"] == "phone"]
@@ -516,6 +516,6 @@ def test_upgrade_required_keeps_the_queue_until_the_app_is_reloaded(browser: Any
     phone.page.unroute("**/api/sync/**")  # the new version of the app is deployed
     phone.page.locator("#upgrade-banner button").tap()  # Reload the app
     phone.page.wait_for_selector("html[data-ready='1']")
-    phone.page.wait_for_function("window.canvassApp.core.outboxCount === 0 && !window.canvassApp.core.upgradeRequired")
+    phone.page.wait_for_function("() => window.canvassApp.core.outboxCount === 0 && !window.canvassApp.core.upgradeRequired")
     assert phone.page.locator("#upgrade-banner").count() == 0
     phone.close()
