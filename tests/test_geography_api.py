@@ -280,3 +280,19 @@ async def test_swapped_longitude_and_latitude_is_explained(
         assert "swapped" in body["detail"] and body["errors"][0]["field"] == "polygon", body
     right = await client.post(f"/api/campaigns/{world.campaign_a}/targets/preview", json={"name": "ok", "polygon": mapping(poly)}, headers=world.auth("organiser"))
     assert right.status_code == 200 and right.json()["addresses"] > 0
+
+
+async def test_register_imports_and_member_lists_are_audited(
+    client: AsyncTestClient[Litestar], world: World, town: Town, town_files: dict[str, Path], sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A register import and each read of the member list leave an audit event: who, what, campaign, how many rows."""
+    from server.db.models import AuditEvent
+
+    reports = await import_town(client, world, town_files)
+    members = (await client.get(f"/api/campaigns/{world.campaign_a}/members", headers=world.auth("lead"))).json()
+    async with sessionmaker() as session:
+        events = (await session.execute(
+            select(AuditEvent.action, AuditEvent.resource, AuditEvent.user_id, AuditEvent.campaign_id, AuditEvent.row_count).order_by(AuditEvent.id)
+        )).all()
+    assert ("import", "imports/register", world.users["organiser"], world.campaign_a, reports["register"]["rows_written"]) in [tuple(e) for e in events]
+    assert ("read", "members", world.users["lead"], world.campaign_a, len(members)) in [tuple(e) for e in events]

@@ -29,6 +29,7 @@ from server.accounts.schemas import (
     UserCreate,
 )
 from server.accounts.services import AccountService
+from server.audit import record_audit
 from server.console.refresh_cookie import (
     CookieMode,
     RefreshCookie,
@@ -116,15 +117,17 @@ class CampaignPeopleController(Controller):
     dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
 
     @get("/members", guards=[require_role(*REVIEWERS)])
-    async def list_members(self, campaign_id: FromPath[int], db_session: DbSession) -> list[MemberOut]:
-        """Everyone with a role in the campaign."""
+    async def list_members(self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> list[MemberOut]:
+        """Everyone with a role in the campaign (names and email addresses: audited)."""
         rows = await db_session.execute(
             select(User, Membership.role)
             .join(Membership, Membership.user_id == User.id)
             .where(Membership.campaign_id == campaign_id)
             .order_by(User.display_name)
         )
-        return [MemberOut(user_id=u.id, email=u.email, display_name=u.display_name, role=r) for u, r in rows]
+        members = [MemberOut(user_id=u.id, email=u.email, display_name=u.display_name, role=r) for u, r in rows]
+        record_audit(db_session, user, "read", "members", campaign_id=campaign_id, row_count=len(members))
+        return members
 
     @post("/users", guards=[require_role(*ORGANISERS)], status_code=201)
     async def create_user(self, campaign_id: FromPath[int], data: JSONBody[UserCreate], accounts: Accounts, user: CurrentUser) -> MemberOut:

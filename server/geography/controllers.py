@@ -13,8 +13,9 @@ from litestar.params import Body, FromPath, FromQuery
 from sqlalchemy import select
 
 from server.accounts.guards import MEMBERS, ORGANISERS, require_role
+from server.audit import record_audit
 from server.db.models import CensusArea
-from server.dependencies import DbSession
+from server.dependencies import CurrentUser, DbSession
 from server.errors import InvalidInput
 from server.geography import services
 from server.geography.schemas import CensusAreaOut, ImportReport
@@ -83,13 +84,16 @@ class ImportController(Controller):
 
     @post("/register", status_code=201)
     async def register(
-        self, campaign_id: FromPath[int], data: Upload, db_session: DbSession,
+        self, campaign_id: FromPath[int], data: Upload, db_session: DbSession, user: CurrentUser,
         skip_bad_rows: FromQuery[bool] = False, replace: FromQuery[bool] = False,
     ) -> ImportReport:
-        """An electoral register CSV, matched to the campaign's addresses (see README for columns)."""
+        """An electoral register CSV, matched to the campaign's addresses (see README for columns); audited with its row count."""
         with tempfile.TemporaryDirectory() as tmp:
             path = await _save_upload(data, tmp)
-            return await services.import_register(db_session, campaign_id, path, skip_bad_rows=skip_bad_rows, replace=replace)
+            report = await services.import_register(db_session, campaign_id, path, skip_bad_rows=skip_bad_rows, replace=replace)
+        record_audit(db_session, user, "import", "imports/register", campaign_id=campaign_id, row_count=report.rows_written,
+                     detail={"source": report.source, "replace": replace, "rows_skipped": report.rows_skipped})
+        return report
 
 
 class AreaController(Controller):
