@@ -405,7 +405,10 @@ async def _process(
 
 
 def _is_held(result: MutationResult) -> bool:
-    """Whether a result's mutation is kept with its payload for review (contract C)."""
+    """Whether a result's mutation is kept with its payload for review (contract C). Not when it
+    touches an erased record: keeping it would bring the erased person's data back."""
+    if result.reason.startswith("erased:"):
+        return False
     return result.status in ("rejected", "restamp") or (
         result.status == "conflict" and result.reason.startswith("conflicting_duplicate:")
     )

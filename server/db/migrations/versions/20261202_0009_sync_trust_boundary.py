@@ -48,10 +48,16 @@ CAMPAIGN_LOCK = 0x43414D50  # migration 0008's advisory lock class of a campaign
 FENCE = f"""CREATE OR REPLACE FUNCTION events_erasure_fence() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   PERFORM pg_advisory_xact_lock_shared({CAMPAIGN_LOCK}, c) FROM (SELECT DISTINCT campaign_id AS c FROM new_rows) d;
-  EXECUTE format('DELETE FROM %I t USING new_rows n WHERE t.id = n.id AND ('
-                 'NOT EXISTS (SELECT 1 FROM addresses a WHERE a.id = n.address_id) OR '
-                 '(n.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM people p WHERE p.id = n.person_id)))',
-                 TG_TABLE_NAME);
+  -- static statements (plans cached per session), not EXECUTE (planned on every push)
+  IF TG_TABLE_NAME = 'answers' THEN
+    DELETE FROM answers t USING new_rows n WHERE t.id = n.id AND (
+      NOT EXISTS (SELECT 1 FROM addresses a WHERE a.id = n.address_id)
+      OR (n.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM people p WHERE p.id = n.person_id)));
+  ELSE
+    DELETE FROM contact_attempts t USING new_rows n WHERE t.id = n.id AND (
+      NOT EXISTS (SELECT 1 FROM addresses a WHERE a.id = n.address_id)
+      OR (n.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM people p WHERE p.id = n.person_id)));
+  END IF;
   RETURN NULL;
 END
 $fn$"""
