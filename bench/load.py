@@ -306,7 +306,7 @@ def canvass(phone: Phone, rng: random.Random, survey_id: int) -> None:
         outcome = rng.choice(OUTCOMES)
         client.record_contact(address, outcome, person_id=person, walk_list_id=phone.list_id)
         if outcome == "spoke" and person is not None:
-            client.record_answer(address, "voting_intention", rng.choice(["labour", "green", "undecided"]),
+            client.record_answer(address, "voting_intention", rng.choice(["Red", "Green", "Don't know"]),
                                  person_id=person, walk_list_id=phone.list_id, survey_id=survey_id)
             if rng.random() < 0.3:
                 client.edit_field("person", person, "phone", f"07700 9{rng.randint(0, 99999):05d}")
