@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import server
 import sync
 from server.db.models import PERSON_LEVEL_TABLES, Base, Person
+from tests.conftest import World
+from tests.sync.conftest import Town, register_phone, town  # noqa: F401  (the fixture)
 
 SUSPECT_NAME = re.compile(
     r"ethnic|race|racial|bame|bme|religio|faith|caste|tribe|skin|nationality|national_origin|ethnic_origin|ancestry|heritage|"
@@ -122,3 +124,45 @@ async def test_demo_people_hold_no_ethnic_content(sessionmaker: async_sessionmak
         people = (await session.scalars(select(Person).limit(5))).all()
     assert people, "demo loaded no people: the scan would be vacuous"
     assert not offenders, offenders[:20]
+
+
+async def test_a_pushed_special_category_answer_leaves_no_trace(
+    client: AsyncTestClient[Litestar], world: World, town: Town, sessionmaker: async_sessionmaker[AsyncSession]  # noqa: F811 (the sync suite's town fixture)
+) -> None:
+    """A phone that pushes an ethnicity or religion answer about a person gets it refused, and no table keeps it.
+
+    Every table but census_areas is scanned (answers, kept payloads for review, results, the change
+    feed, audit events): nothing the push carried about the person's ethnicity or religion remains.
+    """
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    address = town.addresses[town.lists[0]][0]
+    person = town.people[address][0]
+    phone.record_answer(address, "ethnicity", "Pakistani", person_id=person, survey_id=town.survey_id)
+    phone.record_answer(address, "ethnic_Bangladeshi", "yes", person_id=person, survey_id=town.survey_id)
+    phone.record_answer(address, "religion", "Muslim", person_id=person)
+    assert (await phone.push()).ok
+    assert len(phone.rejections) == 3 and all(r.reason.startswith("not_allowed:") for r in phone.rejections)
+    offenders = []
+    async with sessionmaker() as session:
+        for table in Base.metadata.sorted_tables:
+            if table.name in AREA_LEVEL_TABLES:
+                continue
+            for row in (await session.execute(select(table))).mappings():
+                for column, value in row.items():
+                    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+                    if isinstance(text, str) and SUSPECT_VALUE.search(text):
+                        offenders.append(f"{table.name}.{column}={text[:120]!r}")
+    assert not offenders, offenders[:20]
+
+
+def test_special_category_questions_are_refused_when_a_survey_is_made() -> None:
+    """No survey may ask a person for special category data, whatever the key or the question's words."""
+    from server.errors import InvalidInput
+    from server.surveys.rules import validate_questions
+
+    for question in ({"key": "ethnic_group", "kind": "choice", "choices": ["A", "B"]},
+                     {"key": "q1", "kind": "text", "text": "What is your ethnicity?"},
+                     {"key": "faith", "kind": "yes_no"},
+                     {"key": "q2", "kind": "yes_no", "text": "Do you have a disability?"}):
+        with pytest.raises(InvalidInput):
+            validate_questions([question])

@@ -69,6 +69,11 @@ _PREFIXES: Final = ("ethnic", "religio", "disab", "sexual", "medic")
 _WORD = re.compile(r"[a-z]+")
 
 
+SPECIAL_CATEGORY_REASON: Final = "not_allowed: special category data is never recorded about a person (UK GDPR article 9)"
+"""The one reason for a special category answer: it names neither the question nor the value, and the
+push keeps no payload for it (a kept payload would be the very record the rule forbids)."""
+
+
 class AnswerRefused(Exception):
     """An answer that does not fit its survey; ``reason`` starts with a contract prefix."""
 
@@ -140,7 +145,7 @@ def validate_answer(questions: Iterable[Mapping[str, Any]], key: str, value: Any
     """
     term = names_special_category(key)
     if term is not None:
-        raise AnswerRefused(f"not_allowed: question {key!r} asks for special category data ({term})")
+        raise AnswerRefused(SPECIAL_CATEGORY_REASON)
     question = next((q for q in questions if q.get("key") == key), None)
     if question is None:
         raise AnswerRefused(f"unsupported: question {key!r} is not in this survey version")

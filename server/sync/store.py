@@ -73,7 +73,7 @@ from server.db.models import (
     WalkListStop,
 )
 from server.db.models import MutationResult as MutationResultRow
-from server.surveys.rules import AnswerRefused, validate_answer
+from server.surveys.rules import SPECIAL_CATEGORY_REASON, AnswerRefused, validate_answer
 from server.sync.feed import _next_sqlite_version, is_erased, is_postgres, record_change
 from sync.clock import HLC, HybridClock, check_skew, parse, system_wall_ms
 from sync.merge import FieldState, FlagState, apply_observation, merge_field_edit
@@ -406,8 +406,9 @@ async def _process(
 
 def _is_held(result: MutationResult) -> bool:
     """Whether a result's mutation is kept with its payload for review (contract C). Not when it
-    touches an erased record: keeping it would bring the erased person's data back."""
-    if result.reason.startswith("erased:"):
+    touches an erased record (keeping it would bring the erased person's data back), nor when it
+    is a special category answer (keeping it would hold the very datum the privacy rule forbids)."""
+    if result.reason.startswith(("erased:", SPECIAL_CATEGORY_REASON)):
         return False
     return result.status in ("rejected", "restamp") or (
         result.status == "conflict" and result.reason.startswith("conflicting_duplicate:")
