@@ -33,6 +33,7 @@ async def refuse_loose_json_bodies(request: Request[Any, Any, Any]) -> None:
     if not body.strip():
         return
     try:
+        body.decode("utf-8")  # msgspec may report a type error before it reads a bad string: not UTF-8 is 400 first
         msgspec.json.decode(body, type=data.annotation, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)

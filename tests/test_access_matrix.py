@@ -105,6 +105,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     # conflict review: organisers
     ("GET", "/api/campaigns/{campaign_id:int}/conflicts"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/conflicts/{conflict_id:int}/resolve"): ORGANISERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/review"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/review/rejections/{held_id:int}/apply"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/review/rejections/{held_id:int}/dismiss"): ORGANISERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/rejections"): ORGANISERS_A,
     # results: reviewers read; a canvasser only their own assigned lists' progress (403 for list 1 here,
     # which is nobody's; tests/test_results.py covers the allowed case); exports reviewers only, audited
