@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import Answer, Campaign, ContactAttempt
+from server.db.models import Address, Answer, Campaign, ContactAttempt
 
 
 async def _campaign(session: AsyncSession, slug: str) -> int:
@@ -24,6 +24,13 @@ async def _campaign(session: AsyncSession, slug: str) -> int:
     session.add(campaign)
     await session.flush()
     return campaign.id
+
+
+async def _addresses(session: AsyncSession, campaign_id: int, ids: list[int]) -> None:
+    """Real address rows for the events below (on PostgreSQL an event about a missing address is
+    removed by migration 0009's erasure fence, which would hide what these tests look at)."""
+    session.add_all([Address(id=n, campaign_id=campaign_id, lon=-0.1, lat=51.5, building_key=f"b{n}") for n in ids])
+    await session.flush()
 
 
 def _attempt(n: int, campaign_id: int) -> ContactAttempt:
@@ -39,6 +46,7 @@ def _answer(n: int, campaign_id: int) -> Answer:
 async def test_an_event_naming_no_campaign_is_refused(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker() as session:
         real = await _campaign(session, "real")
+        await _addresses(session, real, [1, 2, 10, 11])
         session.add_all([_attempt(1, real), _attempt(2, real)])
         await session.commit()
     for make in (_attempt, _answer):
@@ -59,6 +67,8 @@ async def test_an_event_naming_no_campaign_is_refused(sessionmaker: async_sessio
 async def test_deleting_a_campaign_deletes_its_events_only(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker() as session:
         gone, kept = await _campaign(session, "gone"), await _campaign(session, "kept")
+        await _addresses(session, gone, [1])
+        await _addresses(session, kept, [2])
         session.add_all([_attempt(1, gone), _attempt(2, kept), _answer(1, gone), _answer(2, kept)])
         await session.commit()
     async with sessionmaker() as session:
