@@ -5,13 +5,10 @@ and helpers that arrange walk lists and speak to the organiser API over HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,35 +19,12 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.harness import free_port, run_async
+
 ROOT = Path(__file__).resolve().parents[2]
 CANVASS = str(Path(sys.executable).with_name("canvass"))
 PASSWORD = "canvass-demo"
 PG = "postgres@127.0.0.1:5432"
-
-
-def run_async(coroutine: Any) -> Any:
-    """Run a coroutine on a fresh event loop in its own thread (Playwright's sync API owns this one)."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(timeout=300)
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
