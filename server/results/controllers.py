@@ -12,7 +12,7 @@ import math
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from server.accounts.guards import MEMBERS, REVIEWERS, require_role
 from server.audit import record_audit
@@ -108,7 +108,7 @@ class ResultsController(Controller):
         return await live_field(db_session, campaign_id, tz)
 
     @get("/health", guards=[require_role(*REVIEWERS)])
-    async def health(self, campaign_id: FromPath[int], db_session: DbSession, stale_hours: Annotated[float, Parameter(query='stale_hours', ge=0, le=MAX_STALE_HOURS)] = 24.0) -> DataHealth:
+    async def health(self, campaign_id: FromPath[int], db_session: DbSession, stale_hours: Annotated[float, QueryParameter(ge=0, le=MAX_STALE_HOURS)] = 24.0) -> DataHealth:
         """Open conflicts and rejected mutations per list and canvasser; devices not synced for `stale_hours`."""
         if not math.isfinite(stale_hours) or not 0 <= stale_hours <= MAX_STALE_HOURS:
             raise DomainError(
