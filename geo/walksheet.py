@@ -47,6 +47,9 @@ OUTCOME_CODES: tuple[tuple[str, str], ...] = (
     ("DNK", "Do not knock"),
 )
 
+PAPER_OUTCOMES: dict[str, str] = {"S": "spoke", "NI": "not_home", "R": "refused", "M": "moved", "CB": "come_back", "DNK": "do_not_visit"}
+"""What each code written in a door's Outcome box records (the sync protocol's outcome)."""
+
 
 class _RouteMap(Flowable):
     """The route and numbered stops, projected to EPSG:27700 and fitted to a box."""
@@ -228,6 +231,8 @@ class AnswerColumn:
     key: str
     text: str
     hint: str
+    entries: Mapping[str, str] | None = None
+    """What may be written in the box (upper case) and the answer it records; None: any number."""
 
 
 def short_answer_questions(questions: Sequence[Any]) -> list[AnswerColumn]:
@@ -238,15 +243,20 @@ def short_answer_questions(questions: Sequence[Any]) -> list[AnswerColumn]:
             continue
         kind = str(q.get("kind"))
         options = [str(o) for o in q.get("options") or []]
+        entries: dict[str, str] | None
         if kind in ("yes_no", "yesno", "boolean"):
             hint = "Y/N"
+            yes, no = (options[0], options[1]) if len(options) >= 2 else ("Yes", "No")
+            entries = {"Y": yes, "N": no}
         elif kind == "scale":
             hint = f"{options[0]}-{options[-1]}" if options else "1-5"
+            entries = {o.upper(): o for o in options} if options else {str(i): str(i) for i in range(1, 6)}
         elif kind == "number":
-            hint = "a number"
+            hint, entries = "a number", None
         else:
             hint = " ".join(f"{i}={o}" for i, o in enumerate(options, start=1)) + (" (all that apply)" if kind.startswith("multi") else "")
-        columns.append(AnswerColumn(label=f"Q{n}", key=str(q.get("key", n)), text=str(q.get("text", "")), hint=hint))
+            entries = {str(i): o for i, o in enumerate(options, start=1)}
+        columns.append(AnswerColumn(label=f"Q{n}", key=str(q.get("key") or n), text=str(q.get("text", "")), hint=hint, entries=entries))
     return columns[:MAX_ANSWER_BOXES]
 
 
@@ -261,6 +271,7 @@ class SheetRow:
     boxes: list[str] = field(default_factory=list)
     skip: bool = False
     notes: str = ""
+    address_id: int | None = None
 
 
 def door_table(rows: Sequence[Mapping[str, Any]], short: Sequence[AnswerColumn]) -> list[SheetRow]:
@@ -276,7 +287,8 @@ def door_table(rows: Sequence[Mapping[str, Any]], short: Sequence[AnswerColumn])
 
     def door(row: Mapping[str, Any], number: str, address: str) -> SheetRow:
         skip = bool(row.get("skip"))
-        return SheetRow("door", number, address, list(row.get("people") or []), [] if skip else [""] * len(short), skip, str(row.get("notes") or ""))
+        return SheetRow("door", number, address, list(row.get("people") or []), [] if skip else [""] * len(short), skip, str(row.get("notes") or ""),
+                        row.get("address_id"))
 
     for stop, members in groups:
         if len(members) == 1 and not members[0].get("flat"):
@@ -469,4 +481,4 @@ def render_walk_sheet_pdf(
     return buf.getvalue()
 
 
-__all__ = ["OUTCOME_CODES", "AnswerColumn", "SheetRow", "door_table", "render_walk_sheet_pdf", "short_answer_questions"]
+__all__ = ["OUTCOME_CODES", "PAPER_OUTCOMES", "AnswerColumn", "SheetRow", "door_table", "render_walk_sheet_pdf", "short_answer_questions"]

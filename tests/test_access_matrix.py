@@ -97,6 +97,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.geojson"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/export.csv"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/sheet.pdf"): REVIEWERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/paper-form"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/paper-results"): ORGANISERS_A,
     # sync: only a registered phone's device token (its scope is computed from assignments)
     ("POST", "/api/sync/push"): frozenset({"device"}),

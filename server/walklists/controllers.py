@@ -20,6 +20,7 @@ from server.walklists.schemas import (
     CutRequest,
     JobOut,
     MergeRequest,
+    PaperForm,
     PaperResults,
     PaperResultsOut,
     ReknockRequest,
@@ -148,6 +149,11 @@ class WalkListController(Controller):
         """A printable walk sheet (organisers, leads and admins; audited)."""
         body = await services.export_pdf(db_session, user, campaign_id, walk_list_id, settings.public_url)
         return Response(body, media_type="application/pdf", headers={"content-disposition": f'attachment; filename="walk-list-{walk_list_id}.pdf"'})
+
+    @get("/walklists/{walk_list_id:int}/paper-form", guards=[require_role(*ORGANISERS)])
+    async def paper_form(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> PaperForm:
+        """The key-in form of a list's walk sheet: its outcome codes, short survey answers and rows in the sheet's order (audited: names the electors)."""
+        return await services.paper_form(db_session, user, campaign_id, walk_list_id)
 
     @post("/walklists/{walk_list_id:int}/paper-results", guards=[require_role(*ORGANISERS)], status_code=200)
     async def paper_results(

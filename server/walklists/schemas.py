@@ -153,3 +153,44 @@ class PaperResultsOut(msgspec.Struct):
     applied: int
     duplicates: int
     rejected: list[dict[str, Any]]
+
+
+class PaperCode(msgspec.Struct):
+    """An outcome code as written on the sheet, and the outcome it records."""
+
+    code: str
+    outcome: str
+    label: str
+
+
+class PaperQuestion(msgspec.Struct):
+    """A short survey answer with a box per door on the sheet (Q1..)."""
+
+    label: str
+    key: str
+    text: str
+    hint: str
+    entries: dict[str, str] | None
+    """What may be written in the box (upper case) and the answer it records; null: any number."""
+
+
+class PaperRow(msgspec.Struct):
+    """A row of the sheet's door table: a building heading (a block of flats) or a door."""
+
+    kind: Literal["building", "door"]
+    number: str
+    """The stop number on the map; empty for a flat listed under its building."""
+    address: str
+    address_id: int | None
+    skip: bool
+    people: list[str]
+    notes: str
+
+
+class PaperForm(msgspec.Struct):
+    """What the paper key-in form shows: the sheet's codes, its short questions and its rows in the sheet's order."""
+
+    summary: WalkListOut
+    outcomes: list[PaperCode]
+    questions: list[PaperQuestion]
+    rows: list[PaperRow]

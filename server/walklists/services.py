@@ -55,8 +55,12 @@ from server.walklists.schemas import (
     Assignee,
     CutRequest,
     JobOut,
+    PaperCode,
+    PaperForm,
+    PaperQuestion,
     PaperResults,
     PaperResultsOut,
+    PaperRow,
     PersonOnList,
     StopOut,
     WalkListDetail,
@@ -715,13 +719,14 @@ async def export_csv(session: AsyncSession, user: AuthUser, campaign_id: int, wa
     return csv_text(header, rows)
 
 
-async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, public_url: str) -> bytes:
-    """A printable walk sheet: map from our geometries, doors in order with names, tick boxes, survey, QR code."""
-    from geo.walksheet import render_walk_sheet_pdf
+async def _sheet_rows(session: AsyncSession, campaign_id: int, detail: WalkListDetail) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The walk sheet's door rows (in walking order, flats with their building) and the active survey's questions.
 
-    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    One source for the printed sheet and the paper key-in form, so the form follows the sheet's door order.
+    """
     survey = await session.scalar(select(Survey).where(Survey.campaign_id == campaign_id, Survey.is_active.is_(True)).order_by(Survey.version.desc()))
-    questions = [{"text": q.get("text", ""), "kind": q.get("kind", "text"), "options": list(q.get("options", []))} for q in (survey.questions if survey else [])]
+    questions = [{"key": q.get("key"), "text": q.get("text", ""), "kind": q.get("kind", "text"), "options": list(q.get("options", []))}
+                 for q in (survey.questions if survey else [])]
     flats = dict((await session.execute(
         select(Address.id, Address.flat).where(Address.id.in_([s.address_id for s in detail.stops]))
     )).all()) if detail.stops else {}
@@ -730,10 +735,19 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
         flat = flats.get(s.address_id)
         building = s.address[len(flat) + 2:] if flat and s.address.startswith(f"{flat}, ") else s.address
         rows.append({
-            "stop": s.stop_number, "address": s.address, "building": building, "flat": flat, "skip": s.skip,
+            "stop": s.stop_number, "address_id": s.address_id, "address": s.address, "building": building, "flat": flat, "skip": s.skip,
             "notes": "do not visit one of the electors" if s.do_not_visit and not s.skip else "",
             "people": [{"name": p.name, "elector_number": f"{p.polling_district}-{p.elector_number}{p.elector_suffix and '/' + p.elector_suffix}"} for p in s.people],
         })
+    return rows, questions
+
+
+async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, public_url: str) -> bytes:
+    """A printable walk sheet: map from our geometries, doors in order with names, tick boxes, survey, QR code."""
+    from geo.walksheet import render_walk_sheet_pdf
+
+    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    rows, questions = await _sheet_rows(session, campaign_id, detail)
     points: dict[int, list[tuple[float, float]]] = {}
     for s in detail.stops:
         points.setdefault(s.stop_number, []).append((s.lon, s.lat))
@@ -753,6 +767,23 @@ async def export_pdf(session: AsyncSession, user: AuthUser, campaign_id: int, wa
 
 
 # ------------------------------------------------------------------ paper results
+
+
+async def paper_form(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int) -> PaperForm:
+    """The key-in form of a list's walk sheet: the same rows, codes and answer boxes as the printed sheet (an audited read: it names the electors)."""
+    from geo.walksheet import OUTCOME_CODES, PAPER_OUTCOMES, door_table, short_answer_questions
+
+    detail = await list_detail(session, user, campaign_id, walk_list_id)
+    rows, questions = await _sheet_rows(session, campaign_id, detail)
+    short = short_answer_questions(questions)
+    return PaperForm(
+        summary=detail.summary,
+        outcomes=[PaperCode(code=code, outcome=PAPER_OUTCOMES[code], label=label) for code, label in OUTCOME_CODES],
+        questions=[PaperQuestion(label=c.label, key=c.key, text=c.text, hint=c.hint, entries=dict(c.entries) if c.entries is not None else None) for c in short],
+        rows=[PaperRow(kind="building" if r.kind == "building" else "door", number=r.number, address=r.address, address_id=r.address_id, skip=r.skip,
+                       people=[str(p.get("name", "")) for p in r.people], notes=r.notes) for r in door_table(rows, short)],
+    )
+
 
 
 async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int, data: PaperResults, max_skew_ms: int) -> PaperResultsOut:
