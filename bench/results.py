@@ -10,6 +10,11 @@ the tallies once with `rebuild_result_tallies` (what a backfill does), then:
 - dashboard_baseline_s: the same numbers by one plain SQL query per figure over the
   raw event tables, without our tallies or our answer index (once by default: it is slow);
 - report_pdf_s: the meeting report PDF (gather its figures + draw it), median of 3;
+- key_in_50_doors_s: a paper sheet of 50 doors keyed in through the console form's API path
+  (open the form: GET walklists/{id}/paper-form; save: POST …/paper-results with 50 outcomes and
+  two short answers on every other door), over HTTP to the real app in process, median of
+  --key-in-rounds fresh lists; baseline: the same 50 doors' events pushed by a phone
+  (POST /api/sync/push, the merge the form goes through), same run, same app, other lists;
 - it checks both give the same figures, then inserts a batch of events with the
   triggers on, in push-sized transactions (incremental maintenance cost: on
   PostgreSQL an attempt is only queued), folds the queue into the tallies as the
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import time
@@ -369,6 +375,86 @@ async def incremental(sm: Any, cid: int, lists: int, n: int, push: int = 50) -> 
             "incremental_matches_rebuild": live == rebuilt}
 
 
+async def key_in(cid: int, rounds: int, doors: int = 50) -> dict[str, Any]:
+    """Key `doors` doors of a paper sheet through the form's API path, against a phone pushing the same events; medians of `rounds`."""
+    from litestar.testing import AsyncTestClient
+
+    from server.accounts.security import hash_password
+    from server.app import create_app
+    from server.db.models import Membership, Role
+    from server.settings import load_settings
+    from sync.client import SyncClient
+    from sync.clock import HybridClock
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    password = "bench-password-1234"
+    engine = create_engine_for(URL)
+    sm = create_sessionmaker(engine)
+    async with sm() as session:
+        organiser = User(email="organiser@bench.invalid", display_name="Bench organiser", password_hash=hash_password(password))
+        canvasser = User(email="phone@bench.invalid", display_name="Bench phone", password_hash=hash_password(password))
+        session.add_all([organiser, canvasser])
+        await session.flush()
+        session.add_all([Membership(user_id=organiser.id, campaign_id=cid, role=Role.organiser), Membership(user_id=canvasser.id, campaign_id=cid, role=Role.canvasser)])
+        list_ids = list((await session.scalars(text("SELECT id FROM walk_lists WHERE campaign_id = :c ORDER BY id"), {"c": cid})).all())
+        canvasser_id = canvasser.id
+        await session.commit()
+    settings = load_settings(environ={}, database_url=URL, secret_key="bench-secret-key-" + "x" * 40, auth_rate_per_minute=10_000, sync_rate_per_minute=100_000)
+    form_s, save_s, push_s = [], [], []
+    applied = pushed = 0
+    async with AsyncTestClient(app=create_app(settings)) as http:
+        async def token(email: str) -> dict[str, str]:
+            response = await http.post("/api/auth/login", json={"email": email, "password": password})
+            assert response.status_code == 200, response.text
+            return {"authorization": f"Bearer {response.json()['access_token']}"}
+
+        org, phone_user = await token("organiser@bench.invalid"), await token("phone@bench.invalid")
+        device = (await http.post(f"/api/campaigns/{cid}/devices", json={"name": "bench phone"}, headers=phone_user)).json()
+
+        async def transport(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+            response = await http.request(method, path, content=body or None, headers=headers)
+            return response.status_code, response.content
+
+        phone = SyncClient(device["node_id"], device["token"], transport, HybridClock(device["node_id"]))
+        for n in range(rounds):
+            paper_list, phone_list = list_ids[-1 - 2 * n], list_ids[-2 - 2 * n]
+            # The organiser opens the sheet in the form and saves what was keyed.
+            t0 = time.perf_counter()
+            form = await http.get(f"/api/campaigns/{cid}/walklists/{paper_list}/paper-form", headers=org)
+            form_s.append(time.perf_counter() - t0)
+            assert form.status_code == 200, form.text
+            rows = [r for r in form.json()["rows"] if r["kind"] == "door" and not r["skip"]][:doors]
+            entries = [{"address_id": r["address_id"], "outcome": "spoke" if i % 2 == 0 else "not_home",
+                        "answers": {"voting_intention": "Blue", "postal_vote": "Yes"} if i % 2 == 0 else {}} for i, r in enumerate(rows)]
+            t0 = time.perf_counter()
+            saved = await http.post(f"/api/campaigns/{cid}/walklists/{paper_list}/paper-results", json={"sheet_id": f"bench-{n}", "entries": entries}, headers=org)
+            save_s.append(time.perf_counter() - t0)
+            assert saved.status_code == 200 and not saved.json()["rejected"], saved.text
+            applied += saved.json()["applied"]
+            # Baseline: a phone holding another list pushes the same events.
+            assert (await http.post(f"/api/campaigns/{cid}/walklists/{phone_list}/assign", json={"user_id": canvasser_id}, headers=org)).status_code == 200
+            async with sm() as session:
+                stops = list((await session.scalars(text("SELECT address_id FROM walk_list_stops WHERE walk_list_id = :w ORDER BY position LIMIT :n"),
+                                                    {"w": phone_list, "n": doors})).all())
+            for i, address_id in enumerate(stops):
+                phone.record_contact(address_id, "spoke" if i % 2 == 0 else "not_home", walk_list_id=phone_list)
+                if i % 2 == 0:
+                    phone.record_answer(address_id, "voting_intention", "Blue")
+                    phone.record_answer(address_id, "postal_vote", "Yes")
+            queued = len(phone.outbox)
+            t0 = time.perf_counter()
+            outcome = await phone.push()
+            push_s.append(time.perf_counter() - t0)
+            assert outcome.ok and not phone.outbox and not phone.rejections, (outcome, phone.rejections)
+            pushed += queued
+            log(f"key-in round {n}: form {form_s[-1]:.3f}s, save {save_s[-1]:.3f}s; phone push {push_s[-1]:.3f}s")
+    await engine.dispose()
+    save, push = statistics.median(save_s), statistics.median(push_s)
+    return {"key_in_doors": doors, "key_in_rounds": rounds, "key_in_form_open_s": round(statistics.median(form_s), 4),
+            "key_in_50_doors_s": round(save, 4), "key_in_phone_push_baseline_s": round(push, 4), "key_in_vs_phone_push": round(save / push, 2),
+            "key_in_events_applied": applied, "key_in_phone_events_pushed": pushed}
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """Build, measure, check, drop."""
     await admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
@@ -414,6 +500,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         log("dashboard equals baseline" if not problems else f"MISMATCH: {problems[:5]}")
         inc = await incremental(sm, cid, info["lists"], args.incremental)
         log(f"incremental: {inc}")
+        keyed = await key_in(cid, args.key_in_rounds)
+        log(f"key-in: {keyed}")
         async with sm() as session:
             rows = {t: int((await session.execute(text(f"SELECT count(*) FROM {t}"))).scalar() or 0)
                     for t in ("addresses", "contact_attempts", "answers", "walk_list_stops", "result_door_tally", "result_group_tally", "result_hour_tally", "result_answer_cells")}
@@ -429,6 +517,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "tally_rebuild_s": round(rebuild_s, 2),
             "figures_match_baseline": not problems,
             **inc,
+            **keyed,
             "rows": rows,
             "goal_met": dash < 1.0 and base_s / dash >= 5 and not problems and statistics.median(pdf_times) < 2.0,
         }
@@ -445,6 +534,7 @@ def cli() -> None:
     parser.add_argument("--answers", type=int, default=1_000_000)
     parser.add_argument("--incremental", type=int, default=2_000)
     parser.add_argument("--baseline-runs", type=int, default=1, help="the baseline is slow; the dashboard always runs 3 times")
+    parser.add_argument("--key-in-rounds", type=int, default=5, help="sheets of 50 doors keyed (and phone pushes of the same) for key_in_50_doors_s")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args()
     started = time.perf_counter()

@@ -5,8 +5,9 @@ import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
 import { initPlan, loadPlan, showPlan, resetPlan, setPlanEditing } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
 import { initResults, loadResults, showResults, resetResults } from "./results.js";
+import { initPaper, loadPaper, resetPaper } from "./paper.js";
 
-const VIEWS = ["plan", "lists", "results", "live", "people"];
+const VIEWS = ["plan", "lists", "paper", "results", "live", "people"];
 const ORGANISER_ROLES = ["admin", "organiser"];
 
 const state = {
@@ -30,7 +31,7 @@ async function showView(view) {
   history.replaceState(null, "", `#${view}`);
   if (view === "plan") showPlan();
   if (view === "results") showResults();
-  if (!state.loaded.has(view) || view === "results" || view === "lists") {
+  if (!state.loaded.has(view) || view === "results" || view === "lists" || view === "paper") {
     state.loaded.add(view);
     await loadView(view);
   }
@@ -43,6 +44,7 @@ async function loadView(view) {
   try {
     if (view === "plan") await loadPlan();
     if (view === "lists") { if (!state.members.length) await guarded("People", loadMembers); await loadLists(); }
+    if (view === "paper") await loadPaper();
     if (view === "results") await loadResults();
     if (view === "people") await loadMembers();
     setStatus("");
@@ -58,6 +60,7 @@ function signedOut(message) {
   state.loaded.clear();
   resetPlan();
   resetResults();
+  resetPaper();
   $("#tabs").hidden = true;
   $("#session").hidden = true;
   for (const name of VIEWS) $(`#view-${name}`).hidden = true;
@@ -73,10 +76,12 @@ async function chooseCampaign(campaignId) {
   state.members = [];
   resetPlan();
   resetResults();
+  resetPaper();
   const organiser = ORGANISER_ROLES.includes(state.role);
   // Leads review; organisers plan. Tabs a role cannot use are hidden (the server enforces it anyway).
   document.querySelector('#tabs [data-view="plan"]').hidden = !organiser && state.role !== "lead";
   document.querySelector('#tabs [data-view="lists"]').hidden = !organiser;
+  document.querySelector('#tabs [data-view="paper"]').hidden = !organiser;
   document.querySelector('#tabs [data-view="people"]').hidden = !organiser && state.role !== "lead";
   $("#user-form").hidden = !organiser;
   $("#joincode-form").hidden = !organiser;
@@ -147,6 +152,7 @@ async function boot() {
   initPlan(state);
   initLists(state);
   initResults(state);
+  initPaper(state);
   setSignedOutHandler(signedOut);
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);

@@ -3,6 +3,7 @@
 import { getJSON, postJSON, del, download } from "./api.js";
 import { $, el, fmt, clearError, setStatus, guarded } from "./ui.js";
 import { routeColour, focusList, loadRoutes } from "./plan.js";
+import { keyInList } from "./paper.js";
 
 let state;
 
@@ -45,7 +46,7 @@ export async function loadLists() {
       el("th", { scope: "row" }, el("span", { class: "swatch", style: { background: routeColour(list.id) } }), list.name,
         " ", el("button", { type: "button", onclick: () => { state.showView("plan"); setTimeout(() => focusList(list.id), 50); } }, "Show on map")),
       el("td", { class: "num" }, `${fmt.int(list.doors)} doors`, el("br"), `${fmt.int(list.stops)} stops`),
-      el("td", { class: "num" }, fmt.mins(list.minutes), el("br"), fmt.km(list.length_m)),
+      el("td", { class: "num" }, fmt.mins(list.minutes), el("br"), fmt.km(list.length_m), el("br"), routingNote(list)),
       el("td", {}, list.status),
       el("td", {}, el("div", { class: "row" },
         el("label", { for: selectId, class: "visually-hidden" }, `Canvasser for ${list.name}`), select,
@@ -53,8 +54,17 @@ export async function loadLists() {
       el("td", {}, el("div", { class: "row" },
         el("button", { type: "button", onclick: () => guarded("Downloading the sheet", () => download(`${base}/sheet.pdf`, `${safe}.pdf`)) }, "PDF sheet"),
         el("button", { type: "button", onclick: () => guarded("Downloading the CSV", () => download(`${base}/export.csv`, `${safe}.csv`)) }, "CSV"),
-        el("button", { type: "button", onclick: () => guarded("Downloading the GeoJSON", () => download(`${base}/export.geojson`, `${safe}.geojson`)) }, "GeoJSON"))));
+        el("button", { type: "button", onclick: () => guarded("Downloading the GeoJSON", () => download(`${base}/export.geojson`, `${safe}.geojson`)) }, "GeoJSON"),
+        el("button", { type: "button", onclick: () => guarded("Opening the key-in form", () => keyInList(list.id)) }, "Key in paper results"))));
   }));
+}
+
+/** How the list was routed: along the streets, or in straight lines because no streets were imported. */
+export function routingNote(list) {
+  if (list.routing === "straight_line") {
+    return el("small", { class: "warn", title: "No streets were imported around this list: its route joins the doors in straight lines. Import streets and re-route it." }, "straight-line route");
+  }
+  return list.routing === "street_network" ? el("small", {}, "routed on streets") : null;
 }
 
 async function assign(list, userId) {

@@ -280,7 +280,10 @@ async function cutLists() {
     }
     if (job.status !== "done") throw new Error(`The cut failed: ${job.message || job.status}`);
     const r = job.result || {};
-    $("#cut-result").textContent = `${job.message || "Done"}${r.doors ? `: ${fmt.int(r.doors)} doors` : ""}. Routes are on the map; assign them under “Walk lists”.`;
+    const routed = job.routing === "straight_line" ? " Routed in straight lines between doors." : (job.routing === "street_network" ? " Routed along the street network." : "");
+    const warnings = (job.warnings || []).map((w) => ` Warning: ${w}`).join("");
+    $("#cut-result").textContent = `${job.message || "Done"}${r.doors ? `: ${fmt.int(r.doors)} doors` : ""}.${routed}${warnings} Routes are on the map; assign them under “Walk lists”.`;
+    $("#cut-result").dataset.routing = job.routing || "";
     await loadRoutes();
     await state.reloadLists();
     setStatus($("#cut-result").textContent);
