@@ -21,6 +21,17 @@ zero-cost arcs to and from every stop; the same cost matrix in centimetres; guid
 search for `--ortools-seconds`). `route_vs_ortools_floor_mean` is, over the same lists,
 the Held-Karp lower bound divided by OR-Tools' cost: no route can be shorter than the
 bound, so no solver's ratio against this OR-Tools run can be below that floor.
+
+Street layer (`--only street_layer`, run by default with the Camden data): Camden's OSM
+streets imported into a fresh database (SQLite by default, `--layer-db postgresql` for
+PostgreSQL on 127.0.0.1:5432) through our import, then `GET
+/api/campaigns/{id}/streets.geojson?bbox=...` of the whole borough over HTTP to the real app
+in process, signed in as an organiser. `street_layer_view_ms`: median of `--layer-views`
+uncached borough views (each bbox moved by a micro-degree, so the answer cache misses);
+`street_layer_cached_ms`: the same view again (cache hit); bytes as sent and gzipped
+(level 6, what a proxy would send: the app itself does not compress). Baseline in the same
+run: the same street rows written as GeoJSON by `GeoDataFrame.to_json()` without
+simplification (what a plain endpoint would serve). Goal: under 200 ms a view, under 300 KB gzipped.
 """
 
 from __future__ import annotations
@@ -376,6 +387,138 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def _street_layer_bench(url: str, pbf: Path, views: int) -> dict[str, Any]:
+    """Import Camden's streets into the database at `url`, then time borough views of the street layer over HTTP (see the module docstring)."""
+    import asyncio
+    import gzip
+    import logging
+    import statistics
+
+    import shapely
+    from litestar.testing import AsyncTestClient
+    from sqlalchemy import func, select
+
+    from server.accounts.security import hash_password
+    from server.app import create_app
+    from server.db.migrate import upgrade_database
+    from server.db.models import Campaign, Membership, Role, Street, User
+    from server.db.session import create_engine_for, create_sessionmaker
+    from server.geography.services import import_streets
+    from server.phone.layers import MAX_STREETS
+    from server.settings import load_settings
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    await asyncio.to_thread(upgrade_database, url)
+    engine = create_engine_for(url)
+    sm = create_sessionmaker(engine)
+    password = "bench-password-1234"
+    async with sm() as session:
+        campaign = Campaign(name="Camden streets", slug="camden-streets")
+        user = User(email="organiser@bench.invalid", display_name="Bench organiser", password_hash=hash_password(password))
+        session.add_all([campaign, user])
+        await session.flush()
+        session.add(Membership(user_id=user.id, campaign_id=campaign.id, role=Role.organiser))
+        t0 = time.perf_counter()
+        report = await import_streets(session, campaign.id, pbf)
+        await session.commit()
+        import_s = time.perf_counter() - t0
+        cid = campaign.id
+        min_lon, min_lat, max_lon, max_lat = (await session.execute(
+            select(func.min(Street.min_lon), func.min(Street.min_lat), func.max(Street.max_lon), func.max(Street.max_lat)).where(Street.campaign_id == cid)
+        )).one()
+    _log(f"street_layer: {report.rows_written} streets imported in {import_s:.1f}s; borough {max_lon - min_lon:.3f} x {max_lat - min_lat:.3f} degrees")
+
+    def bbox(shift: int) -> str:
+        d = shift * 1e-6
+        return f"{min_lon - d:.7f},{min_lat - d:.7f},{max_lon + d:.7f},{max_lat + d:.7f}"
+
+    settings = load_settings(environ={}, database_url=url, secret_key="bench-secret-key-" + "x" * 40, auth_rate_per_minute=10_000)
+    cold, warm = [], []
+    body = b""
+    async with AsyncTestClient(app=create_app(settings)) as http:
+        login = await http.post("/api/auth/login", json={"email": "organiser@bench.invalid", "password": password})
+        headers = {"authorization": f"Bearer {login.json()['access_token']}"}
+        await http.get(f"/api/campaigns/{cid}/streets.geojson", params={"bbox": bbox(views + 10)}, headers=headers)  # warm-up: connections, imports
+        for n in range(views):
+            t0 = time.perf_counter()
+            response = await http.get(f"/api/campaigns/{cid}/streets.geojson", params={"bbox": bbox(n + 1)}, headers=headers)
+            cold.append(time.perf_counter() - t0)
+            assert response.status_code == 200, response.text
+            body = response.content
+        for _ in range(views):
+            t0 = time.perf_counter()
+            response = await http.get(f"/api/campaigns/{cid}/streets.geojson", params={"bbox": bbox(1)}, headers=headers)
+            warm.append(time.perf_counter() - t0)
+    features = json.loads(body)["features"]
+    # Baseline: the same rows, unsimplified, as a plain GeoJSON writer would serve them.
+    base_times, base_body = [], b""
+    for _ in range(3):
+        async with sm() as session:
+            t0 = time.perf_counter()
+            rows = (await session.execute(
+                select(Street.name, Street.highway, Street.geometry).where(
+                    Street.campaign_id == cid, Street.max_lon >= min_lon, Street.min_lon <= max_lon, Street.max_lat >= min_lat, Street.min_lat <= max_lat)
+                .limit(MAX_STREETS)  # the same rows the layer serves
+            )).all()
+            frame = gpd.GeoDataFrame({"name": [r.name for r in rows], "highway": [r.highway for r in rows]},
+                                     geometry=shapely.from_wkb([r.geometry for r in rows]), crs="EPSG:4326")
+            base_body = frame.to_json().encode()
+            base_times.append(time.perf_counter() - t0)
+    await engine.dispose()
+    view = statistics.median(cold)
+    base = statistics.median(base_times)
+    gz = len(gzip.compress(body, 6))
+    base_gz = len(gzip.compress(base_body, 6))
+    return {
+        "streets_in_borough_bbox": report.rows_written,
+        "street_layer_cap": MAX_STREETS,
+        "street_features_in_view": sum(1 for f in features if f["properties"].get("kind") == "street"),
+        "street_layer_view_ms": round(view * 1000, 1),
+        "street_layer_view_p_max_ms": round(max(cold) * 1000, 1),
+        "street_layer_cached_ms": round(statistics.median(warm) * 1000, 1),
+        "street_layer_bytes": len(body),
+        "street_layer_gzip_bytes": gz,
+        "baseline_plain_geojson_ms": round(base * 1000, 1),
+        "baseline_plain_geojson_gzip_bytes": base_gz,
+        "view_vs_baseline_time": round(view / base, 2),
+        "gzip_vs_baseline_size": round(gz / base_gz, 3),
+        "views": views,
+        "goal_met": view < 0.2 and gz < 300_000,
+    }
+
+
+def street_layer(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The street-layer figures on Camden (None without the data)."""
+    import asyncio
+    import tempfile
+
+    pbf = data_dir() / "camden" / "osm" / "camden.osm.pbf"
+    if not pbf.exists():
+        _log("street_layer: Camden data missing, skipped")
+        return None
+    if args.layer_db == "postgresql":
+        import asyncpg
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        db = "canvass_bench_layer"
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        asyncio.run(admin(f'CREATE DATABASE "{db}"'))
+        try:
+            out = asyncio.run(_street_layer_bench(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}", pbf, args.layer_views))
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            out = asyncio.run(_street_layer_bench(f"sqlite+aiosqlite:///{folder}/layer.sqlite3", pbf, args.layer_views))
+    return {"database": args.layer_db, **out}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: print progress to stderr and the JSON metrics last."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -383,9 +526,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sample-hk", type=int, default=100)
     ap.add_argument("--sample-ortools", type=int, default=20)
     ap.add_argument("--ortools-seconds", type=float, default=1.0)
-    ap.add_argument("--only", choices=["camden", "synthetic_40k"], default=None)
+    ap.add_argument("--only", choices=["camden", "synthetic_40k", "street_layer"], default=None)
+    ap.add_argument("--layer-db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--layer-views", type=int, default=9)
     args = ap.parse_args(argv)
-    out = run(args)
+    out = run(args) if args.only != "street_layer" else {}
+    if args.only in (None, "street_layer"):
+        out["street_layer"] = street_layer(args)
     print(json.dumps(out))
 
 

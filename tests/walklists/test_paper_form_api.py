@@ -76,3 +76,39 @@ async def test_form_is_for_organisers(client: AsyncTestClient[Litestar], demo: D
     await client.post(base + "/assign", json={"user_id": demo.users["canvasser"]}, headers=demo.headers["organiser"])
     assert (await client.get(base + "/paper-form", headers=demo.headers["canvasser"])).status_code == 403
     assert (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists/999999/paper-form", headers=demo.headers["organiser"])).status_code == 404
+
+
+async def test_printed_sheet_read_with_pypdf_matches_the_form(
+    client: AsyncTestClient[Litestar], demo: Demo, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The PDF sheet, read back with pypdf, lists the form's rows in the same order (flats by number under their building),
+    heads a column per short answer, names streets on its map and never says to write answers on the back."""
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    list_id = await list_with_flats(client, demo, sessionmaker)
+    base = f"/api/campaigns/{demo.campaign_id}/walklists/{list_id}"
+    form = (await client.get(base + "/paper-form", headers=demo.headers["organiser"])).json()
+    pdf = await client.get(base + "/sheet.pdf", headers=demo.headers["organiser"])
+    assert pdf.status_code == 200
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages]
+    flat = lambda text: re.sub(r"\s+", " ", text)  # noqa: E731 - reportlab wraps long cells
+    table = flat(" ".join(pages[1:]))
+    at = 0
+    for row in form["rows"]:
+        found = table.find(flat(row["address"]), at)
+        assert found >= 0, (row, table[at : at + 300])
+        at = found + len(flat(row["address"]))
+    building = next(r for r in form["rows"] if r["kind"] == "building")
+    assert re.search(r"\(\d+ flats\)", building["address"])
+    assert " ".join(["Outcome", *[q["label"] for q in form["questions"]]]) in table
+    for question in form["questions"]:
+        assert f"{question['label']} = {question['text']}" in table
+    async with sessionmaker() as session:
+        streets = set((await session.scalars(
+            select(Address.street).join(WalkListStop, WalkListStop.address_id == Address.id).where(WalkListStop.walk_list_id == list_id)
+        )).all())
+    assert any(street and street in pages[0] for street in streets), pages[0][:500]  # street names on the map
+    assert "write answers on the back" not in flat(" ".join(pages)).lower()
