@@ -132,6 +132,15 @@ def test_hostile_display_names_are_shown_as_text_and_never_run(browser: Any, liv
     page.wait_for_selector("#plan-map .leaflet-tooltip")
     shot(page, "hostile-02-organiser-show-on-map")
 
+    # The paper key-in form names the list in its picker and legend: as text.
+    page.get_by_role("button", name="Key in sheets").click()
+    page.wait_for_function("() => document.querySelectorAll('#paper-list option').length > 0")
+    options = page.locator("#paper-list option").all_inner_texts()
+    page.locator("#paper-list").select_option(index=next(i for i, o in enumerate(options) if HOSTILE_LIST_NAME in o))
+    page.get_by_role("button", name="Open the sheet").click()
+    page.wait_for_selector("#paper-form:not([hidden])")
+    assert HOSTILE_LIST_NAME in page.locator("#paper-legend").inner_text()
+
     page.get_by_role("button", name="People").click()
     page.wait_for_selector("#members tbody tr")
     _assert_names_shown_as_text(page.locator("#members").inner_text(), "the members table")

@@ -67,7 +67,7 @@ def test_organiser_keys_a_paper_sheet_by_keyboard(browser: Any, live_server: str
     # Each list says how it was routed (the demo town has its streets imported).
     assert form["summary"]["routing"] == "street_network"
     assert "routed on streets" in row.inner_text()
-    row.get_by_role("button", name="Key in paper results").click()
+    row.get_by_role("button", name="Key in sheet").click()
     page.wait_for_selector("#paper-form:not([hidden])")
     # The form follows the sheet: its door rows are the API's rows, in order.
     shown = page.locator("#paper-table tbody tr[data-address-id]").evaluate_all("rows => rows.map((r) => Number(r.dataset.addressId))")

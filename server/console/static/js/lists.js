@@ -55,7 +55,7 @@ export async function loadLists() {
         el("button", { type: "button", onclick: () => guarded("Downloading the sheet", () => download(`${base}/sheet.pdf`, `${safe}.pdf`)) }, "PDF sheet"),
         el("button", { type: "button", onclick: () => guarded("Downloading the CSV", () => download(`${base}/export.csv`, `${safe}.csv`)) }, "CSV"),
         el("button", { type: "button", onclick: () => guarded("Downloading the GeoJSON", () => download(`${base}/export.geojson`, `${safe}.geojson`)) }, "GeoJSON"),
-        el("button", { type: "button", onclick: () => guarded("Opening the key-in form", () => keyInList(list.id)) }, "Key in paper results"))));
+        el("button", { type: "button", onclick: () => guarded("Opening the key-in form", () => keyInList(list.id)) }, "Key in sheet"))));
   }));
 }
 
