@@ -112,3 +112,31 @@ async def test_printed_sheet_read_with_pypdf_matches_the_form(
         )).all())
     assert any(street and street in pages[0] for street in streets), pages[0][:500]  # street names on the map
     assert "write answers on the back" not in flat(" ".join(pages)).lower()
+
+
+async def test_paper_and_phone_results_merge_as_one(client: AsyncTestClient[Litestar], demo: Demo, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A door a phone found not at home, keyed from paper as spoken to later, counts once, with the paper's outcome as its latest."""
+    from tests.test_retention import phone_for
+
+    target_id = await make_target(client, demo, sessionmaker, share=0.3)
+    first, *_ = await cut(client, demo, target_id)
+    base = f"/api/campaigns/{demo.campaign_id}/walklists/{first}"
+    await client.post(base + "/assign", json={"user_id": demo.users["canvasser"]}, headers=demo.headers["organiser"])
+    doors = [r["address_id"] for r in (await client.get(base + "/paper-form", headers=demo.headers["organiser"])).json()["rows"]
+             if r["kind"] == "door" and not r["skip"]]
+    phone = await phone_for(client, demo.campaign_id, "canvasser@demo.canvass")
+    assert (await phone.pull()).ok
+    for door in doors[:2]:
+        phone.record_contact(address_id=door, outcome="not_home", walk_list_id=first)
+    assert (await phone.push()).ok
+    keyed = await client.post(base + "/paper-results", json={"entries": [{"address_id": doors[0], "outcome": "spoke", "answers": {"postal_vote": "Yes"}}]},
+                              headers=demo.headers["organiser"])
+    assert keyed.json() == {"applied": 2, "duplicates": 0, "rejected": []}
+    progress = (await client.get(f"/api/campaigns/{demo.campaign_id}/results/progress", headers=demo.headers["organiser"])).json()["campaign"]
+    assert (progress["doors_knocked"], progress["attempts"], progress["outcomes"]["spoke"], progress["outcomes"]["not_home"]) == (2, 3, 1, 2)
+    # Re-knocking the not-homes leaves out the door paper says was spoken to.
+    reknock = await client.post(f"/api/campaigns/{demo.campaign_id}/walklists/reknock", json={"walk_list_ids": [first]}, headers=demo.headers["organiser"])
+    assert reknock.status_code == 200, reknock.text
+    again = reknock.json()[0]["id"]
+    stops = {s["address_id"] for s in (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists/{again}", headers=demo.headers["organiser"])).json()["stops"]}
+    assert stops == {doors[1]}
