@@ -1,6 +1,6 @@
 // Console entry point: sign-in, campaign choice, views by role.
 
-import { getJSON, postJSON, saveTokens, refreshTokens, setSignedOutHandler, request } from "./api.js";
+import { getJSON, postJSON, saveTokens, refreshTokens, setSignedOutHandler, request, signedIn } from "./api.js";
 import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
 import { initPlan, loadPlan, showPlan, resetPlan, setPlanEditing } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
@@ -21,6 +21,8 @@ function roleOf(campaignId) {
 }
 
 async function showView(view) {
+  // Views belong to a signed-in campaign: with none chosen (signed out, or no campaign yet) there is nothing to load.
+  if (!signedIn() || state.campaignId === null) return;
   state.view = view;
   for (const name of VIEWS) {
     $(`#view-${name}`).hidden = name !== view;
@@ -55,6 +57,8 @@ async function loadView(view) {
 function signedOut(message) {
   saveTokens(null);
   state.me = null;
+  state.campaignId = null;
+  state.role = null;
   state.loaded.clear();
   resetPlan();
   resetResults();
