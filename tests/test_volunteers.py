@@ -75,3 +75,15 @@ async def test_teams_crud_and_refusals(client: AsyncTestClient[Litestar], world:
     assert (await client.delete(f"{base}/{team_id}", headers=organiser)).status_code == 204
     assert (await client.get(base, headers=organiser)).json() == []
     assert (await client.get(f"/api/campaigns/{world.campaign_b}/teams", headers=world.auth("superuser"))).json() == []
+
+
+async def test_cli_users_add_puts_a_member_of_one_campaign_in_another(client: AsyncTestClient[Litestar], world: World, db_url: str) -> None:
+    """`canvass users add` gives B's canvasser a role in A too, keeping B; the API then lists them in both."""
+    from tests.clirun import run_cli
+
+    added = await run_cli(db_url, "users", "add", "other_canvasser@example.org", "-c", "campaign-a", "--role", "canvasser")
+    assert added.code == 0, added.err
+    assert "canvasser in campaign campaign-a" in added.out
+    for campaign_id in (world.campaign_a, world.campaign_b):
+        members = (await client.get(f"/api/campaigns/{campaign_id}/members", headers=world.auth("superuser"))).json()
+        assert world.users["other_canvasser"] in {m["user_id"] for m in members}
