@@ -442,6 +442,20 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
     query = select(WalkList.id, WalkList.route).where(WalkList.campaign_id == campaign_id)
     if target_id is not None:
         query = query.where(WalkList.target_id == target_id)
+    # Where each list starts (its first door) and the doors it walks past (household do-not-knock): points only, no address text.
+    starts: dict[int, list[float]] = {}
+    skipped: dict[int, list[list[float]]] = {}
+    blocked = select(Flag.address_id).where(*_household_do_not_visit(campaign_id))
+    for list_id, position, lon, lat, skip in (await session.execute(
+        select(WalkListStop.walk_list_id, WalkListStop.position, Address.lon, Address.lat, Address.id.in_(blocked))
+        .join(Address, Address.id == WalkListStop.address_id)
+        .join(WalkList, WalkList.id == WalkListStop.walk_list_id)
+        .where(WalkList.campaign_id == campaign_id)
+        .order_by(WalkListStop.walk_list_id, WalkListStop.position)
+    )).all():
+        starts.setdefault(list_id, [round(lon, 6), round(lat, 6)])
+        if skip:
+            skipped.setdefault(list_id, []).append([round(lon, 6), round(lat, 6)])
     features = []
     for list_id, route in (await session.execute(query.order_by(WalkList.id))).all():
         out = outs[list_id]
@@ -451,7 +465,8 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
             "properties": {"id": out.id, "name": out.name, "doors": out.doors, "stops": out.stops, "minutes": out.minutes,
                            "length_m": out.length_m, "status": out.status, "target_id": out.target_id, "routing": out.routing,
                            "assignee": out.assignee.display_name if out.assignee else None,
-                           "team": out.team.name if out.team else None, "do_not_knock": out.do_not_knock},
+                           "team": out.team.name if out.team else None, "do_not_knock": out.do_not_knock,
+                           "start": starts.get(list_id), "skipped": skipped.get(list_id, [])},
         })
     return {"type": "FeatureCollection", "features": features}
 
