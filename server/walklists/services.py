@@ -446,8 +446,8 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
     starts: dict[int, list[float]] = {}
     skipped: dict[int, list[list[float]]] = {}
     blocked = select(Flag.address_id).where(*_household_do_not_visit(campaign_id))
-    for list_id, position, lon, lat, skip in (await session.execute(
-        select(WalkListStop.walk_list_id, WalkListStop.position, Address.lon, Address.lat, Address.id.in_(blocked))
+    for list_id, lon, lat, skip in (await session.execute(
+        select(WalkListStop.walk_list_id, Address.lon, Address.lat, Address.id.in_(blocked))
         .join(Address, Address.id == WalkListStop.address_id)
         .join(WalkList, WalkList.id == WalkListStop.walk_list_id)
         .where(WalkList.campaign_id == campaign_id)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.harness import access_token, shot, sign_in, watch_errors
+from tests.e2e.harness import watch_errors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
