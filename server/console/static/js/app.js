@@ -5,13 +5,14 @@ import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
 import { initPlan, loadPlan, showPlan, resetPlan, setPlanEditing } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
 import { initResults, loadResults, showResults, resetResults } from "./results.js";
+import { initVolunteers, loadVolunteers } from "./volunteers.js";
 
-const VIEWS = ["plan", "lists", "results", "live", "people"];
+const VIEWS = ["plan", "lists", "results", "live", "people", "volunteers"];
 const ORGANISER_ROLES = ["admin", "organiser"];
 
 const state = {
   config: { tile_url: "" }, me: null, campaigns: [], campaignId: null, role: null,
-  members: [], lists: [], targets: [], view: null, loaded: new Set(),
+  members: [], lists: [], teams: [], targets: [], view: null, loaded: new Set(),
 };
 
 function roleOf(campaignId) {
@@ -32,7 +33,7 @@ async function showView(view) {
   history.replaceState(null, "", `#${view}`);
   if (view === "plan") showPlan();
   if (view === "results") showResults();
-  if (!state.loaded.has(view) || view === "results" || view === "lists") {
+  if (!state.loaded.has(view) || ["results", "lists", "volunteers"].includes(view)) {
     state.loaded.add(view);
     await loadView(view);
   }
@@ -47,6 +48,7 @@ async function loadView(view) {
     if (view === "lists") { if (!state.members.length) await guarded("People", loadMembers); await loadLists(); }
     if (view === "results") await loadResults();
     if (view === "people") await loadMembers();
+    if (view === "volunteers") await loadVolunteers();
     setStatus("");
   } catch (err) {
     setStatus("");
@@ -75,6 +77,7 @@ async function chooseCampaign(campaignId) {
   state.role = roleOf(campaignId);
   state.loaded.clear();
   state.members = [];
+  state.teams = [];
   resetPlan();
   resetResults();
   const organiser = ORGANISER_ROLES.includes(state.role);
@@ -83,7 +86,7 @@ async function chooseCampaign(campaignId) {
   document.querySelector('#tabs [data-view="lists"]').hidden = !organiser;
   document.querySelector('#tabs [data-view="people"]').hidden = !organiser && state.role !== "lead";
   $("#user-form").hidden = !organiser;
-  $("#joincode-form").hidden = !organiser;
+  document.querySelector('#tabs [data-view="volunteers"]').hidden = !organiser;
   $("#target-create").closest("section").hidden = !organiser;  // "2. Draw a target" and its map tools: organisers only
   setPlanEditing(organiser);
   $("#cut-go").closest("section").hidden = !organiser;
@@ -151,6 +154,7 @@ async function boot() {
   initPlan(state);
   initLists(state);
   initResults(state);
+  initVolunteers(state);
   setSignedOutHandler(signedOut);
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);
