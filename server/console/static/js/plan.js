@@ -268,7 +268,7 @@ function highlight(listId) {
 }
 
 /** Zoom to a list and pick it out (the other routes fade); called by "Show on map". */
-export function focusList(listId) {
+export function focusList(listId, { quiet = false } = {}) {
   const parts = routeLayers.get(listId);
   if (!parts) return;
   highlight(listId);
@@ -279,15 +279,15 @@ export function focusList(listId) {
   } else if (p.start) {
     map.setView([p.start[1], p.start[0]], 17);
   }
-  setStatus(`Showing ${p.name} (list ${p.id}): ${fmt.int(p.doors)} doors.`);
+  if (!quiet) setStatus(`Showing ${p.name} (list ${p.id}): ${fmt.int(p.doors)} doors.`);
 }
 
 async function afterListChange(message, focusOn) {
   ticked.clear();
   await loadRoutes();
   await state.reloadLists();
+  if (focusOn) focusList(focusOn, { quiet: true });
   setStatus(message);
-  if (focusOn) focusList(focusOn);
 }
 
 async function splitOne(p) {
