@@ -71,6 +71,17 @@ def test_organiser_makes_a_join_link_with_its_qr_code_and_revokes_it(browser: An
     assert httpx.get(url.replace(url.split("/app/")[0], live_server), timeout=30).status_code == 200  # the link opens the phone app's join page
     row.get_by_role("button", name="Revoke").click()
     page.wait_for_function(f"() => document.querySelector('#join-links tr[data-code=\"{code}\"] .link-status').textContent === 'revoked'")
+    # A team with a lead, then a member added to it.
+    page.get_by_label("Team name").fill("Riverside")
+    page.get_by_label("Team lead").select_option(label="Lee Lead (lead)")
+    page.get_by_role("button", name="Create team").click()
+    team = page.get_by_role("region", name="Team Riverside")
+    team.wait_for()
+    assert "Lead: Lee Lead" in team.inner_text()
+    team.get_by_label("Add to team Riverside").select_option(label="Cam Canvasser (canvasser)")
+    team.get_by_role("button", name="Add to team").click()
+    page.wait_for_function("() => document.querySelector('[data-team-id] ul') && document.querySelector('[data-team-id] ul').children.length === 2")
+    shot(page, "manage-01b-team")
     assert not [e for e in errors if "status of 401" not in e], errors  # 401: the sign-in page's refresh with no cookie
     page.context.close()
 
