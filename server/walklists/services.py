@@ -443,19 +443,23 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
     if target_id is not None:
         query = query.where(WalkList.target_id == target_id)
     # Where each list starts (its first door) and the doors it walks past (household do-not-knock): points only, no address text.
-    starts: dict[int, list[float]] = {}
+    in_campaign = select(WalkList.id).where(WalkList.campaign_id == campaign_id)
+    starts = {
+        list_id: [round(lon, 6), round(lat, 6)]
+        for list_id, lon, lat in (await session.execute(
+            select(WalkListStop.walk_list_id, Address.lon, Address.lat).join(Address, Address.id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id.in_(in_campaign), WalkListStop.position == 1)
+        )).all()
+    }
     skipped: dict[int, list[list[float]]] = {}
-    blocked = select(Flag.address_id).where(*_household_do_not_visit(campaign_id))
-    for list_id, lon, lat, skip in (await session.execute(
-        select(WalkListStop.walk_list_id, Address.lon, Address.lat, Address.id.in_(blocked))
+    for list_id, lon, lat in (await session.execute(
+        select(WalkListStop.walk_list_id, Address.lon, Address.lat)
         .join(Address, Address.id == WalkListStop.address_id)
-        .join(WalkList, WalkList.id == WalkListStop.walk_list_id)
-        .where(WalkList.campaign_id == campaign_id)
+        .join(Flag, Flag.address_id == WalkListStop.address_id)
+        .where(WalkListStop.walk_list_id.in_(in_campaign), *_household_do_not_visit(campaign_id))
         .order_by(WalkListStop.walk_list_id, WalkListStop.position)
     )).all():
-        starts.setdefault(list_id, [round(lon, 6), round(lat, 6)])
-        if skip:
-            skipped.setdefault(list_id, []).append([round(lon, 6), round(lat, 6)])
+        skipped.setdefault(list_id, []).append([round(lon, 6), round(lat, 6)])
     features = []
     for list_id, route in (await session.execute(query.order_by(WalkList.id))).all():
         out = outs[list_id]
