@@ -48,3 +48,23 @@ async def test_team_list_reaches_each_member_and_leaves_with_them(client: AsyncT
     assert single.status_code == 200 and single.json()["team"] is None
     assert (await lead.pull()).ok
     assert str(list_id) not in set(lead.ids("walk_list"))
+
+
+async def test_cli_assigns_a_list_to_a_team(client: AsyncTestClient[Litestar], world: World, town: Town, db_url: str) -> None:
+    """`canvass assign LIST --team NAME` gives the list to every member; an unknown team is a one-line error."""
+    from tests.clirun import one_line_error, run_cli
+
+    base = f"/api/campaigns/{world.campaign_a}"
+    made = await client.post(f"{base}/teams", json={"name": "South", "member_ids": [world.users["canvasser"], world.users["lead"]]},
+                             headers=world.auth("organiser"))
+    assert made.status_code == 201, made.text
+    list_id = town.lists[1]
+    done = await run_cli(db_url, "assign", str(list_id), "-c", "campaign-a", "--team", "South")
+    assert done.code == 0, done.err
+    assert "-> team South (2 members)" in done.out
+    for who in ("canvasser", "lead"):
+        assert (await client.get(f"{base}/walklists/{list_id}", headers=world.auth(who))).status_code == 200
+    listed = (await client.get(f"{base}/teams", headers=world.auth("organiser"))).json()
+    assert listed[0]["walk_list_ids"] == [list_id]
+    assert "no team 'North'" in one_line_error(await run_cli(db_url, "assign", str(list_id), "-c", "campaign-a", "--team", "North"))
+    assert "--team" in one_line_error(await run_cli(db_url, "assign", str(list_id), "-c", "campaign-a", "--team", "South", "--to", "lead@example.org"))

@@ -60,6 +60,8 @@ async function loadJoinLinks() {
 async function revoke(link) {
   clearError();
   await del(`/api/campaigns/${state.campaignId}/join-codes/${link.id}`);
+  const shown = $("#joincode-out .join-url");
+  if (shown && shown.textContent === link.join_url) $("#joincode-out").replaceChildren();  // no QR code of a dead link left on screen
   setStatus(`Join link ${link.code} revoked: it lets nobody else in.`);
   await loadJoinLinks();
 }
