@@ -503,16 +503,21 @@ def assign_cmd(
     lists: Annotated[list[int], typer.Argument(help="Walk list ids")],
     campaign: CampaignOption,
     to: Annotated[str | None, typer.Option("--to", help="Email of the canvasser (a member of the campaign)")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="A team (id or name): each of its members holds the lists")] = None,
     unassign: Annotated[bool, typer.Option("--unassign", help="Take the lists back instead")] = False,
     actor_email: AsOption = None,
 ) -> None:
-    """Assign walk lists to a campaign member (phones get them on their next sync), or take them back."""
+    """Assign walk lists to a campaign member or a team (phones get them on their next sync), or take them back."""
     from server.walklists import services
 
-    if (to is None) == (not unassign):
-        fail("give --to EMAIL to assign, or --unassign to take the lists back")
+    if sum((to is not None, team is not None, unassign)) != 1:
+        fail("give --to EMAIL or --team TEAM to assign, or --unassign to take the lists back")
 
     async def work(session: object) -> list[str]:
+        from sqlalchemy import select
+
+        from server.db.models import Team
+
         campaign_id = await _campaign_id(session, campaign)
         actor = await _actor(session, campaign_id, actor_email)
         done = []
@@ -520,6 +525,16 @@ def assign_cmd(
             for list_id in lists:
                 await services.unassign_list(session, campaign_id, list_id)  # type: ignore[arg-type]
                 done.append(f"list {list_id} taken back")
+            return done
+        if team is not None:
+            query = select(Team).where(Team.campaign_id == campaign_id)
+            query = query.where(Team.id == int(team)) if team.isdigit() else query.where(Team.name == team)
+            found = (await session.scalars(query)).first()  # type: ignore[attr-defined]
+            if found is None:
+                fail(f"no team {team!r} in this campaign; make one in the console's Volunteers view or with POST /teams")
+            for list_id in lists:
+                out = await services.assign_list_to_team(session, actor, campaign_id, list_id, found.id)  # type: ignore[arg-type]
+                done.append(f"list {out.id} {out.name!r} ({out.doors} doors) -> team {found.name} ({out.team.members if out.team else 0} members)")
             return done
         user = await _user_by_email(session, to or "")
         if user is None:

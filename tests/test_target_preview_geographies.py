@@ -51,3 +51,15 @@ async def test_cli_rank_and_target_default_to_the_campaigns_geography(client: As
     target = await run_cli(db_url, "target", "Both", "-c", "campaign-a", "--top", "2")
     assert target.code == 0, target.err
     assert "2 areas" in target.out and "residents total ~2,000" in target.out
+
+
+async def test_http_rank_defaults_to_the_campaigns_geography(client: AsyncTestClient[Litestar], world: World, tmp_path: Path) -> None:
+    """`GET /areas/rank` without `kind` ranks the campaign's finest counted geography: here 2021 LSOAs, not a missing OA layer."""
+    codes = ("E01000001", "E01000002")
+    await upload(client, world, "boundaries", boundary_file(tmp_path / "areas.geojson", "LSOA21CD", codes))
+    await upload(client, world, "census", ts021_file(tmp_path / "ts021.csv", "LSOA21CD", codes))
+    response = await client.get(f"/api/campaigns/{world.campaign_a}/areas/rank", headers=world.auth("organiser"))
+    assert response.status_code == 200, response.text
+    assert sorted(f["properties"]["code"] for f in response.json()["features"]) == list(codes)
+    asked = await client.get(f"/api/campaigns/{world.campaign_a}/areas/rank", params={"kind": "OA"}, headers=world.auth("organiser"))
+    assert asked.status_code == 404  # asking for a geography the campaign lacks still says so

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
+from server.accounts import teams
 from server.accounts.guards import MEMBERS, ORGANISERS, REVIEWERS, require_role
 from server.accounts.schemas import (
     DeviceCreate,
@@ -21,14 +22,19 @@ from server.accounts.schemas import (
     JoinRequest,
     LoginRequest,
     LogoutRequest,
+    MemberAdd,
     MemberOut,
     MembershipOut,
     MeOut,
     RefreshRequest,
+    TeamCreate,
+    TeamMemberAdd,
+    TeamOut,
+    TeamUpdate,
     TokenPair,
     UserCreate,
 )
-from server.accounts.services import AccountService
+from server.accounts.services import AccountService, join_code_qr_svg
 from server.audit import record_audit
 from server.console.refresh_cookie import (
     CookieMode,
@@ -37,7 +43,7 @@ from server.console.refresh_cookie import (
     signed_out_response,
     token_response,
 )
-from server.db.models import Device, Membership, User
+from server.db.models import Device, JoinCode, Membership, User
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Unauthenticated
 
@@ -135,15 +141,72 @@ class CampaignPeopleController(Controller):
         created = await accounts.create_campaign_user(user, campaign_id, data.email, data.display_name, data.password, data.role)
         return MemberOut(user_id=created.id, email=created.email, display_name=created.display_name, role=data.role)
 
+    @post("/members", guards=[require_role(*ORGANISERS)], status_code=200)
+    async def add_member(self, campaign_id: FromPath[int], data: JSONBody[MemberAdd], accounts: Accounts, user: CurrentUser) -> MemberOut:
+        """Give an existing account (a member of another campaign, say) a role here; organisers add canvassers, admins any role."""
+        added, role = await accounts.add_existing_member(user, campaign_id, data.email, data.role)
+        record_audit(accounts.session, user, "write", "members", campaign_id=campaign_id, row_count=1,
+                     detail={"user_id": added.id, "role": str(role)})
+        return MemberOut(user_id=added.id, email=added.email, display_name=added.display_name, role=role)
+
     @post("/join-codes", guards=[require_role(*ORGANISERS)], status_code=201)
     async def create_join_code(
         self, campaign_id: FromPath[int], data: JSONBody[JoinCodeCreate], accounts: Accounts, user: CurrentUser, settings: AppSettings
     ) -> JoinCodeOut:
         """A code volunteers can type or scan (the join URL goes in a QR code) to join as canvassers."""
         join = await accounts.create_join_code(user, campaign_id, data.hours_valid, data.max_uses)
-        return JoinCodeOut(
-            code=join.code, expires_at=join.expires_at, max_uses=join.max_uses, join_url=f"{settings.public_url}/app/join?code={join.code}"
-        )
+        return join_code_out(join, settings.public_url)
+
+    @get("/join-codes", guards=[require_role(*ORGANISERS)])
+    async def list_join_codes(self, campaign_id: FromPath[int], accounts: Accounts, settings: AppSettings) -> list[JoinCodeOut]:
+        """The campaign's join links, newest first, with uses left and whether each still works."""
+        return [join_code_out(j, settings.public_url) for j in await accounts.join_codes(campaign_id)]
+
+    @delete("/join-codes/{join_code_id:int}", guards=[require_role(*ORGANISERS)], status_code=204)
+    async def revoke_join_code(self, campaign_id: FromPath[int], join_code_id: FromPath[int], accounts: Accounts) -> None:
+        """Revoke a join link: it stops letting volunteers in (those who joined stay)."""
+        await accounts.revoke_join_code(campaign_id, join_code_id)
+
+    @get("/join-codes/{join_code_id:int}/qr.svg", guards=[require_role(*ORGANISERS)], media_type="image/svg+xml")
+    async def join_code_qr(self, campaign_id: FromPath[int], join_code_id: FromPath[int], accounts: Accounts, settings: AppSettings) -> Response[str]:
+        """The join link as a QR code (SVG), to print or show on a screen for volunteers to scan."""
+        join = await accounts.join_code(campaign_id, join_code_id)
+        return Response(join_code_qr_svg(join_url(join, settings.public_url)), media_type="image/svg+xml",
+                        headers={"cache-control": "private, no-store"})
+
+    @get("/teams", guards=[require_role(*REVIEWERS)])
+    async def list_teams(self, campaign_id: FromPath[int], db_session: DbSession, user: CurrentUser) -> list[TeamOut]:
+        """Teams with their lead, members (display names: audited) and the lists they hold."""
+        out = await teams.team_outs(db_session, campaign_id)
+        record_audit(db_session, user, "read", "teams", campaign_id=campaign_id, row_count=sum(len(t.members) for t in out))
+        return out
+
+    @post("/teams", guards=[require_role(*ORGANISERS)], status_code=201)
+    async def create_team(self, campaign_id: FromPath[int], data: JSONBody[TeamCreate], db_session: DbSession, user: CurrentUser) -> TeamOut:
+        """A named team with a lead; lists can then be assigned to it."""
+        return await teams.create_team(db_session, user, campaign_id, data)
+
+    @patch("/teams/{team_id:int}", guards=[require_role(*ORGANISERS)])
+    async def update_team(self, campaign_id: FromPath[int], team_id: FromPath[int], data: JSONBody[TeamUpdate], db_session: DbSession, user: CurrentUser) -> TeamOut:
+        """Rename a team or change its lead."""
+        return await teams.update_team(db_session, user, campaign_id, team_id, data)
+
+    @delete("/teams/{team_id:int}", guards=[require_role(*ORGANISERS)], status_code=204)
+    async def delete_team(self, campaign_id: FromPath[int], team_id: FromPath[int], db_session: DbSession) -> None:
+        """Delete a team; its lists go back to unassigned (work done on them is kept)."""
+        await teams.delete_team(db_session, campaign_id, team_id)
+
+    @post("/teams/{team_id:int}/members", guards=[require_role(*ORGANISERS)], status_code=200)
+    async def add_team_member(
+        self, campaign_id: FromPath[int], team_id: FromPath[int], data: JSONBody[TeamMemberAdd], db_session: DbSession, user: CurrentUser
+    ) -> TeamOut:
+        """Add a campaign member to a team: they hold the team's lists from their next sync."""
+        return await teams.add_team_member(db_session, user, campaign_id, team_id, data.user_id)
+
+    @delete("/teams/{team_id:int}/members/{user_id:int}", guards=[require_role(*ORGANISERS)], status_code=204)
+    async def remove_team_member(self, campaign_id: FromPath[int], team_id: FromPath[int], user_id: FromPath[int], db_session: DbSession) -> None:
+        """Take a member out of a team: their phone drops the team's lists on its next sync."""
+        await teams.remove_team_member(db_session, campaign_id, team_id, user_id)
 
     @post("/devices", guards=[require_role(*MEMBERS)], status_code=201)
     async def register_device(self, campaign_id: FromPath[int], data: JSONBody[DeviceCreate], accounts: Accounts, user: CurrentUser) -> DeviceToken:
@@ -171,3 +234,21 @@ class CampaignPeopleController(Controller):
         await accounts.revoke_device(user, campaign_id, device_id)
 
 
+
+
+def join_url(join: JoinCode, public_url: str) -> str:
+    """The link a volunteer opens (or scans) to join: the canvasser app's join page with the code."""
+    return f"{public_url}/app/join?code={join.code}"
+
+
+def join_code_out(join: JoinCode, public_url: str) -> JoinCodeOut:
+    """A join code as the API shows it: its link, uses left and whether it still works."""
+    from datetime import UTC, datetime
+
+    expires = join.expires_at if join.expires_at.tzinfo else join.expires_at.replace(tzinfo=UTC)
+    uses_left = max(0, join.max_uses - join.uses)
+    return JoinCodeOut(
+        code=join.code, expires_at=join.expires_at, max_uses=join.max_uses, join_url=join_url(join, public_url), id=join.id,
+        uses=join.uses, uses_left=uses_left, revoked=join.revoked, active=not join.revoked and uses_left > 0 and expires > datetime.now(UTC),
+        qr_svg=f"/api/campaigns/{join.campaign_id}/join-codes/{join.id}/qr.svg",
+    )

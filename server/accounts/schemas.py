@@ -132,9 +132,62 @@ class JoinCodeCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class JoinCodeOut(msgspec.Struct):
-    """A join code, and the URL a QR code should carry."""
+    """A join code, and the URL its QR code carries (`qr_svg`, drawn by the server)."""
 
     code: str
     expires_at: datetime
     max_uses: int
     join_url: str
+    id: int = 0
+    uses: int = 0
+    uses_left: int = 0
+    revoked: bool = False
+    active: bool = True
+    """Neither revoked, expired nor used up: the link still lets volunteers in."""
+    qr_svg: str = ""
+    """Path of the link's QR code as SVG (needs the organiser's sign-in)."""
+
+
+class MemberAdd(msgspec.Struct, forbid_unknown_fields=True):
+    """Give an existing account a role in this campaign (it may already belong to others)."""
+
+    email: Email
+    role: Role = Role.canvasser
+
+
+class TeamPerson(msgspec.Struct):
+    """A member of a team."""
+
+    user_id: int
+    display_name: str
+
+
+class TeamOut(msgspec.Struct):
+    """A team: its lead, its members and the lists it holds."""
+
+    id: int
+    name: str
+    lead: TeamPerson | None
+    members: list[TeamPerson]
+    walk_list_ids: list[int]
+
+
+class TeamCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new team; the lead is made a member too."""
+
+    name: Name
+    lead_user_id: int | None = None
+    member_ids: Annotated[list[int], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
+
+
+class TeamUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Rename a team or change its lead (the new lead is made a member)."""
+
+    name: Name | None = None
+    lead_user_id: int | None = None
+
+
+class TeamMemberAdd(msgspec.Struct, forbid_unknown_fields=True):
+    """Add a campaign member to a team: they receive the team's lists on their next sync."""
+
+    user_id: int

@@ -38,6 +38,15 @@ from server.settings import Settings
 JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: typed on phones
 
 
+def join_code_qr_svg(url: str) -> str:
+    """A QR code of a join link as an SVG document (black modules on white, a quiet zone of 4)."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathFillImage, border=4)
+    return image.to_string(encoding="unicode")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -239,6 +248,46 @@ class AccountService:
         self.session.add(join)
         await self.session.flush()
         return join
+
+    async def join_codes(self, campaign_id: int) -> list[JoinCode]:
+        """The campaign's join codes, newest first."""
+        return list((await self.session.scalars(
+            select(JoinCode).where(JoinCode.campaign_id == campaign_id).order_by(JoinCode.id.desc())
+        )).all())
+
+    async def join_code(self, campaign_id: int, join_code_id: int) -> JoinCode:
+        """One join code of the campaign, or 404."""
+        join = await self.session.get(JoinCode, join_code_id)
+        if join is None or join.campaign_id != campaign_id:
+            raise NotFound(f"No join code {join_code_id} in this campaign.")
+        return join
+
+    async def revoke_join_code(self, campaign_id: int, join_code_id: int) -> JoinCode:
+        """Stop a join code working (volunteers who joined with it stay members)."""
+        join = await self.join_code(campaign_id, join_code_id)
+        join.revoked = True
+        await self.session.flush()
+        return join
+
+    async def add_existing_member(self, actor: AuthUser, campaign_id: int, email: str, role: Role) -> tuple[User, Role]:
+        """Give an existing account (perhaps a member of other campaigns) a role here.
+
+        Organisers add canvassers; only admins give other roles or change a member's role.
+        Adding someone already here with that role changes nothing.
+        """
+        user = await self.session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise NotFound(f"No account with email {email.strip().lower()}: create one (or send a join link) instead.")
+        may_grant = actor.is_superuser or actor.role_in(campaign_id) == Role.admin
+        if role != Role.canvasser and not may_grant:
+            raise Forbidden("Only a campaign admin may give that role.")
+        current = await self.session.scalar(
+            select(Membership).where(Membership.user_id == user.id, Membership.campaign_id == campaign_id)
+        )
+        if current is not None and current.role != role and not may_grant:
+            raise ConflictError(f"{user.email} is already {current.role} in this campaign; only an admin may change that.")
+        await self.add_member(user, campaign_id, role)
+        return user, role
 
     async def redeem_join_code(self, code: str, display_name: str, email: str, password: str) -> None:
         """Join a campaign as a canvasser with a code; never reveals whether the address already has an account.

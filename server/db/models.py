@@ -377,7 +377,12 @@ class WalkListStop(Base):
 
 
 class Assignment(Base):
-    """A walk list given to a canvasser (server-authoritative); `ended_at` set on reassignment."""
+    """A walk list given to a canvasser (server-authoritative); `ended_at` set on reassignment.
+
+    A list given to a team is one open assignment per member, each naming the team in
+    `team_id`: sync scope stays "the lists I hold", and joining or leaving the team
+    opens or ends that member's assignments.
+    """
 
     __tablename__ = "assignments"
 
@@ -387,6 +392,32 @@ class Assignment(Base):
     assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), nullable=True, index=True)
+
+
+class Team(Base):
+    """A named group of a campaign's members with a team lead; lists can be assigned to it."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lead_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamMember(Base):
+    """A member of a team (the lead is one too)."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # ---------------------------------------------------------------- surveys and canvass events

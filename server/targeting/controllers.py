@@ -37,14 +37,14 @@ class TargetingController(Controller):
         campaign_id: FromPath[int],
         db_session: DbSession,
         measure: FromQuery[str] = "bame_share",
-        kind: FromQuery[str] = "OA",
+        kind: FromQuery[str | None] = None,
         threshold: FromQuery[float | None] = None,
         top_n: FromQuery[int | None] = None,
         min_population: FromQuery[int | None] = None,
         within_area: FromQuery[str | None] = None,
         within_target: FromQuery[int | None] = None,
     ) -> AreaRankingCollection:
-        """Areas ranked by a measure (preset or formula), filtered; GeoJSON for a choropleth."""
+        """Areas ranked by a measure (preset or formula), filtered; GeoJSON for a choropleth. `kind` defaults to the campaign's finest geography with census counts (OA, else LSOA, ...)."""
         return await services.rank_campaign_areas(
             db_session, campaign_id, measure=measure, kind=kind, threshold=threshold, top_n=top_n,
             min_population=min_population, within_area=within_area, within_target=within_target,

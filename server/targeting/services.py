@@ -90,14 +90,20 @@ async def rank_campaign_areas(
     campaign_id: int,
     *,
     measure: str,
-    kind: str = "OA",
+    kind: str | None = None,
     threshold: float | None = None,
     top_n: int | None = None,
     min_population: int | None = None,
     within_area: str | None = None,
     within_target: int | None = None,
 ) -> AreaRankingCollection:
-    """Rank the campaign's areas of one kind by a measure; GeoJSON with value, rank, counts and population."""
+    """Rank the campaign's areas of one kind by a measure; GeoJSON with value, rank, counts and population.
+
+    Without a `kind`, the campaign's finest geography with counts (OA, else LSOA, ...), as previews and `canvass rank` choose.
+    """
+    if kind is None:
+        finest = await finest_counted_geography(session, campaign_id)
+        kind = finest[0] if finest else "OA"
     areas = await campaign_area_polygons(session, campaign_id, kind=kind)
     if areas.empty:
         raise NotFound(f"The campaign has no {kind} areas with boundaries; import boundaries and a census table first.")

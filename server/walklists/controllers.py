@@ -17,6 +17,7 @@ from server.openapi import geojson_response
 from server.walklists import services
 from server.walklists.schemas import (
     AssignRequest,
+    AssignTeamRequest,
     CutRequest,
     JobOut,
     MergeRequest,
@@ -101,6 +102,13 @@ class WalkListController(Controller):
     async def assign(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], data: JSONBody[AssignRequest], db_session: DbSession, user: CurrentUser) -> WalkListOut:
         """Assign (or reassign) a list to a member of the campaign."""
         return await services.assign_list(db_session, user, campaign_id, walk_list_id, data.user_id)
+
+    @post("/walklists/{walk_list_id:int}/assign-team", guards=[require_role(*ORGANISERS)], status_code=200)
+    async def assign_team(
+        self, campaign_id: FromPath[int], walk_list_id: FromPath[int], data: JSONBody[AssignTeamRequest], db_session: DbSession, user: CurrentUser
+    ) -> WalkListOut:
+        """Assign a list to a team: each member holds it (and syncs it) until it is reassigned or they leave the team."""
+        return await services.assign_list_to_team(db_session, user, campaign_id, walk_list_id, data.team_id)
 
     @delete("/walklists/{walk_list_id:int}/assign", guards=[require_role(*ORGANISERS)], status_code=204)
     async def unassign(self, campaign_id: FromPath[int], walk_list_id: FromPath[int], db_session: DbSession) -> None:

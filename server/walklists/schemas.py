@@ -45,6 +45,14 @@ class Assignee(msgspec.Struct):
     assigned_at: datetime
 
 
+class TeamHolder(msgspec.Struct):
+    """The team holding a list (each member holds it on their phone)."""
+
+    team_id: int
+    name: str
+    members: int
+
+
 class WalkListOut(msgspec.Struct):
     """A walk list's summary."""
 
@@ -63,6 +71,8 @@ class WalkListOut(msgspec.Struct):
     """street_network or straight_line (None for lists cut before this was recorded)."""
     do_not_knock: int = 0
     """Doors on the list whose household asked not to be visited: they stay in order, marked to skip."""
+    team: TeamHolder | None = None
+    """Set when the list is assigned to a team (then `assignee` is the team's lead, or its first member)."""
 
 
 class PersonOnList(msgspec.Struct):
@@ -109,6 +119,12 @@ class AssignRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Give a list to a canvasser of the campaign (reassignment allowed any time)."""
 
     user_id: int
+
+
+class AssignTeamRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Give a list to a team: each of its members holds it."""
+
+    team_id: int
 
 
 class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -45,6 +45,7 @@ from server.db.models import (
     Street,
     Survey,
     Target,
+    Team,
     User,
     WalkList,
     WalkListStop,
@@ -63,6 +64,7 @@ from server.walklists.schemas import (
     PaperRow,
     PersonOnList,
     StopOut,
+    TeamHolder,
     WalkListDetail,
     WalkListOut,
 )
@@ -343,19 +345,27 @@ async def list_outs(session: AsyncSession, campaign_id: int, walk_list_ids: Sequ
             .where(WalkListStop.walk_list_id.in_(ids), *_household_do_not_visit(campaign_id)).group_by(WalkListStop.walk_list_id)
         )).all()
     ) if ids else {}
-    assignees = {
-        row.walk_list_id: Assignee(user_id=row.user_id, display_name=row.display_name, assigned_at=row.assigned_at)
-        for row in (await session.execute(
-            select(Assignment.walk_list_id, Assignment.user_id, Assignment.assigned_at, User.display_name)
-            .join(User, User.id == Assignment.user_id)
-            .where(Assignment.walk_list_id.in_(ids), Assignment.ended_at.is_(None))
-        )).all()
-    } if ids else {}
+    assignees: dict[int, Assignee] = {}
+    teams: dict[int, TeamHolder] = {}
+    for row in (await session.execute(
+        select(Assignment.walk_list_id, Assignment.user_id, Assignment.assigned_at, User.display_name, Team.id.label("team_id"),
+               Team.name.label("team_name"), Team.lead_user_id)
+        .join(User, User.id == Assignment.user_id)
+        .outerjoin(Team, Team.id == Assignment.team_id)
+        .where(Assignment.walk_list_id.in_(ids), Assignment.ended_at.is_(None))
+        .order_by(Assignment.walk_list_id, User.display_name)
+    )).all() if ids else []:
+        if row.team_id is not None:
+            holder = teams.setdefault(row.walk_list_id, TeamHolder(team_id=row.team_id, name=row.team_name, members=0))
+            holder.members += 1
+        # A team's list names its lead as the assignee (else its first member by name).
+        if row.walk_list_id not in assignees or (row.team_id is not None and row.user_id == row.lead_user_id):
+            assignees[row.walk_list_id] = Assignee(user_id=row.user_id, display_name=row.display_name, assigned_at=row.assigned_at)
     return [
         WalkListOut(
             id=w.id, name=w.name, status=w.status, target_id=w.target_id, doors=w.doors, stops=int(stop_counts.get(w.id, 0)),
             length_m=w.length_m, minutes=w.minutes, assignee=assignees.get(w.id), size_exception=w.size_exception, routing=w.routing,
-            do_not_knock=int(do_not_knock.get(w.id, 0)),
+            do_not_knock=int(do_not_knock.get(w.id, 0)), team=teams.get(w.id),
         )
         for w in lists
     ]
@@ -436,6 +446,24 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
     query = select(WalkList.id, WalkList.route).where(WalkList.campaign_id == campaign_id)
     if target_id is not None:
         query = query.where(WalkList.target_id == target_id)
+    # Where each list starts (its first door) and the doors it walks past (household do-not-knock): points only, no address text.
+    in_campaign = select(WalkList.id).where(WalkList.campaign_id == campaign_id)
+    starts = {
+        list_id: [round(lon, 6), round(lat, 6)]
+        for list_id, lon, lat in (await session.execute(
+            select(WalkListStop.walk_list_id, Address.lon, Address.lat).join(Address, Address.id == WalkListStop.address_id)
+            .where(WalkListStop.walk_list_id.in_(in_campaign), WalkListStop.position == 1)
+        )).all()
+    }
+    skipped: dict[int, list[list[float]]] = {}
+    for list_id, lon, lat in (await session.execute(
+        select(WalkListStop.walk_list_id, Address.lon, Address.lat)
+        .join(Address, Address.id == WalkListStop.address_id)
+        .join(Flag, Flag.address_id == WalkListStop.address_id)
+        .where(WalkListStop.walk_list_id.in_(in_campaign), *_household_do_not_visit(campaign_id))
+        .order_by(WalkListStop.walk_list_id, WalkListStop.position)
+    )).all():
+        skipped.setdefault(list_id, []).append([round(lon, 6), round(lat, 6)])
     features = []
     for list_id, route in (await session.execute(query.order_by(WalkList.id))).all():
         out = outs[list_id]
@@ -444,7 +472,9 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
             "geometry": mapping(shapely.from_wkb(route)) if route else None,
             "properties": {"id": out.id, "name": out.name, "doors": out.doors, "stops": out.stops, "minutes": out.minutes,
                            "length_m": out.length_m, "status": out.status, "target_id": out.target_id, "routing": out.routing,
-                           "assignee": out.assignee.display_name if out.assignee else None},
+                           "assignee": out.assignee.display_name if out.assignee else None,
+                           "team": out.team.name if out.team else None, "do_not_knock": out.do_not_knock,
+                           "start": starts.get(list_id), "skipped": skipped.get(list_id, [])},
         })
     return {"type": "FeatureCollection", "features": features}
 
@@ -466,11 +496,33 @@ async def assign_list(session: AsyncSession, actor: AuthUser, campaign_id: int, 
     if member is None:
         raise InvalidInput(f"User {user_id} is not a member of this campaign.", errors=[{"field": "user_id", "message": "not a member"}])
     current = (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all()
-    if any(a.user_id == user_id for a in current):
+    if len(current) == 1 and current[0].user_id == user_id and current[0].team_id is None:
         return (await list_outs(session, campaign_id, [walk_list_id]))[0]
     for assignment in current:
         assignment.ended_at = _now()
     session.add(Assignment(walk_list_id=walk_list_id, user_id=user_id, assigned_by=actor.id))
+    walk_list.status = "assigned"
+    await session.flush()
+    await record_list_change(session, campaign_id, walk_list_id)
+    return (await list_outs(session, campaign_id, [walk_list_id]))[0]
+
+
+async def assign_list_to_team(session: AsyncSession, actor: AuthUser, campaign_id: int, walk_list_id: int, team_id: int) -> WalkListOut:
+    """Give a list to a team: every member holds it (one assignment each, naming the team), ending any current holder's."""
+    from server.accounts.teams import get_team, team_members
+
+    walk_list = await get_list(session, campaign_id, walk_list_id)
+    team = await get_team(session, campaign_id, team_id)
+    members = await team_members(session, team.id)
+    if not members:
+        raise InvalidInput(f"Team {team.name!r} has no members yet: add some first.", errors=[{"field": "team_id", "message": "empty team"}])
+    current = (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all()
+    if {a.user_id for a in current} == set(members) and all(a.team_id == team.id for a in current):
+        return (await list_outs(session, campaign_id, [walk_list_id]))[0]
+    for assignment in current:
+        assignment.ended_at = _now()
+    for user_id in members:
+        session.add(Assignment(walk_list_id=walk_list_id, user_id=user_id, assigned_by=actor.id, team_id=team.id))
     walk_list.status = "assigned"
     await session.flush()
     await record_list_change(session, campaign_id, walk_list_id)

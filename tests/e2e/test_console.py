@@ -105,7 +105,7 @@ def test_organiser_plans_phone_canvasses_lead_sees_counts(browser: Any, live_ser
     page.get_by_role("button", name="Cut lists").click()
     page.wait_for_function("() => document.querySelector('#cut-result').innerText.includes('Routes are on the map')", timeout=240_000)
     assert "Routed along the street network" in page.locator("#cut-result").inner_text()  # the cut says how it routed
-    page.wait_for_function("() => document.querySelectorAll('#plan-map path[stroke-width=\"4\"]').length >= 2")
+    page.wait_for_function("() => document.querySelectorAll('#plan-map path.route').length >= 2")
     shot(page, "04-lists-cut-routes")
 
     # Assign the first list to the demo canvasser.

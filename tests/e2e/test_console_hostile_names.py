@@ -87,12 +87,12 @@ def _open_page(browser: Any, dialogs: list[str], errors: list[str]) -> tuple[Any
 def _route_tooltips(page: Any) -> list[str]:
     """Hover every walk-list route on the plan map and read the tooltip Leaflet shows for it."""
     page.get_by_role("button", name="Plan (map)").click()
-    page.wait_for_function("() => document.querySelectorAll('#plan-map path[stroke-width=\"4\"]').length >= 2")
+    page.wait_for_function("() => document.querySelectorAll('#plan-map path.route').length >= 2")
     texts = []
-    routes = page.locator('#plan-map path[stroke-width="4"]')
+    routes = page.locator("#plan-map path.route")
     for n in range(routes.count()):
         routes.nth(n).dispatch_event("mouseover", {"bubbles": True, "clientX": 600, "clientY": 400})
-        tooltip = page.locator("#plan-map .leaflet-tooltip").last
+        tooltip = page.locator("#plan-map .leaflet-tooltip:not(.street-name)").last
         tooltip.wait_for(state="attached")
         texts.append(tooltip.inner_text())
         routes.nth(n).dispatch_event("mouseout", {"bubbles": True, "clientX": 0, "clientY": 0})

@@ -156,6 +156,12 @@ async def test_do_not_knock_doors_are_marked_and_skipped(
     assert detail["summary"]["do_not_knock"] == 1
     listed = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists", headers=demo.headers["organiser"])).json()
     assert next(w for w in listed if w["id"] == first)["do_not_knock"] == 1
+    # The organiser's map shows the skipped door (a point, no address text) and where the list starts.
+    route = next(f for f in (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists/map", headers=demo.headers["organiser"])).json()["features"]
+                 if f["properties"]["id"] == first)["properties"]
+    skipped = next(s for s in stops if s["address_id"] == flagged)
+    assert route["skipped"] == [[round(skipped["lon"], 6), round(skipped["lat"], 6)]]
+    assert route["start"] == [round(stops[0]["lon"], 6), round(stops[0]["lat"], 6)] and route["do_not_knock"] == 1
 
 
 async def test_walk_sheet_lists_flats_names_streets_and_has_answer_boxes(

@@ -1,18 +1,19 @@
 // Console entry point: sign-in, campaign choice, views by role.
 
-import { getJSON, postJSON, saveTokens, refreshTokens, setSignedOutHandler, request } from "./api.js";
+import { getJSON, postJSON, saveTokens, refreshTokens, setSignedOutHandler, request, signedIn } from "./api.js";
 import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
 import { initPlan, loadPlan, showPlan, resetPlan, setPlanEditing } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
 import { initResults, loadResults, showResults, resetResults } from "./results.js";
 import { initPaper, loadPaper, resetPaper } from "./paper.js";
+import { initVolunteers, loadVolunteers } from "./volunteers.js";
 
-const VIEWS = ["plan", "lists", "paper", "results", "live", "people"];
+const VIEWS = ["plan", "lists", "paper", "results", "live", "people", "volunteers"];
 const ORGANISER_ROLES = ["admin", "organiser"];
 
 const state = {
   config: { tile_url: "" }, me: null, campaigns: [], campaignId: null, role: null,
-  members: [], lists: [], targets: [], view: null, loaded: new Set(),
+  members: [], lists: [], teams: [], targets: [], view: null, loaded: new Set(),
 };
 
 function roleOf(campaignId) {
@@ -22,6 +23,8 @@ function roleOf(campaignId) {
 }
 
 async function showView(view) {
+  // Views belong to a signed-in campaign: with none chosen (signed out, or no campaign yet) there is nothing to load.
+  if (!signedIn() || state.campaignId === null) return;
   state.view = view;
   for (const name of VIEWS) {
     $(`#view-${name}`).hidden = name !== view;
@@ -31,7 +34,7 @@ async function showView(view) {
   history.replaceState(null, "", `#${view}`);
   if (view === "plan") showPlan();
   if (view === "results") showResults();
-  if (!state.loaded.has(view) || view === "results" || view === "lists" || view === "paper") {
+  if (!state.loaded.has(view) || ["results", "lists", "paper", "volunteers"].includes(view)) {
     state.loaded.add(view);
     await loadView(view);
   }
@@ -47,6 +50,7 @@ async function loadView(view) {
     if (view === "paper") await loadPaper();
     if (view === "results") await loadResults();
     if (view === "people") await loadMembers();
+    if (view === "volunteers") await loadVolunteers();
     setStatus("");
   } catch (err) {
     setStatus("");
@@ -57,6 +61,8 @@ async function loadView(view) {
 function signedOut(message) {
   saveTokens(null);
   state.me = null;
+  state.campaignId = null;
+  state.role = null;
   state.loaded.clear();
   resetPlan();
   resetResults();
@@ -74,6 +80,7 @@ async function chooseCampaign(campaignId) {
   state.role = roleOf(campaignId);
   state.loaded.clear();
   state.members = [];
+  state.teams = [];
   resetPlan();
   resetResults();
   resetPaper();
@@ -84,7 +91,7 @@ async function chooseCampaign(campaignId) {
   document.querySelector('#tabs [data-view="paper"]').hidden = !organiser;
   document.querySelector('#tabs [data-view="people"]').hidden = !organiser && state.role !== "lead";
   $("#user-form").hidden = !organiser;
-  $("#joincode-form").hidden = !organiser;
+  document.querySelector('#tabs [data-view="volunteers"]').hidden = !organiser;
   $("#target-create").closest("section").hidden = !organiser;  // "2. Draw a target" and its map tools: organisers only
   setPlanEditing(organiser);
   $("#cut-go").closest("section").hidden = !organiser;
@@ -153,6 +160,7 @@ async function boot() {
   initLists(state);
   initResults(state);
   initPaper(state);
+  initVolunteers(state);
   setSignedOutHandler(signedOut);
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);

@@ -1,16 +1,16 @@
 // Walk lists: assign and reassign to canvassers, download sheets and exports; and People.
 
-import { getJSON, postJSON, del, download } from "./api.js";
+import { getJSON, postJSON, download } from "./api.js";
 import { $, el, fmt, clearError, setStatus, guarded } from "./ui.js";
 import { routeColour, focusList, loadRoutes } from "./plan.js";
 import { keyInList } from "./paper.js";
+import { assignList, holderOptions, holderValue } from "./listops.js";
 
 let state;
 
 export function initLists(appState) {
   state = appState;
   $("#user-form").addEventListener("submit", (e) => { e.preventDefault(); guarded("Creating the account", createUser); });
-  $("#joincode-form").addEventListener("submit", (e) => { e.preventDefault(); guarded("Creating a join code", createJoinCode); });
 }
 
 export async function loadMembers() {
@@ -31,23 +31,19 @@ export async function loadLists() {
     body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, "No walk lists yet: draw a target on the map and cut it.")));
     return;
   }
-  const canvassers = (state.members || []).filter((m) => m.role === "canvasser");
-  const others = (state.members || []).filter((m) => m.role !== "canvasser");
+  state.teams = await getJSON(`/api/campaigns/${state.campaignId}/teams`).catch(() => state.teams || []);
   body.replaceChildren(...state.lists.map((list) => {
     const selectId = `assign-${list.id}`;
-    const select = el("select", { id: selectId, "data-list": list.id },
-      el("option", { value: "" }, "— nobody —"),
-      el("optgroup", { label: "Canvassers" }, canvassers.map((m) => el("option", { value: m.user_id }, m.display_name))),
-      others.length ? el("optgroup", { label: "Others" }, others.map((m) => el("option", { value: m.user_id }, `${m.display_name} (${m.role})`))) : null);
-    select.value = list.assignee ? String(list.assignee.user_id) : "";
+    const select = el("select", { id: selectId, "data-list": list.id }, holderOptions(el, state.members, state.teams));
+    select.value = holderValue(list);
     const base = `/api/campaigns/${state.campaignId}/walklists/${list.id}`;
     const safe = list.name.replace(/[^\w.-]+/g, "_");
     return el("tr", { "data-list-id": list.id },
-      el("th", { scope: "row" }, el("span", { class: "swatch", style: { background: routeColour(list.id) } }), list.name,
+      el("th", { scope: "row" }, el("span", { class: "route-num-badge", style: { background: routeColour(list.id) } }, String(list.id)), list.name,
         " ", el("button", { type: "button", onclick: () => { state.showView("plan"); setTimeout(() => focusList(list.id), 50); } }, "Show on map")),
       el("td", { class: "num" }, `${fmt.int(list.doors)} doors`, el("br"), `${fmt.int(list.stops)} stops`),
       el("td", { class: "num" }, fmt.mins(list.minutes), el("br"), fmt.km(list.length_m), el("br"), routingNote(list)),
-      el("td", {}, list.status),
+      el("td", {}, list.status, list.team ? ` (team ${list.team.name})` : "", list.do_not_knock ? el("span", { class: "hint" }, ` · ✕ ${list.do_not_knock} not to knock`) : ""),
       el("td", {}, el("div", { class: "row" },
         el("label", { for: selectId, class: "visually-hidden" }, `Canvasser for ${list.name}`), select,
         el("button", { type: "button", onclick: () => guarded(`Assigning ${list.name}`, () => assign(list, select.value)) }, "Assign"))),
@@ -67,17 +63,12 @@ export function routingNote(list) {
   return list.routing === "street_network" ? el("small", {}, "routed on streets") : null;
 }
 
-async function assign(list, userId) {
+async function assign(list, holder) {
   clearError();
-  const base = `/api/campaigns/${state.campaignId}/walklists/${list.id}/assign`;
-  if (userId) {
-    await postJSON(base, { user_id: Number(userId) });
-    const who = (state.members || []).find((m) => String(m.user_id) === String(userId));
-    setStatus(`${list.name} assigned to ${who ? who.display_name : `user ${userId}`}.`);
-  } else {
-    await del(base);
-    setStatus(`${list.name} unassigned.`);
-  }
+  await assignList(state.campaignId, list.id, holder);
+  const select = document.getElementById(`assign-${list.id}`);
+  const label = select && select.selectedOptions[0] ? select.selectedOptions[0].textContent : "";
+  setStatus(holder ? `${list.name} assigned to ${label}.` : `${list.name} unassigned.`);
   await loadLists();
   await loadRoutes();
 }
@@ -93,13 +84,4 @@ async function createUser() {
   $("#user-form").reset();
   await loadMembers();
   await loadLists();
-}
-
-async function createJoinCode() {
-  clearError();
-  const code = await postJSON(`/api/campaigns/${state.campaignId}/join-codes`,
-    { hours_valid: Number($("#jc-hours").value), max_uses: Number($("#jc-uses").value) });
-  $("#joincode-out").replaceChildren("Code ", el("code", { class: "big" }, code.code), el("br"),
-    `valid until ${new Date(code.expires_at).toLocaleString("en-GB")}, ${code.max_uses} uses. Link: `,
-    el("a", { href: code.join_url }, code.join_url));
 }

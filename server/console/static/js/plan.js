@@ -2,7 +2,9 @@
 // cutting walk lists and their routes.
 
 import { getJSON, postJSON } from "./api.js";
-import { $, el, fmt, classify, renderLegend, escapeText, OKABE_ITO, showError, clearError, setStatus, guarded } from "./ui.js";
+import { $, el, fmt, classify, renderLegend, escapeText, showError, clearError, setStatus, guarded } from "./ui.js";
+import { attachStreets } from "./streets.js";
+import { splitList, mergeLists, reknockLists, deleteList, assignList, holderOptions } from "./listops.js";
 
 const L = window.L;
 let map;
@@ -13,14 +15,21 @@ let areaLayerByCode = new Map();
 let rankedAreas = [];
 let previewTimer = null;
 
-export function routeColour(listId) { return OKABE_ITO[(listId - 1) % OKABE_ITO.length]; }
+// Kelly's colours of maximum contrast (without white and the palest): consecutive lists never share a
+// colour and the palette repeats only after 18 lists; each route also carries its list number.
+const ROUTE_COLOURS = ["#BE0032", "#0067A5", "#F38400", "#008856", "#875692", "#882D17", "#E68FAC", "#2B3D26", "#F6A600",
+  "#604E97", "#8DB600", "#654522", "#F99379", "#B3446C", "#848482", "#E25822", "#C2B280", "#DCD300"];
 
-/** Build a Leaflet map with our tiles (if configured) and no CDN assets. */
-export function makeMap(elementId, config) {
+export function routeColour(listId) { return ROUTE_COLOURS[(Math.max(1, listId) - 1) % ROUTE_COLOURS.length]; }
+
+/** Build a Leaflet map with our tiles (if configured) or, without a tile server, our own street layer. */
+export function makeMap(elementId, config, campaignId) {
   const m = L.map(elementId, { zoomControl: true, preferCanvas: false, keyboard: true });
   if (config.tile_url) {
     // Leaflet writes attributions with innerHTML: pass ours as escaped text.
     L.tileLayer(config.tile_url, { maxZoom: 19, attribution: escapeText(config.tile_attribution || "") }).addTo(m);
+  } else if (campaignId) {
+    m.canvassStreets = attachStreets(m, campaignId);
   }
   m.setView([51.5, -0.1], 13);
   return m;
@@ -28,7 +37,9 @@ export function makeMap(elementId, config) {
 
 export function initPlan(appState) {
   state = appState;
-  map = makeMap("plan-map", state.config);
+  map = makeMap("plan-map", state.config, () => state.campaignId);
+  map.createPane("routes");
+  map.getPane("routes").style.zIndex = 430;  // above the street layer and area fills
   if (map.pm) {
     map.pm.setGlobalOptions({ snappable: false, allowSelfIntersection: false, continueDrawing: false });
     map.on("pm:create", (e) => onDrawn(e.layer));
@@ -43,6 +54,9 @@ export function initPlan(appState) {
   $("#target-create").addEventListener("click", () => guarded("Creating the target", createTargetFromDrawing));
   $("#target-top").addEventListener("click", () => guarded("Creating the target", createTargetFromTopAreas));
   $("#cut-go").addEventListener("click", () => guarded("Cutting lists", cutLists));
+  $("#lists-merge").addEventListener("click", () => guarded("Merging lists", mergeTicked));
+  $("#lists-reknock").addEventListener("click", () => guarded("Re-knocking", reknockTicked));
+  $("#lists-assign").addEventListener("click", () => guarded("Assigning lists", assignTicked));
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && map.pm && map.pm.globalDrawModeEnabled()) { map.pm.disableDraw(); setStatus("Drawing cancelled."); }
   });
@@ -57,6 +71,8 @@ const DRAW_CONTROLS = {
 /** Drawing and editing tools on the plan map for roles that may make targets (organisers); none for leads. */
 export function setPlanEditing(allowed) {
   if (!map || !map.pm) return;
+  $("#map-list-actions").hidden = !allowed;
+  $("#lists-assign").closest(".row").hidden = !allowed;
   if (allowed) map.pm.addControls(DRAW_CONTROLS);
   else { map.pm.removeControls(); map.pm.disableDraw(); }
 }
@@ -71,6 +87,7 @@ export async function loadPlan() {
   select.value = measures.some((m) => m.name === previous) ? previous : (measures[0] && measures[0].name);
   await loadAreas(true);
   await Promise.all([loadTargets(), loadRoutes()]);
+  if (map.canvassStreets) map.canvassStreets.refresh();
 }
 
 async function loadAreas(fit = false) {
@@ -134,33 +151,186 @@ async function loadTargets() {
   if (previous && state.targets.some((t) => String(t.id) === previous)) select.value = previous;
 }
 
+let routeLayers = new Map();  // list id -> { line, casing, label, start, skipped }
+let routeFeatures = [];
+const ticked = new Set();
+let focused = null;
+
+function midpoint(geometry) {
+  if (!geometry) return null;
+  const lines = geometry.type === "LineString" ? [geometry.coordinates] : geometry.type === "MultiLineString" ? geometry.coordinates : null;
+  if (!lines) return geometry.type === "Point" ? geometry.coordinates : null;
+  const all = lines.flat();
+  return all.length ? all[Math.floor(all.length / 2)] : null;
+}
+
 export async function loadRoutes() {
   const data = await getJSON(`/api/campaigns/${state.campaignId}/walklists/map`);
   if (routesLayer) routesLayer.remove();
-  routesLayer = L.geoJSON(data, {
-    pmIgnore: true,
-    style: (f) => ({ color: routeColour(f.properties.id), weight: 4, opacity: 0.95 }),
-    pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 4, color: routeColour(f.properties.id || 1), pmIgnore: true }),
-    // Leaflet puts a string tooltip in with innerHTML: give it an element built from text nodes.
-    onEachFeature: (f, layer) => layer.bindTooltip(routeTooltip(f.properties), { sticky: true }),
-  }).addTo(map);
+  routesLayer = L.featureGroup().addTo(map);
+  routeLayers = new Map();
+  routeFeatures = data.features;
+  const present = new Set(data.features.map((f) => f.properties.id));
+  for (const id of [...ticked]) if (!present.has(id)) ticked.delete(id);
+  if (focused !== null && !present.has(focused)) focused = null;
+  for (const f of data.features) {
+    const p = f.properties;
+    const colour = routeColour(p.id);
+    const parts = { feature: f };
+    const options = { pane: "routes", pmIgnore: true };
+    if (f.geometry && f.geometry.type !== "Point") {
+      // A white casing under each route keeps it readable over any area colour or street.
+      parts.casing = L.geoJSON(f.geometry, { ...options, interactive: false, style: { color: "#ffffff", weight: 8, opacity: 0.9 } }).addTo(routesLayer);
+      parts.line = L.geoJSON(f.geometry, { ...options, style: { color: colour, weight: 4.5, opacity: 0.95, className: `route route-${p.id}` } }).addTo(routesLayer);
+      // Leaflet puts a string tooltip in with innerHTML: give it an element built from text nodes.
+      parts.line.bindTooltip(routeTooltip(p), { sticky: true });
+      parts.line.on("click", () => toggleTick(p.id));
+    }
+    const at = midpoint(f.geometry) || p.start;
+    if (at) {
+      const badge = el("span", { class: "route-num-badge", style: { background: colour } }, String(p.id));
+      parts.label = L.marker([at[1], at[0]], { ...options, icon: L.divIcon({ className: `route-num route-num-${p.id}`, html: badge, iconSize: null }), keyboard: false, title: p.name })
+        .on("click", () => toggleTick(p.id)).addTo(routesLayer);
+    }
+    if (p.start) {
+      parts.start = L.marker([p.start[1], p.start[0]], { ...options, icon: L.divIcon({ className: `route-start route-start-${p.id}`, html: el("span", { style: { color: colour } }, "▶"), iconSize: null }), keyboard: false, title: `Start of ${p.name}` })
+        .addTo(routesLayer);
+    }
+    parts.skipped = (p.skipped || []).map((point) => L.marker([point[1], point[0]], { ...options,
+      icon: L.divIcon({ className: `door-skip door-skip-${p.id}`, html: el("span", {}, "✕"), iconSize: null }), keyboard: false, title: `Do not knock (skipped on ${p.name})` })
+      .addTo(routesLayer));
+    routeLayers.set(p.id, parts);
+  }
+  await renderMapLists();
+  if (focused !== null) highlight(focused);
 }
 
 /** A list's tooltip: its name, size and canvasser, as text (names come from volunteers and organisers). */
 function routeTooltip(p) {
-  const assignee = p.assignee && typeof p.assignee === "object" ? p.assignee.display_name : p.assignee;
-  return el("span", { class: "route-tip" }, el("strong", {}, p.name), `: ${fmt.int(p.doors)} doors, ${fmt.mins(p.minutes)} · `,
-    assignee ? el("span", { class: "assignee" }, assignee) : "unassigned");
+  const assignee = p.team ? `team ${p.team}` : (p.assignee && typeof p.assignee === "object" ? p.assignee.display_name : p.assignee);
+  return el("span", { class: "route-tip" }, el("strong", {}, `${p.id}. ${p.name}`), `: ${fmt.int(p.doors)} doors, ${fmt.mins(p.minutes)} · `,
+    assignee ? el("span", { class: "assignee" }, assignee) : "unassigned",
+    p.do_not_knock ? ` · ${p.do_not_knock} not to knock` : "");
 }
 
-export function focusList(listId) {
-  if (!routesLayer) return;
-  routesLayer.eachLayer((layer) => {
-    if (layer.feature && layer.feature.properties.id === listId) {
-      map.fitBounds(layer.getBounds(), { maxZoom: 17 });
-      layer.openTooltip(layer.getBounds().getCenter());
-    }
+async function renderMapLists() {
+  const organiser = !$("#map-list-actions").hidden;
+  if (organiser) {
+    const [members, teams] = await Promise.all([
+      state.members.length ? state.members : getJSON(`/api/campaigns/${state.campaignId}/members`).catch(() => []),
+      getJSON(`/api/campaigns/${state.campaignId}/teams`).catch(() => []),
+    ]);
+    state.members = members;
+    state.teams = teams;
+    $("#lists-assign-to").replaceChildren(...holderOptions(el, members, teams).filter(Boolean));
+  }
+  const items = routeFeatures.map((f) => {
+    const p = f.properties;
+    const box = el("input", { type: "checkbox", id: `tick-${p.id}`, "data-list": p.id, onchange: (e) => { if (e.target.checked) ticked.add(p.id); else ticked.delete(p.id); styleRoutes(); } });
+    box.checked = ticked.has(p.id);
+    const holder = p.team ? `team ${p.team}` : (p.assignee || "unassigned");
+    return el("li", { "data-list-id": p.id, class: focused === p.id ? "focused" : null },
+      el("label", { for: `tick-${p.id}` }, box, el("span", { class: "route-num-badge", style: { background: routeColour(p.id) } }, String(p.id)),
+        el("span", {}, p.name), el("span", { class: "hint" }, ` ${fmt.int(p.doors)} doors · ${holder}${p.do_not_knock ? ` · ✕ ${p.do_not_knock}` : ""}`)),
+      el("span", { class: "row" },
+        el("button", { type: "button", onclick: () => focusList(p.id) }, "Show"),
+        organiser ? el("button", { type: "button", onclick: () => guarded(`Splitting ${p.name}`, () => splitOne(p)) }, "Split") : null,
+        organiser ? el("button", { type: "button", onclick: () => guarded(`Deleting ${p.name}`, () => deleteOne(p)) }, "Delete") : null));
   });
+  $("#map-lists").replaceChildren(...(items.length ? items : [el("li", {}, "No walk lists yet: cut a target above.")]));
+}
+
+function toggleTick(listId) {
+  if (ticked.has(listId)) ticked.delete(listId); else ticked.add(listId);
+  const box = document.getElementById(`tick-${listId}`);
+  if (box) box.checked = ticked.has(listId);
+  styleRoutes();
+}
+
+/** Ticked and focused lists stand out; with a focus, the others fade. */
+function styleRoutes() {
+  for (const [id, parts] of routeLayers) {
+    if (!parts.line) continue;
+    const picked = id === focused || ticked.has(id);
+    const faded = focused !== null && !picked;
+    parts.line.setStyle({ weight: picked ? 7.5 : 4.5, opacity: faded ? 0.3 : 0.95, dashArray: ticked.has(id) && id !== focused ? "10 6" : null });
+    parts.casing.setStyle({ weight: picked ? 11 : 8, opacity: faded ? 0.3 : 0.9 });
+    if (picked) { parts.casing.bringToFront(); parts.line.bringToFront(); }
+  }
+  for (const li of document.querySelectorAll("#map-lists li[data-list-id]")) li.classList.toggle("focused", Number(li.dataset.listId) === focused);
+  $("#plan-map").dataset.focused = focused === null ? "" : String(focused);
+  $("#plan-map").dataset.ticked = [...ticked].sort((a, b) => a - b).join(",");
+}
+
+function highlight(listId) {
+  focused = listId;
+  styleRoutes();
+}
+
+/** Zoom to a list and pick it out (the other routes fade); called by "Show on map". */
+export function focusList(listId, { quiet = false } = {}) {
+  const parts = routeLayers.get(listId);
+  if (!parts) return;
+  highlight(listId);
+  const p = parts.feature.properties;
+  if (parts.line) {
+    map.fitBounds(parts.line.getBounds(), { maxZoom: 17, padding: [30, 30] });
+    parts.line.openTooltip(parts.line.getBounds().getCenter());
+  } else if (p.start) {
+    map.setView([p.start[1], p.start[0]], 17);
+  }
+  if (!quiet) setStatus(`Showing ${p.name} (list ${p.id}): ${fmt.int(p.doors)} doors.`);
+}
+
+async function afterListChange(message, focusOn) {
+  ticked.clear();
+  await loadRoutes();
+  await state.reloadLists();
+  if (focusOn) focusList(focusOn, { quiet: true });
+  setStatus(message);
+}
+
+async function splitOne(p) {
+  clearError();
+  const made = await splitList(state.campaignId, p.id, 2);
+  await afterListChange(`${p.name} split into ${made.length} lists: ${made.map((w) => `${w.id}. ${w.name}`).join(", ")}.`, made[0] && made[0].id);
+}
+
+async function deleteOne(p) {
+  clearError();
+  if (!window.confirm(`Delete ${p.name}? Its doors can be cut again; knocks and answers recorded on it are kept.`)) return;
+  await deleteList(state.campaignId, p.id);
+  if (focused === p.id) focused = null;
+  await afterListChange(`${p.name} deleted (work recorded on it is kept).`);
+}
+
+function tickedIds() {
+  const ids = [...ticked].sort((a, b) => a - b);
+  if (!ids.length) throw new Error("Tick one or more lists first (or click their routes on the map).");
+  return ids;
+}
+
+async function mergeTicked() {
+  clearError();
+  const ids = tickedIds();
+  if (ids.length < 2) throw new Error("Tick at least two lists to merge.");
+  const kept = await mergeLists(state.campaignId, ids);
+  await afterListChange(`Merged ${ids.length} lists into ${kept.map((w) => `${w.id}. ${w.name}`).join(", ")}.`, kept[0] && kept[0].id);
+}
+
+async function reknockTicked() {
+  clearError();
+  const made = await reknockLists(state.campaignId, tickedIds());
+  await afterListChange(`Re-knock list made: ${made.map((w) => `${w.id}. ${w.name} (${w.doors} doors)`).join(", ")}.`, made[0] && made[0].id);
+}
+
+async function assignTicked() {
+  clearError();
+  const ids = tickedIds();
+  const holder = $("#lists-assign-to").value;
+  for (const id of ids) await assignList(state.campaignId, id, holder);
+  const label = $("#lists-assign-to").selectedOptions[0];
+  await afterListChange(`${ids.length} list(s) assigned to ${label ? label.textContent : "nobody"}.`);
 }
 
 function startDrawing() {
@@ -300,5 +470,11 @@ export function resetPlan() {
   clearDrawing();
   for (const layer of [areasLayer, targetsLayer, routesLayer]) if (layer) layer.remove();
   areasLayer = targetsLayer = routesLayer = null;
+  routeLayers = new Map();
+  routeFeatures = [];
+  ticked.clear();
+  focused = null;
+  $("#map-lists").replaceChildren();
+  if (map && map.canvassStreets) map.canvassStreets.clear();
   $("#legend").replaceChildren();
 }

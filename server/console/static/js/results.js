@@ -93,7 +93,7 @@ function drawChart(canvasId, config) {
 async function loadResultsMap() {
   mapData = await getJSON(`/api/campaigns/${state.campaignId}/results/map`);
   $("#results-map-note").textContent = `Support share counts “${mapData.support}” answers. Areas with fewer than ${mapData.threshold} respondents or doors are suppressed (grey).`;
-  if (!map) map = makeMap("results-map", state.config);
+  if (!map) map = makeMap("results-map", state.config, () => state.campaignId);
   drawResultsMap();
 }
 
