@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -33,6 +34,7 @@ from server.results.controllers import ResultsController, ResultsExportControlle
 from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, SettingsError, get_settings
+from server.stores import build_store_registry
 from server.strict_bodies import refuse_loose_json_bodies
 from server.sync.controllers import SyncController
 from server.sync.erasure import ErasureController
@@ -65,9 +67,18 @@ ROUTE_HANDLERS = [
 def _rate_limits(settings: Settings) -> list[RateLimitConfig]:
     """Per-client limits: sign-in/refresh/join codes (by IP) and sync (by bearer token), chosen by the handler's `rate_limit` opt."""
 
+    # Keys may sit in a shared store (Redis): a keyed hash, so neither a token nor an address is kept there.
+    secret = settings.secret_key.encode()
+
+    def digest(value: str) -> str:
+        return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def by_address(request: Any) -> str:
+        return "ip:" + digest(request.client.host if request.client else "?")
+
     def by_token(request: Any) -> str:
         header = request.headers.get("authorization", "")
-        return hashlib.sha256(header.encode()).hexdigest() if header else f"ip:{request.client.host if request.client else '?'}"
+        return "tok:" + digest(header) if header else by_address(request)
 
     # Async on purpose: Litestar runs a plain function here in its thread pool, two
     # thread hand-offs per request (one per config) that cost the sync path about a third.
@@ -81,6 +92,7 @@ def _rate_limits(settings: Settings) -> list[RateLimitConfig]:
         RateLimitConfig(
             rate_limit=("minute", settings.auth_rate_per_minute),
             check_throttle_handler=auth_limited,
+            identifier_for_request=by_address,
             store="rate_limit_auth",
         ),
         RateLimitConfig(
@@ -96,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app for the given settings (defaults: the environment)."""
     settings = settings or get_settings()
     jwt_auth = build_jwt_auth(settings.secret_key, settings.access_token_minutes)
+    stores = build_store_registry(settings.store_url, settings.store_namespace)
 
     @asynccontextmanager
     async def database_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -117,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if background:
                 await asyncio.wait(list(background), timeout=60)
             await engine.dispose()
+            await stores.aclose()
 
     # Uploads have their own cap (CANVASS_MAX_UPLOAD_BYTES): a per-app subclass, so apps with other settings keep theirs.
     imports = type("ImportController", (ImportController,), {"request_max_body_size": settings.max_upload_bytes})
@@ -125,8 +139,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[database_lifespan],
         state=State({
             "settings": settings, "jwt_auth": jwt_auth,
-            "sign_in_throttle": SignInThrottle(settings.login_max_failures, settings.login_lockout_minutes * 60),
+            "sign_in_throttle": SignInThrottle(
+                settings.login_max_failures, settings.login_lockout_minutes * 60, stores.get("sign_in_throttle"),
+                secret=settings.secret_key.encode(),
+            ),
         }),
+        stores=stores,
         dependencies={
             "db_session": Provide(provide_db_session),
             "settings": Provide(provide_settings, sync_to_thread=False),
