@@ -28,6 +28,13 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
+from server.observability import (
+    PROMETHEUS,
+    MetricsController,
+    RequestIdMiddleware,
+    configure_logging,
+    record_fold,
+)
 from server.openapi import ClosedStructSchemaPlugin, document_responses
 from server.phone.controllers import PhoneAppController, StreetLayerController
 from server.results.controllers import ResultsController, ResultsExportController
@@ -46,6 +53,7 @@ __all__ = ["ROUTE_HANDLERS", "SECURITY_HEADERS", "app_factory", "create_app"]
 
 ROUTE_HANDLERS = [
     HealthController,
+    MetricsController,
     ConsoleController,
     PhoneAppController,
     StreetLayerController,
@@ -117,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessionmaker = create_sessionmaker(engine)
         folder = None
         if not settings.is_sqlite and settings.result_fold_seconds > 0:
-            folder = asyncio.create_task(fold_periodically(app.state.sessionmaker, settings.result_fold_seconds))
+            folder = asyncio.create_task(fold_periodically(app.state.sessionmaker, settings.result_fold_seconds, record_fold))
         try:
             yield
         finally:
@@ -151,7 +159,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "user": Provide(provide_user, sync_to_thread=False),
         },
         guards=[device_token_guard],
-        middleware=[limit.middleware for limit in _rate_limits(settings)],
+        middleware=[RequestIdMiddleware(), PROMETHEUS.middleware, *(limit.middleware for limit in _rate_limits(settings))],
         on_app_init=[jwt_auth.on_app_init],
         plugins=[ClosedStructSchemaPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -181,4 +189,6 @@ def app_factory() -> Litestar:
 
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return create_app(settings)
+    app = create_app(settings)
+    configure_logging(settings.log_format)  # after the app: Litestar's default logging config is replaced
+    return app
