@@ -8,7 +8,6 @@ each process counts alone, which is what the SQLite demo keeps.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,29 +18,6 @@ from litestar.testing import AsyncTestClient
 from server.app import create_app
 from server.settings import Settings, SettingsError, load_settings
 from tests.conftest import TEST_PASSWORD, World
-
-REDIS = ("127.0.0.1", 6379)
-
-
-def redis_answers() -> bool:
-    """True when Redis listens on 127.0.0.1:6379 (it does here and in CI)."""
-    try:
-        with socket.create_connection(REDIS, timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The local Redis, or a skip (CI has it: .ci/run starts it)."""
-    if not redis_answers():
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("Redis is not answering on 127.0.0.1:6379 in CI")
-        pytest.skip("Redis is not answering on 127.0.0.1:6379")
-    return f"redis://{REDIS[0]}:{REDIS[1]}/0"
 
 
 @pytest.fixture
