@@ -68,7 +68,7 @@ defaults
 
 frontend canvass
     bind 127.0.0.1:{port}
-    unique-id-format %{{+X}}o\\ %ci%cp%fp%Ts%rt%pid
+    unique-id-format %[uuid()]
     http-request set-header X-Request-ID %[unique-id] unless {{ req.hdr(x-request-id) -m found }}
     http-request deny deny_status 404 if {{ path /metrics }}
     default_backend instances

@@ -174,7 +174,7 @@ class RequestIdMiddleware(ASGIMiddleware):
             request_id_var.reset(token)
 
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

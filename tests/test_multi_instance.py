@@ -13,8 +13,10 @@ PostgreSQL on 127.0.0.1; outside CI a missing one skips with the reason.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import re
 import signal
 import uuid
 from collections.abc import Callable
@@ -144,6 +146,17 @@ async def test_phones_sync_through_the_balancer_while_an_instance_is_killed(redi
                 pushes += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                               if line.startswith("canvass_sync_pushes_total "))
             assert pushes > 0
+            # the balancer's request id (a UUID, nothing of the caller's) comes back and is on the instance's log line
+            traced = await http.get("/health")
+            assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", traced.headers["x-request-id"], re.I)
+            request_id = traced.headers["x-request-id"]
+
+        lines = [json.loads(line) for n in range(3) for line in (cluster.workdir / f"app{n}.log").read_text().splitlines()
+                 if line.startswith("{")]
+        access = [line for line in lines if line["logger"] == "canvass.access"]
+        assert any(line["request_id"] == request_id and line["route"] == "/health" for line in access)
+        assert any(line["route"] == "/api/sync/push" for line in access)
+        assert "127.0.0.1" not in json.dumps(access) and "7f000001" not in json.dumps(access).lower()
 
         checks = await check(url, phones)
         assert checks["lost_writes"] == 0, checks["lost_examples"]
