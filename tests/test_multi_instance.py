@@ -61,6 +61,11 @@ def pg_answers() -> bool:
         return False
 
 
+def fold_passes(metrics: str) -> float:
+    """`canvass_fold_passes_total` in one instance's /metrics text."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("canvass_fold_passes_total "))
+
+
 async def until(predicate: Callable[[], bool], limit_s: float = 60) -> None:
     """Wait (politely) until the predicate holds; a generous bound, never a timing assertion."""
     for _ in range(int(limit_s / 0.05)):
@@ -113,13 +118,31 @@ async def test_phones_sync_through_the_balancer_while_an_instance_is_killed(redi
                     await sync_once(phone)  # type: ignore[arg-type]
                     await asyncio.sleep(local.uniform(0.05, 0.25))
 
+            async def folders() -> list[int]:
+                """The instances whose background task has folded (each instance's own /metrics)."""
+                found = []
+                for n in range(3):
+                    try:
+                        text = (await http.get(f"{cluster.instance_url(n)}/metrics")).text
+                    except httpx.HTTPError:
+                        continue
+                    if fold_passes(text) > 0:
+                        found.append(n)
+                return found
+
             load = asyncio.gather(*(rounds(p, rng.random()) for p in phones))
             await until(lambda: sum(meter.statuses.values()) >= 3 * PHONES)  # load is flowing to every instance
-            cluster.kill(1)  # SIGKILL, mid-run
-            assert cluster.apps[1] is not None and cluster.apps[1].returncode == -signal.SIGKILL
+            leaders = await folders()
+            while not leaders:
+                await asyncio.sleep(0.2)
+                leaders = await folders()
+            assert len(leaders) == 1, f"instances {leaders} all fold"  # one fold across the instances
+            victim = leaders[0]
+            cluster.kill(victim)  # SIGKILL the folding instance, mid-run
+            assert cluster.apps[victim] is not None and cluster.apps[victim].returncode == -signal.SIGKILL
             await until(lambda: sum(meter.statuses.values()) >= 6 * PHONES)  # the others carry on
-            cluster.restart(1)
-            await asyncio.to_thread(cluster.wait_ready, 1)
+            cluster.restart(victim)
+            await asyncio.to_thread(cluster.wait_ready, victim)
             await load
             for _ in range(3):  # quiesce: what is left is pushed, then everyone pulls everything
                 pending = [p for p in phones if p.client.outbox]
@@ -146,6 +169,12 @@ async def test_phones_sync_through_the_balancer_while_an_instance_is_killed(redi
                 pushes += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                               if line.startswith("canvass_sync_pushes_total "))
             assert pushes > 0
+            # another instance took the fold over; the restarted one (fresh counters) did not fold beside it
+            successors = await folders()
+            while not successors:
+                await asyncio.sleep(0.2)
+                successors = await folders()
+            assert len(successors) == 1 and successors != [victim], successors
             # the balancer's request id (a UUID, nothing of the caller's) comes back and is on the instance's log line
             traced = await http.get("/health")
             assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", traced.headers["x-request-id"], re.I)
