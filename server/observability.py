@@ -73,6 +73,8 @@ JOBS = Gauge("canvass_jobs", "Background jobs by status (queued, running): the j
              multiprocess_mode="livemostrecent")
 FOLD_LAG = Gauge("canvass_fold_lag_seconds", "Age of the oldest contact attempt not yet folded into the result tallies.",
                  multiprocess_mode="livemostrecent")
+STORE_ERRORS = Counter("canvass_store_errors_total",
+                       "Reads and writes of the shared store (Redis) that failed; meanwhile limits are not counted.")
 FOLD_PASSES = Counter("canvass_fold_passes_total", "Background folds of the result tallies this instance ran.")
 FOLDED = Counter("canvass_fold_attempts_total", "Contact attempts the background fold took in on this instance.")
 

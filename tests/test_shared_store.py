@@ -93,3 +93,19 @@ def test_store_url_is_checked() -> None:
     assert load_settings(environ={"CANVASS_STORE_URL": "redis://127.0.0.1:6379/0"}).store_url.startswith("redis://")
     with pytest.raises(SettingsError, match="CANVASS_STORE_URL"):
         load_settings(environ={"CANVASS_STORE_URL": "memcached://127.0.0.1"})
+
+
+async def test_unreachable_store_fails_open(settings: Settings) -> None:
+    """Redis down: sign-ins and everything else still answer (limits are off, counted as store errors), not 500."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = msgspec.structs.replace(settings, store_url=f"redis://127.0.0.1:{port}/0", auth_rate_per_minute=1)
+    async with AsyncTestClient(app=create_app(down)) as client:
+        statuses = [(await client.post("/api/auth/login", json={"email": "x@y.z", "password": "nope"})).status_code for _ in range(3)]
+        assert statuses == [401, 401, 401]
+        metrics = (await client.get("/metrics")).text
+    errors = [line for line in metrics.splitlines() if line.startswith("canvass_store_errors_total ")]
+    assert errors and float(errors[0].rsplit(" ", 1)[1]) > 0
