@@ -40,4 +40,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/health || exit 1
 
 # DATABASE_URL=postgresql://user:pass@host/db  CANVASS_SECRET_KEY=...  (see README: Configuration)
-CMD ["sh", "-c", "canvass db upgrade && exec uvicorn --factory server.app:app_factory --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --proxy-headers"]
+# Several uvicorn workers share one /metrics through prometheus-client's multiprocess mode (a fresh
+# directory per start). compose.yaml runs one `canvass serve` process per container instead.
+CMD ["sh", "-c", "canvass db upgrade && export PROMETHEUS_MULTIPROC_DIR=\"$(mktemp -d)\" && exec uvicorn --factory server.app:app_factory --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --proxy-headers"]

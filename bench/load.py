@@ -1,13 +1,18 @@
 """Load test: hundreds of phones syncing at once against the real server on PostgreSQL.
 
-Run: `python -m bench.load [--phones 500] [--lists 50] [--workers N] [--rounds 2] [--gap 120] [--ramp 180] [--duration 270]`.
+Run: `python -m bench.load [--phones 500] [--lists 50] [--workers N] [--rounds 2] [--gap 120] [--ramp 180] [--duration 270]`,
+or through a load balancer: `python -m bench.load --instances 3 [--kill-at 60] [--restart-after 5]`.
 
 1. Creates a fresh PostgreSQL database (127.0.0.1:5432, user postgres), migrates it,
    loads the demo town, cuts `--lists` walk lists by street order directly in the
    database, creates one canvasser account and device per phone (rows written
    directly, device tokens minted with the server's key) and assigns each list to
    `phones / lists` canvassers.
-2. Starts the server as `--workers` uvicorn worker processes on 127.0.0.1.
+2. Starts the server as `--workers` uvicorn worker processes on 127.0.0.1; or, with
+   `--instances N`, N `canvass serve` processes (one each) behind Debian's HAProxy
+   (`bench.cluster`), rate limits in Redis (`--store-url`), and SIGKILLs one instance
+   `--kill-at` seconds into the load (default: half of `--duration`; negative: never),
+   restarting it `--restart-after` seconds later.
 3. Drives `--phones` reference clients (`sync.client.SyncClient` over httpx): a first
    pull (feed plus list download), then `--rounds` sync rounds at random intervals
    (knocks, answers, a do-not-visit now and then, phone-number edits that sometimes
@@ -441,6 +446,21 @@ async def check(url: str, phones: list[Phone]) -> dict[str, Any]:
     }
 
 
+async def forget_namespace(store_url: str, namespace: str) -> None:
+    """Delete this run's rate-limit keys from the shared store."""
+    if not store_url.startswith(("redis://", "rediss://")):
+        return
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(store_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -449,6 +469,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"canvass_load_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = await create_database(name)
     server: subprocess.Popen[bytes] | None = None
+    cluster: Any = None
+    namespace = f"canvass_load_{uuid.uuid4().hex[:8]}"
+    kills: list[dict[str, Any]] = []
     try:
         from server.db.migrate import upgrade_database
 
@@ -456,12 +479,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(upgrade_database, url)
         log(f"arranging demo town, {args.lists} lists, {args.phones} canvassers and devices")
         _cid, phones, survey_id = await arrange(url, args.phones, args.lists)
-        port = free_port()
-        server = start_server(url, port, args.workers)
-        base = f"http://127.0.0.1:{port}"
-        await wait_ready(base)
-        workers = worker_pids(server.pid)
-        log(f"server up on {base} with {len(workers)} workers")
+        if args.instances:
+            from bench.cluster import Cluster
+
+            cluster = Cluster(args.instances, {
+                "CANVASS_DATABASE_URL": url, "CANVASS_SECRET_KEY": SECRET, "CANVASS_STORE_URL": args.store_url,
+                "CANVASS_STORE_NAMESPACE": namespace, "CANVASS_SYNC_RATE_PER_MINUTE": "1000000",
+                "CANVASS_AUTH_RATE_PER_MINUTE": "1000000", "CANVASS_LOG_FORMAT": "json",
+            })
+            await asyncio.to_thread(cluster.start)
+            base = cluster.url
+            workers = [app.pid for app in cluster.apps]
+            log(f"{args.instances} instances behind HAProxy on {base} (logs in {cluster.workdir})")
+        else:
+            port = free_port()
+            server = start_server(url, port, args.workers)
+            base = f"http://127.0.0.1:{port}"
+            await wait_ready(base)
+            workers = worker_pids(server.pid)
+            log(f"server up on {base} with {len(workers)} workers")
         peak = dict.fromkeys(workers, 0.0)
         meter = Meter()
         limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
@@ -484,11 +520,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sampler = asyncio.create_task(sample_memory())
             started = time.monotonic()
             stop_at = started + args.duration
+            kill_at = args.duration / 2 if args.kill_at is None else args.kill_at
+
+            async def kill_one() -> None:
+                victim = args.instances - 1
+                await asyncio.sleep(kill_at)
+                cluster.kill(victim)
+                log(f"SIGKILLed instance {victim} at {time.monotonic() - started:.1f}s")
+                kills.append({"instance": victim, "at_s": round(time.monotonic() - started, 1)})
+                await asyncio.sleep(args.restart_after)
+                cluster.restart(victim)
+                await asyncio.to_thread(cluster.wait_ready, victim)
+                peak[cluster.apps[victim].pid] = 0.0
+                kills[-1]["back_at_s"] = round(time.monotonic() - started, 1)
+                log(f"instance {victim} back at {kills[-1]['back_at_s']}s")
+
+            killer = asyncio.create_task(kill_one()) if cluster is not None and args.instances > 1 and kill_at >= 0 else None
             log(f"driving {len(phones)} phones: {args.rounds} rounds each, mean gap {args.gap}s, at most {args.duration}s")
             failures = await asyncio.gather(*(
                 drive(p, random.Random(rng.random()), survey_id, args.rounds, stop_at, args.gap, args.ramp) for p in phones
             ))
             load_seconds = time.monotonic() - started
+            if killer is not None:
+                await killer  # the instance is back before quiescence (a kill after the load still restarts it)
             load_requests = sum(meter.statuses.values())
             log(f"load phase: {load_requests} requests in {load_seconds:.1f}s; quiescing")
             latencies = list(meter.latencies)
@@ -510,12 +564,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         return {
             "devices": len(phones),
+            "instances": args.instances,
+            "killed": kills,
             "workers": len(workers),
             "lists": args.lists,
             "requests": load_requests,
             "requests_total": sum(meter.statuses.values()),
             "errors": len(meter.errors) + sum(failures),
             "error_examples": meter.errors[:5],
+            # of those: requests cut off in transit (a killed instance mid-response), which the phone retried
+            "transport_errors": meter.statuses.get(0, 0),
+            # syncs that still failed after the phone's own retries (work left for the next sync)
+            "failed_syncs": sum(failures),
             "statuses": {str(k): v for k, v in sorted(meter.statuses.items())},
             "duration_s": round(load_seconds, 1),
             "rps": round(load_requests / load_seconds, 1) if load_seconds else 0.0,
@@ -535,6 +595,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "host_loadavg_1m": round(os.getloadavg()[0], 2),  # other work on the host skews latency
         }
     finally:
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+            await forget_namespace(args.store_url, namespace)
         if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             try:
@@ -557,6 +620,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=270.0, help="upper bound of the load phase in seconds")
     parser.add_argument("--connections", type=int, default=100, help="HTTP connections shared by the phones")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--instances", type=int, default=0,
+                        help="N `canvass serve` processes behind HAProxy instead of one uvicorn with --workers")
+    parser.add_argument("--devices", type=int, dest="phones", default=argparse.SUPPRESS, help="same as --phones (the issue's spelling)")
+    parser.add_argument("--store-url", default="redis://127.0.0.1:6379/0", help="shared rate-limit store of the instances")
+    parser.add_argument("--kill-at", type=float, default=None,
+                        help="with --instances: SIGKILL one instance this many seconds in (default: half of --duration; negative: never)")
+    parser.add_argument("--restart-after", type=float, default=5.0, help="with --instances: seconds before the killed instance restarts")
     args = parser.parse_args()
     figures = asyncio.run(run(args))
     print(json.dumps(figures), flush=True)

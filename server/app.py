@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -27,12 +28,20 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
+from server.observability import (
+    PROMETHEUS,
+    MetricsController,
+    RequestIdMiddleware,
+    configure_logging,
+    record_fold,
+)
 from server.openapi import ClosedStructSchemaPlugin, document_responses
 from server.phone.controllers import PhoneAppController, StreetLayerController
 from server.results.controllers import ResultsController, ResultsExportController
 from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, SettingsError, get_settings
+from server.stores import build_store_registry
 from server.strict_bodies import refuse_loose_json_bodies
 from server.sync.controllers import SyncController
 from server.sync.erasure import ErasureController
@@ -44,6 +53,7 @@ __all__ = ["ROUTE_HANDLERS", "SECURITY_HEADERS", "app_factory", "create_app"]
 
 ROUTE_HANDLERS = [
     HealthController,
+    MetricsController,
     ConsoleController,
     PhoneAppController,
     StreetLayerController,
@@ -65,9 +75,18 @@ ROUTE_HANDLERS = [
 def _rate_limits(settings: Settings) -> list[RateLimitConfig]:
     """Per-client limits: sign-in/refresh/join codes (by IP) and sync (by bearer token), chosen by the handler's `rate_limit` opt."""
 
+    # Keys may sit in a shared store (Redis): a keyed hash, so neither a token nor an address is kept there.
+    secret = settings.secret_key.encode()
+
+    def digest(value: str) -> str:
+        return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def by_address(request: Any) -> str:
+        return "ip:" + digest(request.client.host if request.client else "?")
+
     def by_token(request: Any) -> str:
         header = request.headers.get("authorization", "")
-        return hashlib.sha256(header.encode()).hexdigest() if header else f"ip:{request.client.host if request.client else '?'}"
+        return "tok:" + digest(header) if header else by_address(request)
 
     # Async on purpose: Litestar runs a plain function here in its thread pool, two
     # thread hand-offs per request (one per config) that cost the sync path about a third.
@@ -81,6 +100,7 @@ def _rate_limits(settings: Settings) -> list[RateLimitConfig]:
         RateLimitConfig(
             rate_limit=("minute", settings.auth_rate_per_minute),
             check_throttle_handler=auth_limited,
+            identifier_for_request=by_address,
             store="rate_limit_auth",
         ),
         RateLimitConfig(
@@ -96,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app for the given settings (defaults: the environment)."""
     settings = settings or get_settings()
     jwt_auth = build_jwt_auth(settings.secret_key, settings.access_token_minutes)
+    stores = build_store_registry(settings.store_url, settings.store_namespace)
 
     @asynccontextmanager
     async def database_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -104,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessionmaker = create_sessionmaker(engine)
         folder = None
         if not settings.is_sqlite and settings.result_fold_seconds > 0:
-            folder = asyncio.create_task(fold_periodically(app.state.sessionmaker, settings.result_fold_seconds))
+            folder = asyncio.create_task(fold_periodically(app.state.sessionmaker, settings.result_fold_seconds, record_fold))
         try:
             yield
         finally:
@@ -117,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if background:
                 await asyncio.wait(list(background), timeout=60)
             await engine.dispose()
+            await stores.aclose()
 
     # Uploads have their own cap (CANVASS_MAX_UPLOAD_BYTES): a per-app subclass, so apps with other settings keep theirs.
     imports = type("ImportController", (ImportController,), {"request_max_body_size": settings.max_upload_bytes})
@@ -125,15 +147,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[database_lifespan],
         state=State({
             "settings": settings, "jwt_auth": jwt_auth,
-            "sign_in_throttle": SignInThrottle(settings.login_max_failures, settings.login_lockout_minutes * 60),
+            "sign_in_throttle": SignInThrottle(
+                settings.login_max_failures, settings.login_lockout_minutes * 60, stores.get("sign_in_throttle"),
+                secret=settings.secret_key.encode(),
+            ),
         }),
+        stores=stores,
         dependencies={
             "db_session": Provide(provide_db_session),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "user": Provide(provide_user, sync_to_thread=False),
         },
         guards=[device_token_guard],
-        middleware=[limit.middleware for limit in _rate_limits(settings)],
+        middleware=[RequestIdMiddleware(), PROMETHEUS.middleware, *(limit.middleware for limit in _rate_limits(settings))],
         on_app_init=[jwt_auth.on_app_init],
         plugins=[ClosedStructSchemaPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -163,4 +189,6 @@ def app_factory() -> Litestar:
 
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return create_app(settings)
+    app = create_app(settings)
+    configure_logging(settings.log_format)  # after the app: Litestar's default logging config is replaced
+    return app

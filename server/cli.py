@@ -655,7 +655,14 @@ def serve(
     typer.echo(f"Canvass on http://{host}:{port}  (database: {_redact(settings.database_url)})")
     typer.echo(f"  console   http://{host}:{port}/console")
     typer.echo(f"  API docs  http://{host}:{port}/schema")
-    uvicorn.run("server.app:app_factory", factory=True, host=host, port=port, workers=workers, reload=reload, log_level="info")
+    # Logging is the app's (server.observability: JSON lines with a request id); uvicorn's access
+    # line is off, since it carries the client's address and query string. Behind a balancer, the
+    # client's address comes from X-Forwarded-For when the balancer is in FORWARDED_ALLOW_IPS
+    # (uvicorn's variable; 127.0.0.1 by default).
+    uvicorn.run(
+        "server.app:app_factory", factory=True, host=host, port=port, workers=workers, reload=reload,
+        log_level="info", log_config=None, access_log=False,
+    )
 
 
 def _redact(url: str) -> str:

@@ -42,6 +42,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     small_count_threshold: int = 5
     result_fold_seconds: int = 2
     """PostgreSQL: how often the background task folds queued attempts into the result tallies."""
+    store_url: str = ""
+    """Where rate limits and sign-in backoff live: empty (this process's memory) or `redis://host:port/db`, shared by every instance."""
+    store_namespace: str = "canvass"
+    """Prefix of this deployment's keys in the shared store (two deployments may share one Redis)."""
+    log_format: str = "json"
+    """`json`: one JSON object a line on stderr (with the request id); `text`: plain lines for a terminal."""
     debug: bool = False
     env: str = "development"
     """`production` demands a real secret key even on SQLite (any non-SQLite database does too)."""
@@ -97,6 +103,14 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     if "database_url" in values:
         values["database_url"] = normalise_database_url(str(values["database_url"]))
     settings = msgspec.structs.replace(defaults, **values)  # type: ignore[arg-type]
+    from server.stores import StoreUrlError, check_store_url
+
+    try:
+        check_store_url(settings.store_url)
+    except StoreUrlError as exc:
+        raise SettingsError(str(exc)) from None
+    if settings.log_format not in {"json", "text"}:
+        raise SettingsError(f"CANVASS_LOG_FORMAT must be json or text; got {settings.log_format!r}")
     if settings.is_production:
         if len(settings.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
             raise SettingsError(

@@ -104,6 +104,24 @@ async def _has_sqlite_sequence(conn: Any) -> bool:
     return row.first() is not None
 
 
+REDIS = ("127.0.0.1", 6379)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The local Redis (shared rate limits, issue 18): a skip when it does not answer, a failure in CI (.ci/run starts it)."""
+    import socket
+
+    try:
+        with socket.create_connection(REDIS, timeout=1):
+            pass
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not answering on {REDIS[0]}:{REDIS[1]} in CI")
+        pytest.skip(f"Redis is not answering on {REDIS[0]}:{REDIS[1]}")
+    return f"redis://{REDIS[0]}:{REDIS[1]}/0"
+
+
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     """Test settings on the parametrised database."""

@@ -30,6 +30,7 @@ SUPERUSER = frozenset({"superuser"})
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health"): ALL,
     ("GET", "/ready"): ALL,
+    ("GET", "/metrics"): ALL,  # Prometheus: counts and route templates only; scraped per instance, kept off the public balancer
     ("GET", "/"): ALL,
     ("GET", "/console"): ALL,
     ("GET", "/console/config.json"): ALL,

@@ -113,17 +113,17 @@ class AccountService:
     async def sign_in(self, email: str, password: str, address: str = "") -> TokenPair:
         """Check a password (unknown accounts cost and answer the same), with backoff per (account, address); then issue tokens."""
         throttle = self.throttle
-        wait = throttle.retry_after(email, address) if throttle else 0
+        wait = await throttle.retry_after(email, address) if throttle else 0
         if wait:
             raise TooManyRequests(f"Too many failed sign-ins from here; try again in {wait} seconds.", retry_after=wait)
         user = await self.session.scalar(select(User).where(User.email == email.strip().lower()))
         matched = verify_password(user.password_hash if user else None, password)
         if user is None or not user.is_active or not matched:
             if throttle:
-                throttle.failed(email, address)
+                await throttle.failed(email, address)
             raise Unauthenticated("Wrong email or password.")
         if throttle:
-            throttle.succeeded(email, address)
+            await throttle.succeeded(email, address)
         return await self.issue_tokens(user, family=uuid.uuid4().hex)
 
     async def issue_tokens(self, user: User, *, family: str) -> TokenPair:

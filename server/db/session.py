@@ -26,6 +26,8 @@ def create_engine_for(settings: Settings | str, **kwargs: Any) -> AsyncEngine:
     inside it is strictly ordered with commits.
     """
     url = settings if isinstance(settings, str) else settings.database_url
+    # A failed statement's error (and so any log of it) never carries its bound values: they may be personal data.
+    kwargs.setdefault("hide_parameters", True)
     if make_url(url).get_backend_name() == "sqlite":
         database = make_url(url).database
         if database and database != ":memory:":

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from server.sync.feed import is_postgres
 
@@ -135,22 +137,69 @@ async def fold_result_tallies(session: AsyncSession, *, wait: bool = True) -> in
     return int(await session.scalar(text(_FOLD)) or 0)
 
 
-async def fold_periodically(sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
-    """Background task (PostgreSQL): fold the queue every ``interval_s`` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            async with sessionmaker() as session:
-                if not is_postgres(session):
-                    return
-                folded = await fold_result_tallies(session, wait=False)
-                await session.commit()
-            if folded:
-                log.debug("folded %d contact attempts into the result tallies", folded)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # keep folding after a transient database error; readers fold anyway
-            log.exception("background fold of the result tallies failed")
+FOLD_LEADER_LOCK = 0x43414E564C454144
+"""PostgreSQL advisory lock key ("CANVLEAD") held by the one app instance whose background task folds."""
+
+
+async def fold_periodically(
+    sessionmaker: async_sessionmaker[AsyncSession], interval_s: float, on_pass: Callable[[int], None] | None = None
+) -> None:
+    """Background task (PostgreSQL): fold the queue every ``interval_s`` seconds until cancelled, on one instance only.
+
+    Every `canvass serve` process runs this task, but only the one holding the
+    leader lock (a session-level ``pg_try_advisory_lock`` on a connection of its
+    own, kept between passes) folds: once per interval across all instances,
+    never two passes in parallel. The others try for the lock each interval, so
+    when the leader stops or is killed (PostgreSQL releases the lock with its
+    connection) another takes over within an interval. Readers still fold
+    before reading (``fold_result_tallies``), so no figure waits for the leader.
+    ``on_pass`` is called with the count folded after each pass this instance ran.
+    """
+    engine = sessionmaker.kw["bind"]
+    leader: AsyncConnection | None = None
+
+    async def step_down() -> None:
+        nonlocal leader
+        if leader is not None:
+            conn, leader = leader, None
+            with suppress(Exception):
+                await conn.invalidate()  # drop the connection (and its lock) rather than pool it still locked
+            with suppress(Exception):
+                await conn.close()
+
+    try:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                if leader is None:
+                    conn = await engine.connect()
+                    if conn.dialect.name != "postgresql":
+                        await conn.close()
+                        return
+                    took = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": FOLD_LEADER_LOCK})
+                    await conn.commit()
+                    if not took:
+                        await conn.close()
+                        continue
+                    leader = conn
+                    log.info("this instance now folds the result tallies")
+                else:  # still holding it? (a lost connection lost the lock too)
+                    await leader.scalar(text("SELECT 1"))
+                    await leader.commit()
+                async with sessionmaker() as session:
+                    folded = await fold_result_tallies(session, wait=False)
+                    await session.commit()
+                if on_pass is not None:
+                    on_pass(folded)
+                if folded:
+                    log.debug("folded %d contact attempts into the result tallies", folded)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep trying after a transient database error; readers fold anyway
+                log.exception("background fold of the result tallies failed")
+                await step_down()
+    finally:
+        await asyncio.shield(step_down())
 
 
 async def rebuild_result_tallies(session: AsyncSession, campaign_id: int) -> dict[str, int]:

@@ -15,6 +15,7 @@ from server.audit import record_audit
 from server.db.session import autocommit_session
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
+from server.observability import record_push
 from server.sync.feed import cursor_key, is_postgres, list_page, pull_changes
 from server.sync.store import PushContext, RawPushRequest, apply_plain_push, apply_push
 from sync.protocol import (
@@ -120,8 +121,11 @@ class SyncController(Controller):
             async with autocommit_session(request.app.state) as session:
                 response = await apply_plain_push(session, context, push.mutations)
             if response is not None:
+                record_push(response)
                 return response
-        return await apply_push(db_session, context, push.mutations)
+        response = await apply_push(db_session, context, push.mutations)
+        record_push(response)
+        return response
 
     @post("/pull", status_code=200)
     async def pull(
