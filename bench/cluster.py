@@ -87,7 +87,7 @@ class Cluster:
     """N app instances and one HAProxy in front; `url` is the balancer's."""
 
     def __init__(self, instances: int, env: dict[str, str], *, workdir: Path | None = None) -> None:
-        self.env = {**os.environ, **env, "FORWARDED_ALLOW_IPS": "127.0.0.1"}
+        self.env = {**os.environ, **env, "FORWARDED_ALLOW_IPS": "127.0.0.1", "PYTHONUNBUFFERED": "1"}  # log lines reach the file as they are written
         self.ports = [free_port() for _ in range(instances)]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

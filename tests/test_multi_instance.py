@@ -18,6 +18,7 @@ import os
 import random
 import re
 import signal
+import time
 import uuid
 from collections.abc import Callable
 
@@ -180,9 +181,17 @@ async def test_phones_sync_through_the_balancer_while_an_instance_is_killed(redi
             assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", traced.headers["x-request-id"], re.I)
             request_id = traced.headers["x-request-id"]
 
-        lines = [json.loads(line) for n in range(3) for line in (cluster.workdir / f"app{n}.log").read_text().splitlines()
-                 if line.startswith("{")]
-        access = [line for line in lines if line["logger"] == "canvass.access"]
+        def access_lines() -> list[dict]:
+            lines = [json.loads(line) for n in range(3) for line in (cluster.workdir / f"app{n}.log").read_text().splitlines()
+                     if line.startswith("{")]
+            return [line for line in lines if line["logger"] == "canvass.access"]
+
+        access = access_lines()
+        for _ in range(50):  # the access line is written after the answer is sent
+            if any(line["request_id"] == request_id for line in access):
+                break
+            time.sleep(0.1)
+            access = access_lines()
         assert any(line["request_id"] == request_id and line["route"] == "/health" for line in access)
         assert any(line["route"] == "/api/sync/push" for line in access)
         assert "127.0.0.1" not in json.dumps(access) and "7f000001" not in json.dumps(access).lower()
