@@ -519,3 +519,31 @@ def test_upgrade_required_keeps_the_queue_until_the_app_is_reloaded(browser: Any
     phone.page.wait_for_function("() => window.canvassApp.core.outboxCount === 0 && !window.canvassApp.core.upgradeRequired")
     assert phone.page.locator("#upgrade-banner").count() == 0
     phone.close()
+
+
+def test_undo_of_a_sent_record_voids_it_on_the_server_and_in_results(browser: Any, live: Live) -> None:
+    """A knock already synced is undone from the door screen: a correcting void_event lands, the
+    attempt leaves the server's events and the list's results, and the phone no longer shows it."""
+    phone, _email, list_id = _volunteer(browser, live, "undo", 3)
+    page = phone.page
+    page.locator("#go-next").tap()
+    page.wait_for_selector("#door-address")
+    page.locator("button[data-outcome='refused']").tap()
+    page.wait_for_selector("#last-record")
+    phone.sync()
+    [(attempt_id,)] = _db_rows(live, "SELECT id FROM contact_attempts WHERE walk_list_id = :l", l=list_id)
+    page.reload()  # the door screen as it is after the sync
+    page.wait_for_selector("html[data-ready='1']")
+    assert "(sent)" in page.locator("#last-record").inner_text()
+    page.locator("#undo").tap()
+    page.wait_for_selector("#last-record", state="detached")  # gone from the phone at once
+    assert phone.outbox() == 1 and phone.idb()["outbox"][0][1]["mutation"]["op"] == "void_event"
+    phone.sync()
+    assert _db_rows(live, "SELECT id FROM contact_attempts WHERE walk_list_id = :l", l=list_id) == []
+    assert [str(r[0]) for r in _db_rows(live, "SELECT event_id FROM voided_events")] == [str(attempt_id)]
+    progress = live.api("GET", f"/api/campaigns/{live.campaign_id}/results/lists/{list_id}/progress")
+    assert progress.status_code == 200, progress.text
+    assert progress.json()["walk_list"]["attempts"] == 0, progress.json()
+    assert page.locator("#last-record").count() == 0
+    assert not phone.errors, phone.errors
+    phone.close()
