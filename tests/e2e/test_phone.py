@@ -522,10 +522,14 @@ def test_upgrade_required_keeps_the_queue_until_the_app_is_reloaded(browser: Any
 
 
 def test_undo_of_a_sent_record_voids_it_on_the_server_and_in_results(browser: Any, live: Live) -> None:
-    """A knock already synced is undone from the door screen: a correcting void_event lands, the
+    """The list map shows streets and buildings. A knock already synced is undone from the door screen: a correcting void_event lands, the
     attempt leaves the server's events and the list's results, and the phone no longer shows it."""
     phone, _email, list_id = _volunteer(browser, live, "undo", 3)
     page = phone.page
+    # no tile server: the map draws our own layer, streets and the demo town's building outlines
+    page.wait_for_selector("#map path.building", state="attached")
+    page.wait_for_selector("#map path.street", state="attached")
+    phone.shot("undo-01-map-buildings")
     page.locator("#go-next").tap()
     page.wait_for_selector("#door-address")
     page.locator("button[data-outcome='refused']").tap()
