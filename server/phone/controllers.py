@@ -39,6 +39,7 @@ SHELL_FILES = (
     "js/sync-core.js",
     "js/hlc.js",
     "js/stores.js",
+    "js/tiles.js",
     "vendor/idb/idb.js",
     "vendor/leaflet/leaflet.js",
     "vendor/leaflet/leaflet.css",

@@ -551,3 +551,90 @@ def test_undo_of_a_sent_record_voids_it_on_the_server_and_in_results(browser: An
     assert page.locator("#last-record").count() == 0
     assert not phone.errors, phone.errors
     phone.close()
+
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5f2f6a60000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def tile_server() -> Iterator[tuple[str, list[str]]]:
+    """A tile server on loopback (any /z/x/y.png is a 1x1 PNG, CORS allowed): its URL template and request log."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    log: list[str] = []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            log.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", str(len(PNG_1X1)))
+            self.end_headers()
+            self.wfile.write(PNG_1X1)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png", log
+    finally:
+        server.shutdown()
+
+
+LIST_TILE_URLS = """async () => {
+  const m = await import("/app/static/js/tiles.js");
+  return m.tileUrls(window.canvassApp.config.tile_url, m.listBounds(window.canvassApp.core));
+}"""
+CACHED_LIST_TILES = """async () => (await (await caches.open("canvass-tiles-lists")).keys()).map((r) => r.url)"""
+
+
+def test_tiles_of_assigned_lists_are_cached_for_offline_use(browser: Any, tile_server: tuple[str, list[str]], tmp_path: Path) -> None:
+    """With CANVASS_TILE_URL set, the service worker fetches the tiles covering the phone's lists
+    (zooms 14-18, each once, bounded), the map shows them offline, and they leave with the list."""
+    template, log = tile_server
+    with live_server(tmp_path, "sqlite", extra_env={"CANVASS_TILE_URL": template}) as live:
+        phone = Phone(browser, live, "tiles")
+        phone.open("/app/")
+        phone.wait_worker()
+        phone, _email, list_id = _volunteer(browser, live, "tiles", 4, phone=phone)
+        page = phone.page
+        page.wait_for_function("() => window.canvassApp.tiles !== null && window.canvassApp.tiles.cached > 0", timeout=120_000)
+        wanted = page.evaluate(LIST_TILE_URLS)
+        assert 10 < len(wanted) <= 2000
+        assert {int(u.split("/")[3]) for u in wanted} == {14, 15, 16, 17, 18}
+        assert page.evaluate("() => window.canvassApp.tiles") == {"cached": len(wanted), "failed": 0}
+        assert sorted(page.evaluate(CACHED_LIST_TILES)) == sorted(wanted)
+        prefetched = list(log)
+        assert sorted(prefetched) == sorted({"/" + u.split("/", 3)[3] for u in wanted})  # each fetched once
+        page.evaluate("() => { window.canvassApp.tiles = null; }")
+        phone.sync()  # again: the worker answers, and fetches nothing it holds
+        page.wait_for_function("() => window.canvassApp.tiles !== null", timeout=60_000)
+        assert page.evaluate("() => window.canvassApp.tiles") == {"cached": len(wanted), "failed": 0}
+        assert log == prefetched
+
+        phone.context.set_offline(True)
+        before = len(log)
+        page.reload()
+        page.wait_for_selector("html[data-ready='1']")
+        page.wait_for_selector("#map img.leaflet-tile-loaded", state="attached")
+        shown = page.evaluate("() => [...document.querySelectorAll('#map img.leaflet-tile')].map((i) => i.src)")
+        assert shown and set(shown) <= set(wanted)
+        page.wait_for_function("() => document.querySelectorAll('#map img.leaflet-tile:not(.leaflet-tile-loaded)').length === 0")
+        assert len(log) == before  # offline: every tile came from the phone's cache
+        phone.shot("tiles-offline-map")
+
+        phone.context.set_offline(False)
+        live.assign(list_id, "canvasser2@demo.canvass")  # the list leaves the phone, and its tiles with it
+        phone.sync()
+        page.wait_for_function("() => window.canvassApp.tiles.cached === 0", timeout=60_000)
+        assert page.evaluate(CACHED_LIST_TILES) == []
+        assert not phone.errors, phone.errors
+        phone.close()

@@ -69,7 +69,7 @@ export async function showListMap(app, element, listId, doors, next) {
   const state = { map, watch: null };
   current = state;
   const points = doors.filter((d) => d.address.lat != null).map((d) => [d.address.lat, d.address.lon]);
-  if (points.length) map.fitBounds(points, { padding: [20, 20] });
+  if (points.length) map.fitBounds(points, { padding: [20, 20], maxZoom: 18 }); // street level, as the tiles kept offline
   else map.setView([51.5, -0.1], 15);
   if (app.config.tile_url) {
     L.tileLayer(app.config.tile_url, { attribution: app.config.tile_attribution, maxZoom: 19 }).addTo(map);
