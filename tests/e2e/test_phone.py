@@ -568,7 +568,7 @@ def tile_server() -> Iterator[tuple[str, list[str]]]:
     log: list[str] = []
 
     class Tiles(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             log.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
