@@ -31,6 +31,16 @@ async def test_app_page_is_served_inside_the_worker_scope_without_inline_script(
     assert join.status_code == 200 and join.text == html
 
 
+async def test_the_app_may_ask_for_the_position_and_nothing_else_may(client: AsyncTestClient[Litestar]) -> None:
+    """The list map shows the canvasser's position (Geolocation, asked by the app's own page): the
+    app's pages allow geolocation for our origin only; the console and the API keep it off."""
+    for path in ("/app/", "/app/join"):
+        policy = (await client.get(path)).headers["permissions-policy"]
+        assert "geolocation=(self)" in policy and "camera=()" in policy and "microphone=()" in policy, (path, policy)
+    for path in ("/console/", "/ready"):
+        assert "geolocation=()" in (await client.get(path)).headers["permissions-policy"], path
+
+
 async def test_old_join_links_lead_to_the_app(client: AsyncTestClient[Litestar]) -> None:
     """A join link printed before the app existed (/join/CODE) now opens the app's join screen."""
     response = await client.get("/join/ABCD2345", follow_redirects=False)
