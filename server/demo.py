@@ -80,6 +80,11 @@ async def load_demo(
 
     streets = await store_streets(session, campaign.id, town_streets_gdf(town), "demo")
     say(f"loaded {streets} street segments")
+    from fixtures.town import town_buildings_gdf
+    from server.geography.services import store_buildings
+
+    buildings = await store_buildings(session, campaign.id, town_buildings_gdf(town), "demo")
+    say(f"loaded {buildings} building outlines")
     questions = [msgspec.structs.asdict(q) if isinstance(q, msgspec.Struct) else _question_dict(q) for q in town.survey.questions]
     validate_questions(questions)  # the survey rules: known kinds, no special category question
     session.add(Survey(campaign_id=campaign.id, name=town.survey.name, version=1, questions=questions))

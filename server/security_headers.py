@@ -1,6 +1,7 @@
 """Security headers on every response, and a Content-Security-Policy on every HTML page, set in one place.
 
-The console (`/console`) gets a strict policy: scripts, styles, fonts and API calls from our
+The canvasser app's pages (`/app`) may ask for the position (Permissions-Policy `geolocation=(self)`;
+everything else keeps it off). The console (`/console`) gets a strict policy: scripts, styles, fonts and API calls from our
 own origin only (no inline script, no `eval`), images from our origin, `data:` URLs and the
 map tile host when `CANVASS_TILE_URL` is set; no plugins, no `<base>`, no framing. The
 console builds its DOM from text nodes and sets styles through the CSSOM, so it needs no
@@ -23,6 +24,10 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "permissions-policy": "geolocation=(), camera=(), microphone=()",
 }
+
+APP_PATH_PREFIX = "/app"
+APP_PERMISSIONS = "geolocation=(self), camera=(), microphone=()"
+"""The canvasser app's pages may ask for the position (the list map shows it; never sent anywhere)."""
 
 DOCS_CDN = "https://cdn.jsdelivr.net"
 DOCS_PATH_PREFIX = "/schema"
@@ -77,6 +82,8 @@ def docs_policy() -> str:
 def security_headers_hook(settings: Settings) -> Callable[[Any, Any], Awaitable[None]]:
     """A `before_send` hook adding SECURITY_HEADERS to every response and the CSP to HTML responses."""
     fixed = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+    app_fixed = [(name.encode(), (APP_PERMISSIONS if name == "permissions-policy" else value).encode())
+                 for name, value in SECURITY_HEADERS.items()]
     console_csp = console_policy(settings).encode()
     docs_csp = docs_policy().encode()
 
@@ -85,7 +92,9 @@ def security_headers_hook(settings: Settings) -> Callable[[Any, Any], Awaitable[
             return
         headers = message.setdefault("headers", [])
         content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
-        headers.extend(fixed)
+        path = str(scope.get("path", ""))
+        in_app = path == APP_PATH_PREFIX or path.startswith(APP_PATH_PREFIX + "/")
+        headers.extend(app_fixed if in_app else fixed)
         # API answers carry tokens or personal data (or errors about them): no browser or proxy may keep a copy.
         if str(scope.get("path", "")).startswith("/api/") and not any(name.lower() == b"cache-control" for name, _ in headers):
             headers.append((b"cache-control", b"no-store"))

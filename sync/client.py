@@ -55,6 +55,7 @@ from sync.protocol import (
     Remove,
     ServerRequest,
     Upsert,
+    VoidEvent,
     list_checksum,
 )
 
@@ -153,6 +154,10 @@ def _mutation_touches(mutation: Mutation, entity: str, entity_id: str) -> bool:
     if isinstance(mutation, ServerRequest):
         value = mutation.args.get(f"{entity}_id")
         return value is not None and str(value) == entity_id
+    if isinstance(mutation, VoidEvent):
+        if entity == "address":
+            return str(mutation.address_id) == entity_id
+        return mutation.entity == entity and str(mutation.event_id) == entity_id
     if entity in EVENT_ENTITIES:
         return str(mutation.id) == entity_id
     if entity == "address":
@@ -450,6 +455,46 @@ class SyncClient:
         envelope = self._enqueue(edit)
         self.state.pending_edits.append(PendingEdit(edit=edit, seq=envelope.seq))
         return edit
+
+    def undo_last(self, address_id: int) -> RecordContactAttempt | RecordAnswer | VoidEvent | None:
+        """Undo this phone's latest contact attempt or answer at an address.
+
+        Still queued: it leaves the outbox (it never reached the server; a seq gap is allowed)
+        and is returned. Already sent: a correcting ``void_event`` is queued, the event disappears
+        from this phone at once, and the void is returned. None when there is nothing to undo.
+        Observations are not undone (they set safety flags, which only an organiser clears).
+        """
+        queued = [
+            e for e in self.state.outbox
+            if isinstance(e.mutation, (RecordContactAttempt, RecordAnswer)) and e.mutation.address_id == address_id
+        ]
+        if queued:
+            last = max(queued, key=lambda e: e.seq)
+            event = last.mutation
+            assert isinstance(event, (RecordContactAttempt, RecordAnswer))
+            self.state.outbox = [e for e in self.state.outbox if e.seq != last.seq]
+            self.state.local_events.pop(str(event.id), None)
+            return event
+        own = f"-{self.device_id}"
+        voided = {
+            str(e.mutation.event_id) for e in self.state.outbox if isinstance(e.mutation, VoidEvent)
+        }
+        latest: tuple[str, str, str] | None = None  # (at, entity, id)
+        for entity in ("contact_attempt", "answer"):
+            for key, data in self.events(entity).items():
+                at = str(data.get("at", ""))
+                if str(data.get("address_id")) != str(address_id) or not at.endswith(own) or key in voided:
+                    continue
+                if latest is None or at > latest[0]:
+                    latest = (at, entity, key)
+        if latest is None:
+            return None
+        _, entity, key = latest
+        void = VoidEvent(entity=entity, event_id=uuid.UUID(key), address_id=address_id, at=self.clock.now().encode())  # type: ignore[arg-type]
+        self._enqueue(void)
+        self.state.entities.get(entity, {}).pop(key, None)
+        self.state.local_events.pop(key, None)
+        return void
 
     def request(self, name: str, **args: Any) -> ServerRequest:
         """Queue a server-authoritative request (the server may refuse it)."""

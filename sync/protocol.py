@@ -177,7 +177,26 @@ class ServerRequest(Struct, frozen=True, tag="server_request", tag_field="op"):
     args: dict[str, Any] = {}
 
 
-Mutation = RecordContactAttempt | RecordAnswer | RecordObservation | EditField | ServerRequest
+VoidableEntity = Literal["contact_attempt", "answer", "observation"]
+
+
+class VoidEvent(Struct, frozen=True, tag="void_event", tag_field="op"):
+    """A correcting event: the event ``event_id`` (an ``entity`` recorded by the same user) is void.
+
+    Events are append-only, so an undo of a record that already reached the server is this new
+    mutation, not a deletion by the phone. Idempotent by ``event_id`` (voiding twice is
+    ``duplicate``). A voided event counts nowhere (tallies, follow-ups, exports) and reaches
+    phones as ``erase`` of that event id. Observations of ``do_not_visit`` and its clearing
+    cannot be voided (safety: only an organiser clears do-not-visit). See ``server/sync/voids.py``.
+    """
+
+    entity: VoidableEntity
+    event_id: uuid.UUID
+    address_id: EntityIdInt
+    at: HLCString
+
+
+Mutation = RecordContactAttempt | RecordAnswer | RecordObservation | EditField | ServerRequest | VoidEvent
 EVENT_TYPES: Final = (RecordContactAttempt, RecordAnswer, RecordObservation)
 EventMutation = RecordContactAttempt | RecordAnswer | RecordObservation
 

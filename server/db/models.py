@@ -322,6 +322,23 @@ class Street(Base):
     source: Mapped[str] = mapped_column(String(32), default="")
 
 
+class Building(Base):
+    """A building outline (OSM way or multipolygon with ``building=*``), drawn on maps with no tile server."""
+
+    __tablename__ = "buildings"
+    __table_args__ = (Index("ix_buildings_campaign_bbox", "campaign_id", "min_lon", "max_lon", "min_lat", "max_lat"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    building: Mapped[str] = mapped_column(String(32), default="yes")
+    geometry: Mapped[bytes] = mapped_column(LargeBinary)
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(32), default="")
+
+
 # ---------------------------------------------------------------- targets and walk lists
 
 
@@ -501,6 +518,26 @@ class Observation(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the phone's stamp was further ahead than the skew bound: kept as sent, received_at is the server's time
     time_untrusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class VoidedEvent(Base):
+    """A correcting event: an earlier contact attempt, answer or observation declared void by the
+    user who recorded it (``void_event``, ``server/sync/voids.py``). The voided event leaves its
+    table (so every tally, follow-up and export ignores it; the tallies' delete triggers take it
+    back) and is kept here as it was, with who voided it and when."""
+
+    __tablename__ = "voided_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(24))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    void_hlc: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    voided_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # ---------------------------------------------------------------- sync bookkeeping

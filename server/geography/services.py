@@ -395,8 +395,50 @@ async def import_streets(
         await session.execute(delete(Street).where(Street.campaign_id == campaign_id))
     written = await store_streets(session, campaign_id, lines, "osm")
     progress("streets", written, written)
+    buildings = await import_buildings(session, campaign_id, path, replace=replace, progress=progress)
     majors = int(lines["highway"].str.replace("_link", "").isin(["trunk", "primary", "secondary"]).sum())
-    return ImportReport(kind="streets", source=path.name, rows_read=len(lines), rows_written=written, details={"major_roads": majors})
+    return ImportReport(kind="streets", source=path.name, rows_read=len(lines), rows_written=written,
+                        details={"major_roads": majors, "buildings": buildings})
+
+
+async def import_buildings(
+    session: AsyncSession, campaign_id: int, path: Path, *, replace: bool = True, progress: Progress = _noop
+) -> int:
+    """Building outlines from the same OSM PBF (drawn on maps with no tile server); returns how many."""
+    from geo.buildings import BuildingReadError, read_building_outlines
+    from server.db.models import Building
+
+    try:
+        outlines = await _in_thread(read_building_outlines, path)
+    except (BuildingReadError, OSError, RuntimeError) as exc:
+        raise InvalidInput(f"Cannot read buildings from {path.name}: {exc}") from exc
+    if replace:
+        await session.execute(delete(Building).where(Building.campaign_id == campaign_id))
+    written = await store_buildings(session, campaign_id, outlines, "osm")
+    progress("buildings", written, written)
+    return written
+
+
+async def store_buildings(session: AsyncSession, campaign_id: int, outlines: gpd.GeoDataFrame, source: str) -> int:
+    """Insert building outlines (WGS84 polygons; column ``building``) for a campaign, with their bboxes."""
+    from server.db.models import Building
+
+    if len(outlines) == 0:
+        return 0
+    geoms = outlines.to_crs("EPSG:4326").geometry.to_numpy()
+    bounds = shapely.bounds(geoms)
+    wkb = shapely.to_wkb(geoms)
+    rows = [
+        {
+            "campaign_id": campaign_id, "building": str(kind or "yes")[:32], "geometry": wkb[i],
+            "min_lon": float(bounds[i, 0]), "min_lat": float(bounds[i, 1]), "max_lon": float(bounds[i, 2]), "max_lat": float(bounds[i, 3]),
+            "source": source,
+        }
+        for i, kind in enumerate(outlines["building"])
+    ]
+    for start in range(0, len(rows), 2000):
+        await session.execute(insert(Building), rows[start : start + 2000])
+    return len(rows)
 
 
 async def campaign_addresses_frame(session: AsyncSession, campaign_id: int) -> gpd.GeoDataFrame:

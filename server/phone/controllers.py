@@ -39,6 +39,7 @@ SHELL_FILES = (
     "js/sync-core.js",
     "js/hlc.js",
     "js/stores.js",
+    "js/tiles.js",
     "vendor/idb/idb.js",
     "vendor/leaflet/leaflet.js",
     "vendor/leaflet/leaflet.css",
@@ -180,9 +181,16 @@ class StreetLayerController(Controller):
         campaign_id: FromPath[int],
         db_session: DbSession,
         user: CurrentUser,
+        request: Request[Any, Any, Any],
         walk_list_id: FromQuery[int | None] = None,
         bbox: FromQuery[str | None] = None,
+        buildings: FromQuery[bool] = True,
     ) -> Response[bytes]:
-        """Simplified streets around a walk list (with its route) or in a bbox, as GeoJSON; cached."""
-        body = await street_layer(db_session, user, campaign_id, walk_list_id, bbox)
-        return Response(body, media_type="application/geo+json", headers={"cache-control": "private, max-age=3600"})
+        """Simplified streets and building outlines around a walk list (with its route) or in a bbox
+        (buildings only in views up to 0.05 degrees a side, or never with `buildings=false`), as
+        GeoJSON; cached; gzip when the client accepts it."""
+        body, compressed = await street_layer(db_session, user, campaign_id, walk_list_id, bbox, buildings=buildings)
+        headers = {"cache-control": "private, max-age=3600", "vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(compressed, media_type="application/geo+json", headers={**headers, "content-encoding": "gzip"})
+        return Response(body, media_type="application/geo+json", headers=headers)

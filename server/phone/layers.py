@@ -1,8 +1,14 @@
-"""The street layer: the campaign's imported streets as simplified GeoJSON, for maps with no tile server.
+"""The street layer: the campaign's imported streets and building outlines as simplified GeoJSON,
+for maps with no tile server.
 
-The canvasser app asks for the streets around one walk list (with the list's route); the
-console can ask for a bounding box. Street geometry is not personal data. Answers are cached
-in-process, keyed by campaign, request and the campaign's street count (a new import changes it).
+The canvasser app asks for the layer around one walk list (with the list's route); the console
+can ask for a bounding box (its view). Features carry ``properties.kind``: ``street`` (with
+``name``, ``highway``), ``building`` (with ``building``, the OSM value) and ``route``. Buildings
+are left out of a bbox wider than ``MAX_BUILDING_BBOX_DEG`` (the collection then says
+``"buildings": "zoom_in"``; else ``"included"``) or when ``buildings=false``; at most
+``MAX_BUILDINGS``. Geometry is not personal data. Answers are cached in-process (plain and
+gzip), keyed by campaign, request and the campaign's street and building counts and last ids (a
+new import changes them).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.security import AuthUser
-from server.db.models import Address, Assignment, Role, Street, WalkList, WalkListStop
+from server.db.models import Address, Assignment, Building, Role, Street, WalkList, WalkListStop
 from server.errors import Forbidden, InvalidInput, NotFound
 
 MARGIN_DEG = 0.0015
@@ -25,7 +31,10 @@ SIMPLIFY_DEG = 0.00001
 """About 1 m: invisible at street zoom, and drops most vertices of OSM ways."""
 MAX_BBOX_DEG = 0.2
 MAX_STREETS = 5000
-_CACHE: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+MAX_BUILDINGS = 8000
+MAX_BUILDING_BBOX_DEG = 0.05
+"""About 3.5 x 5.5 km in London: wider views get streets only (zoom in for buildings)."""
+_CACHE: OrderedDict[tuple[Any, ...], tuple[bytes, bytes]] = OrderedDict()
 _CACHE_SIZE = 64
 
 
@@ -65,10 +74,42 @@ async def _list_bounds(session: AsyncSession, user: AuthUser, campaign_id: int, 
     return walk_list, (row[0] - MARGIN_DEG, row[1] - MARGIN_DEG, row[2] + MARGIN_DEG, row[3] + MARGIN_DEG)
 
 
+async def _layer_version(session: AsyncSession, campaign_id: int) -> tuple[Any, ...]:
+    """What changes when streets or buildings are imported again (part of the cache key)."""
+    out: list[Any] = []
+    for model in (Street, Building):
+        row = (await session.execute(select(func.count(), func.max(model.id)).where(model.campaign_id == campaign_id))).one()
+        out += [row[0], row[1]]
+    return tuple(out)
+
+
+def _features(rows: list[Any], properties: Any, *, polygons: bool = False, view: Any = None) -> list[dict[str, Any]]:
+    """Simplified GeoJSON features (outlines keep their topology, so they stay valid polygons);
+    with ``view``, only those that meet it (the query matched bounding boxes)."""
+    if not rows:
+        return []
+    geoms = shapely.from_wkb([r.geometry for r in rows])
+    if view is not None:
+        keep = shapely.intersects(geoms, view)
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        geoms = geoms[keep]
+    geoms = shapely.simplify(geoms, SIMPLIFY_DEG, preserve_topology=polygons)
+    geoms = shapely.set_precision(geoms, 0.000001)
+    return [
+        {"type": "Feature", "geometry": mapping(geom), "properties": properties(row)}
+        for row, geom in zip(rows, geoms, strict=True)
+        if geom is not None and not geom.is_empty
+    ]
+
+
 async def street_layer(
-    session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int | None, bbox: str | None
-) -> bytes:
-    """GeoJSON FeatureCollection (bytes) of streets in a list's surroundings or a bbox, plus the list's route."""
+    session: AsyncSession, user: AuthUser, campaign_id: int, walk_list_id: int | None, bbox: str | None,
+    *, buildings: bool = True,
+) -> tuple[bytes, bytes]:
+    """GeoJSON FeatureCollection of streets and buildings in a list's surroundings or a bbox, plus
+    the list's route: (the bytes, the same gzip-compressed)."""
+    import gzip
+
     import msgspec
 
     if (walk_list_id is None) == (bbox is None):
@@ -81,34 +122,38 @@ async def street_layer(
     else:
         bounds = parse_bbox(bbox or "")
         key = (campaign_id, "bbox", bounds)
-    count = await session.scalar(select(func.count()).select_from(Street).where(Street.campaign_id == campaign_id))
-    key = (*key, count)
+    min_lon, min_lat, max_lon, max_lat = bounds
+    narrow = max_lon - min_lon <= MAX_BUILDING_BBOX_DEG and max_lat - min_lat <= MAX_BUILDING_BBOX_DEG
+    with_buildings = buildings and (walk_list_id is not None or narrow)
+    key = (*key, with_buildings, *(await _layer_version(session, campaign_id)))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    min_lon, min_lat, max_lon, max_lat = bounds
-    rows = (
-        await session.execute(
-            select(Street.name, Street.highway, Street.geometry)
-            .where(
-                Street.campaign_id == campaign_id,
-                Street.max_lon >= min_lon, Street.min_lon <= max_lon, Street.max_lat >= min_lat, Street.min_lat <= max_lat,
-            )
-            .limit(MAX_STREETS)
-        )
+
+    def within(model: Any) -> list[Any]:
+        return [model.campaign_id == campaign_id, model.max_lon >= min_lon, model.min_lon <= max_lon,
+                model.max_lat >= min_lat, model.min_lat <= max_lat]
+
+    streets = (
+        await session.execute(select(Street.name, Street.highway, Street.geometry).where(*within(Street)).limit(MAX_STREETS))
     ).all()
-    features: list[dict[str, Any]] = []
-    if rows:
-        geoms = shapely.simplify(shapely.from_wkb([r.geometry for r in rows]), SIMPLIFY_DEG, preserve_topology=False)
-        geoms = shapely.set_precision(geoms, 0.000001)
-        for row, geom in zip(rows, geoms, strict=True):
-            if geom is None or geom.is_empty:
-                continue
-            features.append({"type": "Feature", "geometry": mapping(geom), "properties": {"kind": "street", "name": row.name, "highway": row.highway}})
+    features = _features(streets, lambda r: {"kind": "street", "name": r.name, "highway": r.highway})
+    if with_buildings:
+        outlines = (
+            await session.execute(
+                select(Building.building, Building.geometry).where(*within(Building)).order_by(Building.id).limit(MAX_BUILDINGS)
+            )
+        ).all()
+        features += _features(outlines, lambda r: {"kind": "building", "building": r.building}, polygons=True,
+                              view=shapely.box(*bounds))
     if route:
         features.append({"type": "Feature", "geometry": mapping(shapely.set_precision(shapely.from_wkb(route), 0.000001)), "properties": {"kind": "route"}})
-    body = msgspec.json.encode({"type": "FeatureCollection", "bbox": list(bounds), "features": features})
-    _CACHE[key] = body
+    body = msgspec.json.encode({
+        "type": "FeatureCollection", "bbox": list(bounds), "buildings": "included" if with_buildings else "zoom_in",
+        "features": features,
+    })
+    answer = (body, gzip.compress(body, compresslevel=6, mtime=0))
+    _CACHE[key] = answer
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
-    return body
+    return answer

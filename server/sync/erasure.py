@@ -47,6 +47,7 @@ from server.db.models import (
     Observation,
     Person,
     Tombstone,
+    VoidedEvent,
     WalkListStop,
 )
 from server.dependencies import CurrentUser, DbSession
@@ -120,6 +121,7 @@ async def _erase_people(session: AsyncSession, campaign_id: int, people: list[Pe
     await session.execute(delete(Flag).where(Flag.campaign_id == campaign_id, Flag.person_key.in_(ids)))
     await _erase_field_history(session, "person", ids)
     await session.execute(delete(HeldMutation).where(HeldMutation.campaign_id == campaign_id, HeldMutation.person_id.in_(ids)))
+    await session.execute(delete(VoidedEvent).where(VoidedEvent.campaign_id == campaign_id, VoidedEvent.person_id.in_(ids)))
     await session.execute(delete(Person).where(Person.id.in_(ids)))
     for person in people:
         await _tombstone(session, campaign_id, "person", str(person.id), erased_by, person.address_id)
@@ -153,6 +155,7 @@ async def erase_address(session: AsyncSession, campaign_id: int, address_id: int
     await session.execute(delete(Flag).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id))
     await _erase_field_history(session, "address", [address_id])
     await session.execute(delete(HeldMutation).where(HeldMutation.campaign_id == campaign_id, HeldMutation.address_id == address_id))
+    await session.execute(delete(VoidedEvent).where(VoidedEvent.campaign_id == campaign_id, VoidedEvent.address_id == address_id))
     for stop_id in list(await session.scalars(select(WalkListStop.id).where(WalkListStop.address_id == address_id))):
         await _tombstone(session, campaign_id, "stop", str(stop_id), erased_by, address_id)
     await session.execute(delete(WalkListStop).where(WalkListStop.address_id == address_id))
@@ -165,6 +168,7 @@ async def erase_address(session: AsyncSession, campaign_id: int, address_id: int
 async def erase_held_mutations(session: AsyncSession, campaign_id: int) -> int:
     """Delete every kept mutation payload of a campaign (retention: they hold personal data)."""
     result = await session.execute(delete(HeldMutation).where(HeldMutation.campaign_id == campaign_id))
+    await session.execute(delete(VoidedEvent).where(VoidedEvent.campaign_id == campaign_id))  # voided events too
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -88,6 +88,7 @@ from sync.protocol import (
     RecordContactAttempt,
     RecordObservation,
     ServerRequest,
+    VoidEvent,
     flag_key,
     mutation_hlc,
 )
@@ -795,6 +796,10 @@ async def _dispatch(
         return await _apply_edit(session, context, mutation)
     if isinstance(mutation, ServerRequest):
         return await _apply_request(session, context, mutation)
+    if isinstance(mutation, VoidEvent):  # undo of a sent record: its own module
+        from server.sync.voids import apply_void
+
+        return await apply_void(session, context, mutation, untrusted)
     return await _apply_observation(session, context, mutation, untrusted)
 
 

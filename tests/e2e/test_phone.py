@@ -519,3 +519,129 @@ def test_upgrade_required_keeps_the_queue_until_the_app_is_reloaded(browser: Any
     phone.page.wait_for_function("() => window.canvassApp.core.outboxCount === 0 && !window.canvassApp.core.upgradeRequired")
     assert phone.page.locator("#upgrade-banner").count() == 0
     phone.close()
+
+
+def test_undo_of_a_sent_record_voids_it_on_the_server_and_in_results(browser: Any, live: Live) -> None:
+    """The list map shows streets and buildings. A knock already synced is undone from the door screen: a correcting void_event lands, the
+    attempt leaves the server's events and the list's results, and the phone no longer shows it."""
+    phone, _email, list_id = _volunteer(browser, live, "undo", 3)
+    page = phone.page
+    # no tile server: the map draws our own layer, streets and the demo town's building outlines
+    page.wait_for_selector("#map path.building", state="attached")
+    page.wait_for_selector("#map path.street", state="attached")
+    phone.shot("undo-01-map-buildings")
+    page.locator("#go-next").tap()
+    page.wait_for_selector("#door-address")
+    page.locator("button[data-outcome='refused']").tap()
+    page.wait_for_selector("#last-record")
+    phone.sync()
+    [(attempt_id,)] = _db_rows(live, "SELECT id FROM contact_attempts WHERE walk_list_id = :l", l=list_id)
+    page.reload()  # the door screen as it is after the sync
+    page.wait_for_selector("html[data-ready='1']")
+    assert "(sent)" in page.locator("#last-record").inner_text()
+    page.locator("#undo").tap()
+    page.wait_for_selector("#last-record", state="detached")  # gone from the phone at once
+    assert phone.outbox() == 1 and phone.idb()["outbox"][0][1]["mutation"]["op"] == "void_event"
+    phone.sync()
+    assert _db_rows(live, "SELECT id FROM contact_attempts WHERE walk_list_id = :l", l=list_id) == []
+    assert [str(r[0]) for r in _db_rows(live, "SELECT event_id FROM voided_events")] == [str(attempt_id)]
+    progress = live.api("GET", f"/api/campaigns/{live.campaign_id}/results/lists/{list_id}/progress")
+    assert progress.status_code == 200, progress.text
+    assert progress.json()["walk_list"]["attempts"] == 0, progress.json()
+    assert page.locator("#last-record").count() == 0
+    assert not phone.errors, phone.errors
+    phone.close()
+
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5f2f6a60000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def tile_server() -> Iterator[tuple[str, list[str]]]:
+    """A tile server on loopback (any /z/x/y.png is a 1x1 PNG, CORS allowed): its URL template and
+    request log (paths; a CORS request, the worker fetching ahead, is logged as "cors:" + path,
+    the map's own image requests as the plain path)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    log: list[str] = []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            log.append(("cors:" if self.headers.get("Origin") else "") + self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", str(len(PNG_1X1)))
+            self.end_headers()
+            self.wfile.write(PNG_1X1)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png", log
+    finally:
+        server.shutdown()
+
+
+LIST_TILE_URLS = """async () => {
+  const m = await import("/app/static/js/tiles.js");
+  return m.tileUrls(window.canvassApp.config.tile_url, m.listBounds(window.canvassApp.core));
+}"""
+CACHED_LIST_TILES = """async () => (await (await caches.open("canvass-tiles-lists")).keys()).map((r) => r.url)"""
+
+
+def test_tiles_of_assigned_lists_are_cached_for_offline_use(browser: Any, tile_server: tuple[str, list[str]], tmp_path: Path) -> None:
+    """With CANVASS_TILE_URL set, the service worker fetches the tiles covering the phone's lists
+    (zooms 14-18, each once, bounded), the map shows them offline, and they leave with the list."""
+    template, log = tile_server
+    with live_server(tmp_path, "sqlite", extra_env={"CANVASS_TILE_URL": template}) as live:
+        phone = Phone(browser, live, "tiles")
+        phone.open("/app/")
+        phone.wait_worker()
+        phone, _email, list_id = _volunteer(browser, live, "tiles", 4, phone=phone)
+        page = phone.page
+        page.wait_for_function("() => window.canvassApp.tiles !== null && window.canvassApp.tiles.cached > 0", timeout=120_000)
+        wanted = page.evaluate(LIST_TILE_URLS)
+        assert 10 < len(wanted) <= 2000
+        assert {int(u.split("/")[3]) for u in wanted} == {14, 15, 16, 17, 18}
+        assert page.evaluate("() => window.canvassApp.tiles") == {"cached": len(wanted), "failed": 0}
+        assert sorted(page.evaluate(CACHED_LIST_TILES)) == sorted(wanted)
+        def fetched_ahead() -> list[str]:
+            return [p for p in log if p.startswith("cors:")]
+
+        prefetched = fetched_ahead()
+        assert sorted(prefetched) == sorted({"cors:/" + u.split("/", 3)[3] for u in wanted})  # each fetched once
+        page.evaluate("() => { window.canvassApp.tiles = null; }")
+        phone.sync()  # again: the worker answers, and fetches nothing it holds
+        page.wait_for_function("() => window.canvassApp.tiles !== null", timeout=60_000)
+        assert page.evaluate("() => window.canvassApp.tiles") == {"cached": len(wanted), "failed": 0}
+        assert fetched_ahead() == prefetched
+
+        all_loaded = "() => document.querySelectorAll('#map img.leaflet-tile:not(.leaflet-tile-loaded)').length === 0"
+        page.wait_for_function(all_loaded)  # online, the map has seen its tiles (the edge ones are kept as seen)
+        phone.context.set_offline(True)
+        before = len(log)
+        page.reload()
+        page.wait_for_selector("html[data-ready='1']")
+        page.wait_for_selector("#map img.leaflet-tile-loaded", state="attached")
+        shown = page.evaluate("() => [...document.querySelectorAll('#map img.leaflet-tile-loaded')].map((i) => i.src)")
+        assert shown and set(shown) & set(wanted)  # the list's tiles (and any seen at its edge) from the caches
+        page.wait_for_function(all_loaded)
+        assert len(log) == before  # offline: every tile came from the phone's cache
+        phone.shot("tiles-offline-map")
+
+        phone.context.set_offline(False)
+        live.assign(list_id, "canvasser2@demo.canvass")  # the list leaves the phone, and its tiles with it
+        phone.sync()
+        page.wait_for_function("() => window.canvassApp.tiles.cached === 0", timeout=60_000)
+        assert page.evaluate(CACHED_LIST_TILES) == []
+        assert not phone.errors, phone.errors
+        phone.close()

@@ -125,7 +125,8 @@ def live_server(folder: Path, backend: str = "sqlite", extra_env: dict[str, str]
     else:
         url = f"sqlite:///{folder / 'canvass.sqlite3'}"
     env = dict(os.environ, CANVASS_DATABASE_URL=url, CANVASS_SECRET_KEY=secrets.token_urlsafe(48), CANVASS_TILE_URL="",
-               CANVASS_AUTH_RATE_PER_MINUTE="10000", CANVASS_SYNC_RATE_PER_MINUTE="100000", PYTHONPATH=str(ROOT), **(extra_env or {}))
+               CANVASS_AUTH_RATE_PER_MINUTE="10000", CANVASS_SYNC_RATE_PER_MINUTE="100000", PYTHONPATH=str(ROOT))
+    env.update(extra_env or {})  # may set what the defaults above set (CANVASS_TILE_URL)
     env.pop("DATABASE_URL", None)
     server = None
     log_path = folder / f"server-{backend}.log"

@@ -169,6 +169,28 @@ test("a record the server can never apply is dropped from the outbox and explain
   assert.match(plainReason(rejection.reason), /does not know this door/);
 });
 
+test("undo of a record already sent: a void_event; the record leaves the server and every phone", async () => {
+  const phone = await newPhone(new FlakyNetwork(Math.random));
+  const other = await newPhone(new FlakyNetwork(Math.random)); // the same canvasser's second phone
+  assert.ok((await phone.pull()).ok && (await other.pull()).ok);
+  const door = phone.stopsOf(LIST)[3].address_id;
+  const knock = await phone.recordContact(door, "inaccessible", { walkListId: LIST });
+  let { pushed } = await phone.sync();
+  assert.ok(pushed.ok && phone.outboxCount === 0, phone.lastError);
+  assert.ok((await other.sync()).pulled.ok);
+  assert.ok(other.eventsOf("contact_attempt").some((e) => e.id === knock.id), "the other phone got the record");
+  assert.equal(await phone.undoLast(door), "voided");
+  assert.ok(!phone.eventsOf("contact_attempt").some((e) => e.id === knock.id), "hidden at once");
+  ({ pushed } = await phone.sync());
+  assert.ok(pushed.ok && phone.outboxCount === 0 && phone.rejections.size === 0, phone.lastError);
+  assert.ok((await other.sync()).pulled.ok);
+  assert.ok(!other.eventsOf("contact_attempt").some((e) => e.id === knock.id), "the void reached the other phone");
+  const fresh = await newPhone(new FlakyNetwork(Math.random));
+  assert.ok((await fresh.pull()).ok);
+  assert.ok(!fresh.eventsOf("contact_attempt").some((e) => e.id === knock.id), "a new phone never sees it");
+  assert.equal(await phone.undoLast(door), null, "nothing more of this phone's to undo there");
+});
+
 test("property: lossy, duplicating, reordering network; phones converge, nothing acknowledged is lost, replays change nothing", async () => {
   const command = fc.oneof(
     fc.record({ kind: fc.constant("knock"), door: fc.nat(30), outcome: fc.constantFrom("spoke", "not_home", "refused") }),

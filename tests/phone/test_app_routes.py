@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import Address, Assignment, Street, WalkList, WalkListStop
+from server.db.models import Address, Assignment, Building, Street, WalkList, WalkListStop
 from server.phone.controllers import SHELL_FILES, STATIC_DIR
 from server.settings import Settings
 from tests.conftest import World
@@ -29,6 +29,16 @@ async def test_app_page_is_served_inside_the_worker_scope_without_inline_script(
     assert not re.search(r"\son[a-z]+=", html) and "javascript:" not in html and "style=" not in html
     join = await client.get("/app/join?code=ABCD2345")
     assert join.status_code == 200 and join.text == html
+
+
+async def test_the_app_may_ask_for_the_position_and_nothing_else_may(client: AsyncTestClient[Litestar]) -> None:
+    """The list map shows the canvasser's position (Geolocation, asked by the app's own page): the
+    app's pages allow geolocation for our origin only; the console and the API keep it off."""
+    for path in ("/app/", "/app/join"):
+        policy = (await client.get(path)).headers["permissions-policy"]
+        assert "geolocation=(self)" in policy and "camera=()" in policy and "microphone=()" in policy, (path, policy)
+    for path in ("/console/", "/ready"):
+        assert "geolocation=()" in (await client.get(path)).headers["permissions-policy"], path
 
 
 async def test_old_join_links_lead_to_the_app(client: AsyncTestClient[Litestar]) -> None:
@@ -126,6 +136,54 @@ async def test_street_layer_for_a_list_and_a_bbox(
         assert bad.headers["content-type"].startswith("application/problem+json")
     outsider = await client.get(base, params={"bbox": "-1.55,51.95,-1.45,52.05"}, headers=world.auth("other_canvasser"))
     assert outsider.status_code == 403
+
+
+async def test_street_layer_draws_buildings_in_narrow_views_and_gzips(
+    client: AsyncTestClient[Litestar], world: World, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Building outlines near the list come with the streets (valid, simplified polygons); a wide
+    console view gets streets only and says so; `buildings=false` leaves them out; gzip on request;
+    a new import (more buildings) is not hidden by the cache."""
+    mine, _other = await _street_world(sessionmaker, world)
+    base = f"/api/campaigns/{world.campaign_a}/streets.geojson"
+
+    async def add_building(lon: float) -> None:
+        outline = shapely.Polygon([(lon, 52.0001), (lon + 0.0001, 52.0001), (lon + 0.0001, 52.0002),
+                                   (lon + 0.00005, 52.00020001), (lon, 52.0002)])
+        async with sessionmaker() as session:
+            minx, miny, maxx, maxy = outline.bounds
+            session.add(Building(campaign_id=world.campaign_a, building="house", geometry=shapely.to_wkb(outline),
+                                 min_lon=minx, min_lat=miny, max_lon=maxx, max_lat=maxy, source="test"))
+            far = shapely.box(-1.0, 53.0, -0.9999, 53.0001)
+            session.add(Building(campaign_id=world.campaign_a, building="house", geometry=shapely.to_wkb(far),
+                                 min_lon=-1.0, min_lat=53.0, max_lon=-0.9999, max_lat=53.0001, source="test"))
+            await session.commit()
+
+    await add_building(-1.4995)
+    response = await client.get(base, params={"walk_list_id": mine}, headers={**world.auth("canvasser"), "Accept-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-encoding"] == "gzip"
+    layer = response.json()
+    assert layer["buildings"] == "included"
+    outlines = [f for f in layer["features"] if f["properties"]["kind"] == "building"]
+    assert [f["properties"]["building"] for f in outlines] == ["house"]  # the far one is outside the view
+    ring = outlines[0]["geometry"]["coordinates"][0]
+    assert outlines[0]["geometry"]["type"] == "Polygon" and len(ring) == 5  # the near-collinear vertex dropped
+    assert shapely.geometry.shape(outlines[0]["geometry"]).is_valid
+    plain = await client.get(base, params={"walk_list_id": mine}, headers={**world.auth("canvasser"), "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == layer
+
+    narrow = await client.get(base, params={"bbox": "-1.51,51.99,-1.49,52.01"}, headers=world.auth("organiser"))
+    assert [f["properties"]["kind"] for f in narrow.json()["features"]].count("building") == 1
+    wide = await client.get(base, params={"bbox": "-1.55,51.95,-1.45,52.05"}, headers=world.auth("organiser"))
+    assert wide.json()["buildings"] == "zoom_in"
+    assert [f["properties"]["kind"] for f in wide.json()["features"]] == ["street"]
+    off = await client.get(base, params={"bbox": "-1.51,51.99,-1.49,52.01", "buildings": "false"}, headers=world.auth("organiser"))
+    assert [f["properties"]["kind"] for f in off.json()["features"]] == ["street"]
+
+    await add_building(-1.4990)  # a new import: the cached answer is not served
+    again = await client.get(base, params={"walk_list_id": mine}, headers=world.auth("canvasser"))
+    assert [f["properties"]["kind"] for f in again.json()["features"]].count("building") == 2
 
 
 async def test_street_layer_answers_a_device_token(

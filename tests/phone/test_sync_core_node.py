@@ -18,7 +18,7 @@ import pytest
 from tests.phone.live import PASSWORD, ROOT, Live, live_server
 
 HERE = Path(__file__).resolve().parent
-NODE_TESTS = ("sync_core_unit.test.mjs", "sync_core_server.test.mjs")
+NODE_TESTS = ("sync_core_unit.test.mjs", "tiles_unit.test.mjs", "sync_core_server.test.mjs")
 CONTRACT_TESTS = ("sync_core_contract.test.mjs",)
 
 

@@ -7,6 +7,7 @@ import { openIdbStore } from "./stores.js";
 import { SyncCore } from "./sync-core.js";
 import { renderRoute, renderStatus, toast } from "./ui.js";
 import { t } from "./strings.js";
+import { cacheListTiles } from "./tiles.js";
 
 const SYNC_INTERVAL_MS = 60_000;
 const AFTER_RECORD_MS = 3_000;
@@ -15,6 +16,7 @@ const app = {
   core: null,
   config: { tile_url: "", tile_attribution: "" },
   syncing: false,
+  tiles: null, // the service worker's last answer about the lists' tiles ({cached, failed})
   retryTimer: null,
   soonTimer: null,
   installPrompt: null,
@@ -35,7 +37,10 @@ const app = {
     const failed = (result?.pushed && !result.pushed.ok) || (result?.pulled && !result.pulled.ok);
     if (failed && core.retryDelayMs > 0) app.retryTimer = setTimeout(() => app.syncNow(), Math.max(1000, core.retryDelayMs));
     renderStatus(app);
-    if (!failed) rerenderIfBrowsing();
+    if (!failed) {
+      rerenderIfBrowsing();
+      cacheListTiles(app); // with a tile URL: keep the lists' tiles for offline use
+    }
     return result;
   },
   /** A record was made: sync a little later if the phone is online (many taps, one push). */
@@ -75,6 +80,10 @@ async function start() {
   app.core.subscribe(() => renderStatus(app));
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).catch(() => {});
+    navigator.serviceWorker.addEventListener("message", (event) => {
+      if (event.data?.type === "tiles-cached") app.tiles = { cached: event.data.cached, failed: event.data.failed };
+    });
+    navigator.serviceWorker.addEventListener("controllerchange", () => cacheListTiles(app));
   }
   window.addEventListener("beforeinstallprompt", (event) => {
     event.preventDefault();

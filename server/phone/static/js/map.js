@@ -1,6 +1,6 @@
 // The list map (Leaflet): tiles when the server has a tile URL (the service worker keeps the
-// ones seen), else our own street layer from /api/campaigns/{id}/streets.geojson, kept in the
-// store for offline use. Route, numbered stops, the next door highlighted, and the phone's
+// ones seen), else our own layer from /api/campaigns/{id}/streets.geojson (streets and building
+// outlines), kept in the store for offline use. Route, numbered stops, the next door highlighted, and the phone's
 // position only while the map is open (never sent anywhere).
 
 let current = null;
@@ -69,7 +69,7 @@ export async function showListMap(app, element, listId, doors, next) {
   const state = { map, watch: null };
   current = state;
   const points = doors.filter((d) => d.address.lat != null).map((d) => [d.address.lat, d.address.lon]);
-  if (points.length) map.fitBounds(points, { padding: [20, 20] });
+  if (points.length) map.fitBounds(points, { padding: [20, 20], maxZoom: 18 }); // street level, as the tiles kept offline
   else map.setView([51.5, -0.1], 15);
   if (app.config.tile_url) {
     L.tileLayer(app.config.tile_url, { attribution: app.config.tile_attribution, maxZoom: 19 }).addTo(map);
@@ -82,8 +82,13 @@ export async function showListMap(app, element, listId, doors, next) {
       if (feature.properties?.kind === "route") route = feature;
     }
     if (!app.config.tile_url) {
-      L.geoJSON({ type: "FeatureCollection", features: (layer.features || []).filter((f) => f.properties?.kind === "street") }, {
-        style: (f) => ({ color: ["primary", "secondary", "trunk"].includes(f.properties.highway) ? "#555" : "#999", weight: 3 }),
+      const of = (kind) => ({ type: "FeatureCollection", features: (layer.features || []).filter((f) => f.properties?.kind === kind) });
+      L.geoJSON(of("building"), {
+        style: () => ({ className: "building", color: "#8a8a8a", weight: 1, fillColor: "#d6d0c4", fillOpacity: 0.9 }),
+        interactive: false,
+      }).addTo(map);
+      L.geoJSON(of("street"), {
+        style: (f) => ({ className: "street", color: ["primary", "secondary", "trunk"].includes(f.properties.highway) ? "#555" : "#999", weight: 3 }),
         interactive: false,
       }).addTo(map);
     }

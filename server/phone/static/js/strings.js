@@ -74,7 +74,7 @@ export const STRINGS = {
   sent: "sent",
   undoLast: "Undo last",
   undone: "Last record undone",
-  undoSent: "Already sent: record the right outcome instead (it will count as the latest).",
+  nothingToUndo: "Nothing of yours to undo at this door.",
   doNotVisitWarning: "Do not knock: this household asked not to be visited.",
   movedAwayWarning: "Someone here has moved away.",
   people: "People at this address",

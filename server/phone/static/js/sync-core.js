@@ -19,6 +19,7 @@ export const EDITABLE_FIELDS = {
   address: ["household_note", "access_note"],
 };
 const EVENT_OPS = { record_contact_attempt: "contact_attempt", record_answer: "answer", record_observation: "observation" };
+const VOIDABLE = ["contact_attempt", "answer"]; // events a phone may void once sent (void_event)
 const RETRYABLE = new Set(["network", "server", "rate_limited"]);
 
 /** 16 lowercase hex characters from a crypto-random source (the install's HLC node id). */
@@ -80,6 +81,10 @@ function touches(mutation, entity, id) {
   if (mutation.op === "server_request") {
     const value = mutation.args?.[`${entity}_id`];
     return value != null && String(value) === id;
+  }
+  if (mutation.op === "void_event") {
+    if (entity === "address") return String(mutation.address_id) === id;
+    return mutation.entity === entity && String(mutation.event_id) === id;
   }
   if (EVENT_OPS[mutation.op] === entity) return String(mutation.id) === id;
   if (entity === "address") return String(mutation.address_id) === id;
@@ -402,19 +407,40 @@ export class SyncCore {
   }
 
   /**
-   * Undo this phone's last event at an address while it is still queued: it never reached the
-   * server, so it leaves the outbox (a seq gap is allowed). Once sent, events are append-only:
-   * returns false and the canvasser records the right outcome, which then counts as latest.
+   * Undo this phone's last record at an address. Still queued: it leaves the outbox (it never
+   * reached the server; a seq gap is allowed): "withdrawn". Already sent: events are append-only,
+   * so a correcting `void_event` is queued and the event disappears from this phone at once (its
+   * id is remembered as erased, as the server's `erase` of it will say): "voided". Only contact
+   * attempts and answers are voided once sent (observations set safety flags, which only an
+   * organiser clears). Null when there is nothing of this phone's to undo there.
    */
   async undoLast(addressId) {
+    const A = String(addressId);
     let last = null;
     for (const envelope of this.outbox.values()) {
       const m = envelope.mutation;
-      if (EVENT_OPS[m.op] && String(m.address_id) === String(addressId) && (!last || envelope.seq > last.seq)) last = envelope;
+      if (EVENT_OPS[m.op] && String(m.address_id) === A && (!last || envelope.seq > last.seq)) last = envelope;
     }
-    if (!last) return false;
-    await this._commit([["outbox", last.seq, undefined], ["events", last.mutation.id, undefined]]);
-    return true;
+    if (last) {
+      await this._commit([["outbox", last.seq, undefined], ["events", last.mutation.id, undefined]]);
+      return "withdrawn";
+    }
+    const own = `-${this.nodeId}`;
+    const voided = new Set();
+    for (const envelope of this.outbox.values()) if (envelope.mutation.op === "void_event") voided.add(envelope.mutation.event_id);
+    let latest = null;
+    for (const entity of VOIDABLE) {
+      for (const e of this.eventsOf(entity)) {
+        const at = String(e.at ?? "");
+        if (String(e.address_id) !== A || !at.endsWith(own) || voided.has(e.id)) continue;
+        if (!latest || at > latest.at) latest = { at, entity, id: String(e.id) };
+      }
+    }
+    if (!latest) return null;
+    const key = ekey(latest.entity, latest.id);
+    const mutation = { op: "void_event", entity: latest.entity, event_id: latest.id, address_id: Number(addressId), at: this.clock.now() };
+    await this._enqueue(mutation, () => [["entities", key, undefined], ["events", latest.id, undefined], ["erased", key, true]]);
+    return "voided";
   }
 
   // ------------------------------------------------------------------ network

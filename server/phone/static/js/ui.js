@@ -355,7 +355,8 @@ export function renderDoor(app, listId, addressId) {
       h("span", {}, `${t("recorded", { what: STRINGS.outcomes[lastAttempt.outcome] || lastAttempt.outcome })} (${lastAttempt.queued ? t("queued") : t("sent")})`),
       h("button", { type: "button", class: "danger", id: "undo", onclick: async () => {
         const undone = await core.undoLast(addressId);
-        toast(undone ? t("undone") : t("undoSent"));
+        if (undone === "voided") app.syncSoon();
+        toast(undone ? t("undone") : t("nothingToUndo"));
         redraw();
       } }, t("undoLast"))) : null,
     peopleSet,
