@@ -1,7 +1,7 @@
 """voided events (undo of a sent record) and building outlines (maps with no tile server)
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-02 15:00:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0017'
-down_revision: str | Sequence[str] | None = '0012'
+down_revision: str | Sequence[str] | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
