@@ -34,6 +34,7 @@ from server.results.tallies import fold_periodically
 from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, SettingsError, get_settings
 from server.strict_bodies import refuse_loose_json_bodies
+from server.surveys.controllers import SurveyController
 from server.sync.controllers import SyncController
 from server.sync.erasure import ErasureController
 from server.sync.review import ConflictReviewController
@@ -54,6 +55,7 @@ ROUTE_HANDLERS = [
     AreaController,
     TargetingController,
     WalkListController,
+    SurveyController,
     SyncController,
     ConflictReviewController,
     ErasureController,
