@@ -123,7 +123,7 @@ async def test_special_category_questions_are_refused_with_the_rule(client: Asyn
     [
         ({"key": "early", "text": "Early?", "kind": "yes_no", "show_if": {"question": "later", "equals": ["Yes"]}}, "not an earlier question"),
         ({"key": "early", "text": "Early?", "kind": "yes_no", "show_if": {"question": "vote", "equals": ["Purple"]}}, "not an answer"),
-        ({"key": "pick", "text": "Pick", "kind": "choice", "options": ["Only"]}, "at least two choices"),
+        ({"key": "pick", "text": "Pick", "kind": "multiple_choice"}, "at least one choice"),
         ({"key": "rate", "text": "Rate", "kind": "scale"}, "needs a min and a max"),
         ({"key": "vote", "text": "Again", "kind": "yes_no"}, "appears twice"),
     ],
@@ -182,7 +182,8 @@ async def test_publishing_reaches_phones_and_old_versions_still_sync(
     # a new phone's first pull gets only the active version; an archived one leaves phones
     fresh = await register_phone(client, world, "canvasser", world.campaign_a)
     assert (await fresh.pull()).ok
-    assert fresh.ids("survey") == {str(draft["id"])}
+    # (it may also get the superseded version's last change, inactive, when that change is within its snapshot horizon)
+    assert {i for i in fresh.ids("survey") if fresh.get("survey", i)["is_active"]} == {str(draft["id"])}  # type: ignore[index]
     await client.post(f"{base}/{draft['id']}/archive", headers=organiser)
     assert (await fresh.pull()).ok
     assert fresh.get("survey", draft["id"])["is_active"] is False  # type: ignore[index]

@@ -156,8 +156,8 @@ def validate_questions(questions: Iterable[Mapping[str, Any]]) -> None:
             raise InvalidInput(f"Question {key!r} has an unknown kind {question.get('kind')!r}.")
         kind = QUESTION_KINDS[str(question["kind"])]
         choices = _choices(question)
-        if kind in ("choice", "multiple_choice") and len(choices) < 2:
-            raise InvalidInput(f"Question {key!r} needs at least two choices.")
+        if kind in ("choice", "multiple_choice") and not choices:
+            raise InvalidInput(f"Question {key!r} needs at least one choice.")
         if len({str(c) for c in choices}) != len(choices):
             raise InvalidInput(f"Question {key!r} lists a choice twice.")
         if kind in ("scale", "number"):

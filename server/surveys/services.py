@@ -195,3 +195,56 @@ def export_body(row: Survey) -> dict[str, Any]:
     body = SurveyBody(name=out.name, questions=out.questions, script=out.script, outcomes=out.outcomes, translations=out.translations)
     data: dict[str, Any] = msgspec.to_builtins(body)
     return {k: v for k, v in data.items() if v not in (None, {}, [])} | {"name": out.name, "questions": data["questions"]}
+
+
+# ------------------------------------------------------------------ files (CLI import/export)
+
+
+def read_survey_file(text: str, name: str) -> SurveyBody:
+    """A survey file (YAML or JSON, told by the extension, else by content) as a draft's content; one-line errors."""
+    import yaml
+
+    lowered = name.lower()
+    try:
+        if lowered.endswith(".json"):
+            data: Any = msgspec.json.decode(text.encode())
+        else:
+            data = yaml.safe_load(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"{name} is not valid JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidInput(f"{name} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{name} must hold one survey: a mapping with name and questions.")
+    try:
+        return msgspec.convert(data, SurveyBody)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{name}: {exc}".replace("`$.", "`").replace("`$", "`survey")) from None
+
+
+def write_survey_file(row: Survey, fmt: str) -> str:
+    """A version's content as YAML or JSON text (importable as it is)."""
+    import yaml
+
+    body = export_body(row)
+    if fmt == "json":
+        return msgspec.json.format(msgspec.json.encode(body), indent=2).decode() + "\n"
+    return str(yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100))
+
+
+async def find_version(session: AsyncSession, campaign_id: int, ref: str | None) -> Survey:
+    """A version by id or name (its newest), else the campaign's active version."""
+    query = select(Survey).where(Survey.campaign_id == campaign_id)
+    if ref is None:
+        query = query.where(Survey.is_active.is_(True))
+    elif ref.isdigit():
+        query = query.where(Survey.id == int(ref))
+    else:
+        query = query.where(Survey.name == ref)
+    row = (await session.scalars(query.order_by(Survey.version.desc()))).first()
+    if row is None:
+        raise NotFound("No published survey in this campaign (name one with --survey)." if ref is None else f"No survey {ref!r} in this campaign.")
+    return row
