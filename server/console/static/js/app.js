@@ -5,8 +5,9 @@ import { $, el, showError, clearError, setStatus, guarded } from "./ui.js";
 import { initPlan, loadPlan, showPlan, resetPlan, setPlanEditing } from "./plan.js";
 import { initLists, loadLists, loadMembers } from "./lists.js";
 import { initResults, loadResults, showResults, resetResults } from "./results.js";
+import { initSurveys, loadSurveys, resetSurveys } from "./surveys.js";
 
-const VIEWS = ["plan", "lists", "results", "live", "people"];
+const VIEWS = ["plan", "lists", "surveys", "results", "live", "people"];
 const ORGANISER_ROLES = ["admin", "organiser"];
 
 const state = {
@@ -44,6 +45,7 @@ async function loadView(view) {
     if (view === "plan") await loadPlan();
     if (view === "lists") { if (!state.members.length) await guarded("People", loadMembers); await loadLists(); }
     if (view === "results") await loadResults();
+    if (view === "surveys") await loadSurveys();
     if (view === "people") await loadMembers();
     setStatus("");
   } catch (err) {
@@ -58,6 +60,7 @@ function signedOut(message) {
   state.loaded.clear();
   resetPlan();
   resetResults();
+  resetSurveys();
   $("#tabs").hidden = true;
   $("#session").hidden = true;
   for (const name of VIEWS) $(`#view-${name}`).hidden = true;
@@ -73,10 +76,12 @@ async function chooseCampaign(campaignId) {
   state.members = [];
   resetPlan();
   resetResults();
+  resetSurveys();
   const organiser = ORGANISER_ROLES.includes(state.role);
   // Leads review; organisers plan. Tabs a role cannot use are hidden (the server enforces it anyway).
   document.querySelector('#tabs [data-view="plan"]').hidden = !organiser && state.role !== "lead";
   document.querySelector('#tabs [data-view="lists"]').hidden = !organiser;
+  document.querySelector('#tabs [data-view="surveys"]').hidden = !organiser && state.role !== "lead";
   document.querySelector('#tabs [data-view="people"]').hidden = !organiser && state.role !== "lead";
   $("#user-form").hidden = !organiser;
   $("#joincode-form").hidden = !organiser;
@@ -147,6 +152,7 @@ async function boot() {
   initPlan(state);
   initLists(state);
   initResults(state);
+  initSurveys(state);
   setSignedOutHandler(signedOut);
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);
