@@ -109,6 +109,7 @@ def test_organiser_builds_and_publishes_a_survey_a_phone_pulls_it(browser: Any, 
     assert "Spring doorstep" in table and table.count("(phones use this)") == 1
     # a published version is read-only in the editor
     assert page.locator("#survey-name").is_disabled()
+    assert "null" not in page.locator("#survey-editor").inner_text()
     # the refused save (422) and the sign-in check on page load (401) are the only failed requests
     unexpected = [e for e in errors if "status of 401" not in e and "status of 422" not in e]
     assert not unexpected, unexpected

@@ -224,7 +224,7 @@ function render() {
       oninput: (e) => { tr.script = e.target.value; } }, tr.script || ""));
   });
   const title = editing.id ? `${body.name} v${editing.version} (${editing.status})` : "New survey (not saved yet)";
-  box.replaceChildren(
+  box.replaceChildren(el("div", {},
     el("h3", { id: "survey-editor-title" }, title),
     readOnly && canEdit ? el("p", { class: "hint" }, "Published and archived versions never change (answers keep the version they were given under): start a new version to edit.") : null,
     field("Survey name", el("input", { id: "survey-name", value: body.name, maxlength: 200, disabled: readOnly, oninput: (e) => { body.name = e.target.value; } })),
@@ -239,7 +239,7 @@ function render() {
       el("button", { type: "button", id: "survey-save", onclick: () => guarded("Saving the draft", save) }, "Save draft"),
       el("button", { type: "button", id: "survey-publish", class: "primary", onclick: () => guarded("Publishing", publish) }, "Publish to phones")),
     el("p", { id: "survey-result", "aria-live": "polite" }),
-  );
+  ));
 }
 
 function payload() {
