@@ -24,6 +24,21 @@ def test_survey_verbs_have_help(verb: list[str]) -> None:
     assert "Usage" in result.output and "--campaign" in result.output
 
 
+def test_the_guides_example_file_is_a_valid_survey() -> None:
+    """The YAML example in docs/organisers-guide.md imports as it is (the docs stay true)."""
+    import re
+
+    from server.surveys.services import check_body, read_survey_file
+    from tests.conftest import REPO_ROOT
+
+    guide = (REPO_ROOT / "docs" / "organisers-guide.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", guide, re.S)
+    assert example is not None
+    body = read_survey_file(example.group(1), "example.yaml")
+    check_body(body)
+    assert [q.key for q in body.questions] == ["vote", "poster", "household"]
+
+
 async def test_export_then_import_round_trip(client: AsyncTestClient[Litestar], world: World, db_url: str, tmp_path: Path) -> None:
     base = f"/api/campaigns/{world.campaign_a}/surveys"
     draft = (await client.post(base, json=doorstep(), headers=world.auth("organiser"))).json()
