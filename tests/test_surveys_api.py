@@ -189,6 +189,21 @@ async def test_publishing_reaches_phones_and_old_versions_still_sync(
     assert fresh.get("survey", draft["id"])["is_active"] is False  # type: ignore[index]
 
 
+async def test_surveys_made_before_the_editor_are_listed(client: AsyncTestClient[Litestar], world: World, town: Town) -> None:
+    """The sync tests' survey has no question texts and a `choices` list: the editor shows it all the same."""
+    listed = await client.get(f"/api/campaigns/{world.campaign_a}/surveys", headers=world.auth("lead"))
+    assert listed.status_code == 200, listed.text
+    (survey,) = listed.json()
+    assert (survey["status"], survey["is_active"]) == ("published", True)
+    assert [(q["key"], q["text"], q["kind"]) for q in survey["questions"]] == [
+        ("vote", "vote", "choice"), ("certainty", "certainty", "scale"), ("poster", "poster", "yes_no")]
+    assert survey["questions"][0]["options"] == ["lab", "con", "grn"]
+    # its next version starts as a copy, in the editor's shapes
+    copy = await client.post(f"/api/campaigns/{world.campaign_a}/surveys/versions", json={"from_survey_id": survey["id"]}, headers=world.auth("organiser"))
+    assert copy.status_code == 201, copy.text
+    assert (copy.json()["version"], copy.json()["status"]) == (2, "draft")
+
+
 async def test_an_answer_naming_a_draft_is_refused(client: AsyncTestClient[Litestar], world: World, town: Town) -> None:
     draft = (await client.post(f"/api/campaigns/{world.campaign_a}/surveys", json=doorstep(), headers=world.auth("organiser"))).json()
     phone = await register_phone(client, world, "canvasser", world.campaign_a)

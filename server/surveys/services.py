@@ -29,9 +29,14 @@ def _question(raw: dict[str, Any]) -> Question:
     """A stored question as the API shape (older rows may spell kinds differently or carry extra fields)."""
     data = {k: v for k, v in raw.items() if k in Question.__struct_fields__}
     data["kind"] = QUESTION_KINDS.get(str(raw.get("kind")), "text")
+    data["text"] = str(raw.get("text") or raw.get("label") or raw.get("key") or "?")
     if "options" not in data and raw.get("choices"):
         data["options"] = [str(c) for c in raw["choices"]]
-    return msgspec.convert(data, Question)
+    try:
+        return msgspec.convert(data, Question)
+    except msgspec.ValidationError:  # a row made before the editor's rules (a key like "Q1"): shown as it is
+        return Question(key=str(raw.get("key")), text=data["text"], kind=data["kind"],
+                        options=[str(o) for o in data.get("options") or []])
 
 
 def survey_out(row: Survey, answers: int = 0) -> SurveyOut:
@@ -128,10 +133,9 @@ async def create_draft(session: AsyncSession, campaign_id: int, body: SurveyBody
 
 async def new_version(session: AsyncSession, campaign_id: int, from_id: int, user: AuthUser | None) -> SurveyOut:
     """A draft of the next version with the content of ``from_id``."""
-    source = await get_row(session, campaign_id, from_id)
-    body = msgspec.convert(
-        {"name": source.name, "questions": source.questions, "script": source.script, "outcomes": source.outcomes,
-         "translations": source.translations or {}}, SurveyBody)
+    source = survey_out(await get_row(session, campaign_id, from_id))
+    body = SurveyBody(name=source.name, questions=source.questions, script=source.script, outcomes=source.outcomes,
+                      translations=source.translations)
     return await create_draft(session, campaign_id, body, user)
 
 
