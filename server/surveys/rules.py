@@ -187,9 +187,10 @@ def _check_show_if(question: Mapping[str, Any], key: str, earlier: Mapping[str, 
     if not values:
         raise InvalidInput(f"Question {key!r}: show_if needs at least one answer of {other!r}.")
     target = earlier[str(other)]
+    several = QUESTION_KINDS.get(str(target.get("kind"))) == "multiple_choice"
     for value in values:
-        try:
-            validate_answer([target], str(other), value)
+        try:  # a multiple-choice question is shown-if when its answer includes the value
+            validate_answer([target], str(other), [value] if several else value)
         except AnswerRefused:
             raise InvalidInput(f"Question {key!r} is shown if {other!r} is {value!r}, which is not an answer {other!r} takes.") from None
 

@@ -30,7 +30,7 @@ SURVEY = {
         {"key": "issues", "text": "What matters most?", "kind": "multiple_choice", "options": ["Parks", "Buses", "Housing"]},
         {"key": "certainty", "text": "How sure are you?", "kind": "scale", "min": 1, "max": 5},
         {"key": "household", "text": "How many voters live here?", "kind": "number", "min": 0, "max": 20},
-        {"key": "comments", "text": "Anything else?", "kind": "text"},
+        {"key": "comments", "text": "Why a poster?", "kind": "text", "show_if": {"question": "poster", "equals": [True]}},
     ],
 }
 
@@ -62,7 +62,7 @@ def test_phone_renders_every_kind_skip_logic_required_and_its_language(browser: 
     # skip logic: the poster question waits for vote = Green; the required vote is flagged until answered
     assert page.locator(".question[data-key='poster']").count() == 0
     assert page.locator("#required-left").is_visible()
-    assert [q.get_attribute("data-kind") for q in page.locator(".question").all()] == ["choice", "multiple_choice", "scale", "number", "text"]
+    assert [q.get_attribute("data-kind") for q in page.locator(".question").all()] == ["choice", "multiple_choice", "scale", "number"]
     phone.shot("survey-01-door")
 
     page.locator("button[data-outcome='spoke']").tap()
@@ -72,6 +72,7 @@ def test_phone_renders_every_kind_skip_logic_required_and_its_language(browser: 
     assert page.locator("#required-left").count() == 0
     page.locator(".question[data-key='poster'] button[data-value='true']").tap()
     page.wait_for_selector(".question[data-key='poster'] button.chosen")
+    page.wait_for_selector(".question[data-key='comments'] textarea")  # shown once the poster answer is yes
     issues = page.locator(".question[data-key='issues']")
     issues.locator("button[data-value='Housing']").tap()
     page.wait_for_selector(".question[data-key='issues'] button[data-value='Housing'].chosen")

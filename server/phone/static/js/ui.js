@@ -321,9 +321,11 @@ function isShown(question, answers) {
   const rule = question.show_if;
   if (!rule || !rule.question) return true;
   if (!(rule.question in answers)) return false;
+  // yes/no answers are true/false on this app, "Yes"/"No" in older surveys: compare them as words
+  const word = (v) => (v === true ? "yes" : v === false ? "no" : String(v).toLowerCase());
   const given = answers[rule.question];
-  const wanted = (Array.isArray(rule.equals) ? rule.equals : [rule.equals]).map(String);
-  return (Array.isArray(given) ? given : [given]).some((v) => wanted.includes(String(v)));
+  const wanted = (Array.isArray(rule.equals) ? rule.equals : [rule.equals]).map(word);
+  return (Array.isArray(given) ? given : [given]).some((v) => wanted.includes(word(v)));
 }
 
 /** Outcome codes the campaign's survey offers, in its order and words (null: the app's own list). */
