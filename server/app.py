@@ -43,6 +43,7 @@ from server.security_headers import SECURITY_HEADERS, security_headers_hook
 from server.settings import Settings, SettingsError, get_settings
 from server.stores import build_store_registry
 from server.strict_bodies import refuse_loose_json_bodies
+from server.surveys.controllers import SurveyController
 from server.sync.controllers import SyncController
 from server.sync.erasure import ErasureController
 from server.sync.review import ConflictReviewController
@@ -64,6 +65,7 @@ ROUTE_HANDLERS = [
     AreaController,
     TargetingController,
     WalkListController,
+    SurveyController,
     SyncController,
     ConflictReviewController,
     ErasureController,

@@ -24,6 +24,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 import_app = typer.Typer(help="Import census areas, census tables, addresses and the register.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+surveys_app = typer.Typer(help="Surveys: export a version to a YAML or JSON file, import one as a draft (and publish it).", no_args_is_help=True)
+app.add_typer(surveys_app, name="surveys")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -663,6 +665,78 @@ def serve(
         "server.app:app_factory", factory=True, host=host, port=port, workers=workers, reload=reload,
         log_level="info", log_config=None, access_log=False,
     )
+
+
+@surveys_app.command("list")
+def surveys_list(campaign: CampaignOption) -> None:
+    """Every version of the campaign's surveys: id, name, version, status."""
+    from server.surveys.services import list_surveys
+
+    async def work(session: object) -> list[object]:
+        return await list_surveys(session, await _campaign_id(session, campaign))  # type: ignore[arg-type,return-value]
+
+    for out in run_with_session(work):
+        active = "  (phones use this)" if out.is_active else ""  # type: ignore[attr-defined]
+        typer.echo(f"{out.id:>5}  {out.name}  v{out.version}  {out.status}  {len(out.questions)} questions{active}")  # type: ignore[attr-defined]
+
+
+@surveys_app.command("export")
+def surveys_export(
+    campaign: CampaignOption,
+    survey: Annotated[str | None, typer.Option("--survey", "-s", help="Survey id or name (default: the published version phones use)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (.yaml, .yml or .json); default: standard output")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml or json (default: from --out's extension, else yaml)")] = None,
+) -> None:
+    """Write a survey version (questions, script, outcome codes, translations) to a file that `canvass surveys import` reads."""
+    from server.surveys.services import find_version, write_survey_file
+
+    chosen = fmt or ("json" if out is not None and out.suffix.lower() == ".json" else "yaml")
+    if chosen not in ("yaml", "json"):
+        fail(f"unknown format {chosen!r}: use yaml or json")
+
+    async def work(session: object) -> str:
+        row = await find_version(session, await _campaign_id(session, campaign), survey)  # type: ignore[arg-type]
+        return write_survey_file(row, chosen)
+
+    text = run_with_session(work)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@surveys_app.command("import")
+def surveys_import(
+    path: Annotated[Path, typer.Argument(help="A survey file (.yaml, .yml or .json), as `canvass surveys export` writes")],
+    campaign: CampaignOption,
+    publish: Annotated[bool, typer.Option("--publish", help="Publish the imported draft at once (phones get it on their next sync)")] = False,
+    acting: AsOption = None,
+) -> None:
+    """Import a survey file as a new draft (the next version if the name exists); special category questions are refused."""
+    from server.surveys import services
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+    from server.errors import DomainError
+
+    try:
+        body = services.read_survey_file(text, path.name)
+    except DomainError as exc:
+        fail(exc.detail)
+
+    async def work(session: object) -> object:
+        campaign_id = await _campaign_id(session, campaign)
+        user = await _actor(session, campaign_id, acting)
+        made = await services.create_draft(session, campaign_id, body, user)  # type: ignore[arg-type]
+        if publish:
+            made = await services.publish(session, campaign_id, made.id, user)  # type: ignore[arg-type]
+        return made
+
+    made = run_with_session(work)
+    typer.echo(f"survey {made.id}: {made.name} v{made.version} {made.status}, {len(made.questions)} questions")  # type: ignore[attr-defined]
 
 
 def _redact(url: str) -> str:

@@ -109,7 +109,8 @@ ENTITIES: Final[tuple[str, ...]] = (
     "flag",
 )
 
-AnswerValue = str | int | bool
+AnswerValue = str | int | bool | list[str]
+"""A multiple-choice answer is the list of the chosen options (protocol 1 phones never send one)."""
 
 
 # --------------------------------------------------------------------------- mutations

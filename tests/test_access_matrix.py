@@ -111,6 +111,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/sheet.pdf"): REVIEWERS_A,
     ("GET", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/paper-form"): ORGANISERS_A,
     ("POST", "/api/campaigns/{campaign_id:int}/walklists/{walk_list_id:int}/paper-results"): ORGANISERS_A,
+    # surveys: organisers write, reviewers read; canvassers get the published version through sync only
+    ("GET", "/api/campaigns/{campaign_id:int}/surveys"): REVIEWERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/surveys"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/surveys/versions"): ORGANISERS_A,
+    ("GET", "/api/campaigns/{campaign_id:int}/surveys/{survey_id:int}"): REVIEWERS_A,
+    ("PUT", "/api/campaigns/{campaign_id:int}/surveys/{survey_id:int}"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/surveys/{survey_id:int}/publish"): ORGANISERS_A,
+    ("POST", "/api/campaigns/{campaign_id:int}/surveys/{survey_id:int}/archive"): ORGANISERS_A,
     # sync: only a registered phone's device token (its scope is computed from assignments)
     ("POST", "/api/sync/push"): frozenset({"device"}),
     ("POST", "/api/sync/pull"): frozenset({"device"}),

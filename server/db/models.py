@@ -451,8 +451,17 @@ class Survey(Base):
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)
     questions: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    # True for the published version phones use; drafts, superseded and archived versions are False
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # draft (editable, never sent to phones), published (immutable), archived (migration 0014)
+    status: Mapped[str] = mapped_column(String(16), default="published", server_default="published")
+    script: Mapped[str | None] = mapped_column(Text, nullable=True)  # read at the door
+    # [{code, label, translations}]: which protocol outcome codes the phone offers, in order, with labels
+    outcomes: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
+    # language code -> {"name": ..., "script": ...}; question texts carry their own translations
+    translations: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON, nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class ContactAttempt(Base):

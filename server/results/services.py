@@ -345,7 +345,7 @@ async def list_progress(session: AsyncSession, campaign_id: int, walk_list: Walk
 
 async def survey_questions(session: AsyncSession, campaign_id: int) -> dict[str, dict[str, Any]]:
     """Question key -> question (text, kind, options) over the campaign's surveys, newest version last wins."""
-    surveys = (await session.scalars(select(Survey).where(Survey.campaign_id == campaign_id).order_by(Survey.version, Survey.id))).all()
+    surveys = (await session.scalars(select(Survey).where(Survey.campaign_id == campaign_id, Survey.status != "draft").order_by(Survey.version, Survey.id))).all()
     questions: dict[str, dict[str, Any]] = {}
     for survey in surveys:
         for q in survey.questions or []:

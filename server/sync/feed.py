@@ -349,6 +349,10 @@ def survey_data(row: Survey) -> dict[str, Any]:
         "version": row.version,
         "questions": row.questions,
         "is_active": row.is_active,
+        "status": row.status,
+        "script": row.script,
+        "outcomes": row.outcomes,
+        "translations": row.translations,
     }
 
 

@@ -889,6 +889,7 @@ def _build_prefetch(postgres: bool) -> Any:
             literal_column("'survey'"), Survey.id, cast(Survey.questions, Text), Survey.campaign_id,
             cast(Survey.is_active, Integer),
         ).where(
+            Survey.status != "draft",  # a draft was never sent to a phone: an answer naming one names an unknown survey
             or_(
                 _any_param(postgres, Survey.id, "surveys"),
                 and_(Survey.campaign_id == bindparam("campaign_id"), Survey.is_active.is_(True),

@@ -7,8 +7,9 @@ import { initLists, loadLists, loadMembers } from "./lists.js";
 import { initResults, loadResults, showResults, resetResults } from "./results.js";
 import { initPaper, loadPaper, resetPaper } from "./paper.js";
 import { initVolunteers, loadVolunteers } from "./volunteers.js";
+import { initSurveys, loadSurveys, resetSurveys } from "./surveys.js";
 
-const VIEWS = ["plan", "lists", "paper", "results", "live", "people", "volunteers"];
+const VIEWS = ["plan", "lists", "surveys", "paper", "results", "live", "people", "volunteers"];
 const ORGANISER_ROLES = ["admin", "organiser"];
 
 const state = {
@@ -49,6 +50,7 @@ async function loadView(view) {
     if (view === "lists") { if (!state.members.length) await guarded("People", loadMembers); await loadLists(); }
     if (view === "paper") await loadPaper();
     if (view === "results") await loadResults();
+    if (view === "surveys") await loadSurveys();
     if (view === "people") await loadMembers();
     if (view === "volunteers") await loadVolunteers();
     setStatus("");
@@ -67,6 +69,7 @@ function signedOut(message) {
   resetPlan();
   resetResults();
   resetPaper();
+  resetSurveys();
   $("#tabs").hidden = true;
   $("#session").hidden = true;
   for (const name of VIEWS) $(`#view-${name}`).hidden = true;
@@ -84,11 +87,13 @@ async function chooseCampaign(campaignId) {
   resetPlan();
   resetResults();
   resetPaper();
+  resetSurveys();
   const organiser = ORGANISER_ROLES.includes(state.role);
   // Leads review; organisers plan. Tabs a role cannot use are hidden (the server enforces it anyway).
   document.querySelector('#tabs [data-view="plan"]').hidden = !organiser && state.role !== "lead";
   document.querySelector('#tabs [data-view="lists"]').hidden = !organiser;
   document.querySelector('#tabs [data-view="paper"]').hidden = !organiser;
+  document.querySelector('#tabs [data-view="surveys"]').hidden = !organiser && state.role !== "lead";
   document.querySelector('#tabs [data-view="people"]').hidden = !organiser && state.role !== "lead";
   $("#user-form").hidden = !organiser;
   document.querySelector('#tabs [data-view="volunteers"]').hidden = !organiser;
@@ -161,6 +166,7 @@ async function boot() {
   initResults(state);
   initPaper(state);
   initVolunteers(state);
+  initSurveys(state);
   setSignedOutHandler(signedOut);
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);

@@ -287,19 +287,51 @@ function latestAnswers(core, addressId, personId) {
   return answers;
 }
 
-function questionChoices(question) {
+function questionChoices(question, translation = null) {
   const kind = String(question.kind || "").toLowerCase();
   const options = (question.options || question.choices || []).map(String);
+  const labels = translation && Array.isArray(translation.options) && translation.options.length === options.length ? translation.options.map(String) : options;
   if (["yes_no", "yesno", "bool", "boolean"].includes(kind)) {
-    return options.length ? options.map((o) => [o, o]) : [[t("yes"), true], [t("no"), false]];
+    return options.length ? options.map((o, i) => [labels[i], o]) : [[t("yes"), true], [t("no"), false]];
   }
   if (kind === "scale" && !options.length) {
     const out = [];
     for (let v = Number(question.min ?? 1); v <= Number(question.max ?? 5); v++) out.push([String(v), v]);
     return out;
   }
-  if (kind === "text" || kind === "free_text") return null;
-  return options.map((o) => [o, o]);
+  if (["text", "free_text", "number"].includes(kind)) return null;
+  return options.map((o, i) => [labels[i], o]);
+}
+
+/** The phone's languages, most preferred first (cy-GB also tries cy). */
+function phoneLanguages() {
+  const wanted = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"]).map(String);
+  return [...new Set(wanted.flatMap((lang) => [lang, lang.split("-")[0]]))];
+}
+
+/** The entry of `translations` (language code -> anything) for the phone's language, or null. */
+function translationFor(translations) {
+  if (!translations || typeof translations !== "object") return null;
+  for (const lang of phoneLanguages()) if (translations[lang]) return translations[lang];
+  return null;
+}
+
+/** Skip logic: a question with `show_if` shows only once the earlier question's answer is one of `equals`. */
+function isShown(question, answers) {
+  const rule = question.show_if;
+  if (!rule || !rule.question) return true;
+  if (!(rule.question in answers)) return false;
+  // yes/no answers are true/false on this app, "Yes"/"No" in older surveys: compare them as words
+  const word = (v) => (v === true ? "yes" : v === false ? "no" : String(v).toLowerCase());
+  const given = answers[rule.question];
+  const wanted = (Array.isArray(rule.equals) ? rule.equals : [rule.equals]).map(word);
+  return (Array.isArray(given) ? given : [given]).some((v) => wanted.includes(word(v)));
+}
+
+/** Outcome codes the campaign's survey offers, in its order and words (null: the app's own list). */
+function surveyOutcomes(survey) {
+  if (!survey || !Array.isArray(survey.outcomes) || !survey.outcomes.length) return null;
+  return survey.outcomes.filter((o) => o.code !== "not_home").map((o) => [o.code, translationFor(o.translations) || o.label]);
 }
 
 /** The door screen: "not in" then the next door in one more tap; outcomes, survey, people, note. */
@@ -336,7 +368,8 @@ export function renderDoor(app, listId, addressId) {
     people.length ? null : h("p", { class: "muted" }, t("nobodyRegistered")));
 
   const outcomeButtons = h("div", { class: "grid", role: "group", "aria-label": t("outcomeQuestion") },
-    ...OUTCOMES.map((code) => h("button", { type: "button", class: "outcome", "data-outcome": code, onclick: () => record(code) }, STRINGS.outcomes[code])));
+    ...(surveyOutcomes(survey) || OUTCOMES.map((code) => [code, STRINGS.outcomes[code]])).map(([code, label]) =>
+      h("button", { type: "button", class: "outcome", "data-outcome": code, onclick: () => record(code) }, label)));
 
   const surveyPart = survey ? renderSurvey(app, survey, addressId, listId, personId, redraw) : h("p", { class: "muted" }, t("noSurvey"));
   const person = personId != null ? core.get("person", personId) : null;
@@ -388,24 +421,52 @@ function renderSurvey(app, survey, addressId, listId, personId, redraw) {
     app.syncSoon();
     redraw();
   };
-  const blocks = (survey.questions || []).map((question, i) => {
+  const shown = (survey.questions || []).filter((question) => isShown(question, answers));
+  const blocks = shown.map((question, i) => {
     const key = question.key;
-    const text = question.text || question.label || key;
-    const choices = questionChoices(question);
+    const kind = String(question.kind || "").toLowerCase();
+    const translation = translationFor(question.translations);
+    const text = (translation && translation.text) || question.text || question.label || key;
+    const legend = h("legend", {}, text, question.required ? h("span", { class: "required" }, ` (${t("required")})`) : null);
+    const choices = questionChoices(question, translation);
     const id = `q-${i}`;
-    if (!choices) {
-      const area = h("textarea", { id, name: key }, answers[key] ?? "");
-      return h("fieldset", { class: "question", "data-key": key }, h("legend", {}, text),
-        h("label", { for: id, class: "visually-hidden" }, text), area,
-        h("button", { type: "button", onclick: () => answer(key, area.value.trim()) }, t("saveAnswer")));
+    const attrs = { class: "question", "data-key": key, "data-kind": kind, "data-required": question.required ? "true" : null };
+    if (kind === "multiple_choice") {
+      const current = Array.isArray(answers[key]) ? answers[key].map(String) : [];
+      return h("fieldset", attrs, legend, h("p", { class: "muted" }, t("chooseAny")),
+        h("div", { class: "grid" }, ...choices.map(([label, value]) => {
+          const chosen = current.includes(String(value));
+          const next = chosen ? current.filter((v) => v !== String(value)) : [...current, String(value)];
+          const ordered = choices.map(([, v]) => String(v)).filter((v) => next.includes(v));
+          return h("button", { type: "button", class: chosen ? "chosen" : "", "aria-pressed": String(chosen), "data-value": String(value), onclick: () => answer(key, ordered) }, label);
+        })));
     }
-    return h("fieldset", { class: "question", "data-key": key }, h("legend", {}, text),
+    if (!choices) {
+      const isNumber = kind === "number";
+      const input = isNumber
+        ? h("input", { id, name: key, type: "number", inputmode: "numeric", step: "1", min: question.min ?? null, max: question.max ?? null, value: answers[key] ?? "" })
+        : h("textarea", { id, name: key }, answers[key] ?? "");
+      const save = () => {
+        const raw = input.value.trim();
+        if (!raw) { if (question.required) toast(t("answerNeeded")); return; }
+        answer(key, isNumber ? parseInt(raw, 10) : raw);
+      };
+      return h("fieldset", attrs, legend, h("label", { for: id, class: "visually-hidden" }, text), input,
+        h("button", { type: "button", onclick: save }, t("saveAnswer")));
+    }
+    return h("fieldset", attrs, legend,
       h("div", { class: "grid" }, ...choices.map(([label, value]) => {
         const chosen = key in answers && String(answers[key]) === String(value);
         return h("button", { type: "button", class: chosen ? "chosen" : "", "aria-pressed": String(chosen), "data-value": String(value), onclick: () => answer(key, value) }, label);
       })));
   });
-  return h("section", { "aria-label": t("survey", { name: survey.name }) }, h("h2", {}, t("survey", { name: survey.name })), ...blocks);
+  const scriptText = (translationFor(survey.translations) || {}).script || survey.script;
+  const script = scriptText ? h("div", { class: "card script", id: "door-script" }, h("h3", {}, t("script")),
+    ...String(scriptText).split("\n").filter((line) => line.trim()).map((line) => h("p", {}, line))) : null;
+  const missing = shown.filter((q) => q.required && !(q.key in answers));
+  const reminder = missing.length ? h("p", { class: "warning", id: "required-left" },
+    t("requiredLeft", { count: missing.length, names: missing.map((q) => (translationFor(q.translations) || {}).text || q.text || q.key).join("; ") })) : null;
+  return h("section", { "aria-label": t("survey", { name: survey.name }) }, h("h2", {}, t("survey", { name: survey.name })), script, ...blocks, reminder);
 }
 
 function renderContact(app, person, redraw) {
