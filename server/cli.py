@@ -6,6 +6,7 @@ Errors print one line to stderr and exit non-zero; long work shows progress.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -624,6 +625,24 @@ def erase_cmd(
 
     run_with_session(work)
     typer.echo(f"erased {entity} {record_id}")
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run background jobs (walk-list cuts) from the PostgreSQL queue until stopped; run one or more beside `canvass serve`."""
+    from server.jobs import opened_queue, run_worker
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        fail("the job worker needs PostgreSQL (CANVASS_DATABASE_URL); on SQLite jobs run inside `canvass serve`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def work(sessionmaker: object) -> None:
+        async with opened_queue(settings) as queue:
+            typer.echo(f"job worker on {_redact(settings.database_url)} (stalled after {settings.job_stalled_seconds}s, {settings.job_attempts} attempts)")
+            await run_worker(settings, sessionmaker, queue)
+
+    run_with_sessionmaker(work)
 
 
 @app.command("serve")

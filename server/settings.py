@@ -42,6 +42,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     small_count_threshold: int = 5
     result_fold_seconds: int = 2
     """PostgreSQL: how often the background task folds queued attempts into the result tallies."""
+    job_attempts: int = 3
+    """PostgreSQL: how many times a background job (a cut) is tried before it is failed for good (1 to 10)."""
+    job_stalled_seconds: int = 30
+    """PostgreSQL: a job worker silent this long is taken for dead and its running jobs are queued again."""
+    worker_concurrency: int = 1
+    """Jobs one `canvass worker` runs at once (a cut is CPU-bound: run more workers rather than more jobs each)."""
+    worker_in_process: bool = False
+    """PostgreSQL: also run a job worker inside each `canvass serve` process (one machine, no separate worker)."""
+    dask_scheduler: str = ""
+    """`canvass cut --dask`: address of a dask.distributed scheduler (tcp://host:8786); empty starts a LocalCluster."""
+    dask_workers: int = 0
+    """LocalCluster size for `canvass cut --dask` (0: one worker per core)."""
     debug: bool = False
     env: str = "development"
     """`production` demands a real secret key even on SQLite (any non-SQLite database does too)."""
@@ -97,6 +109,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     if "database_url" in values:
         values["database_url"] = normalise_database_url(str(values["database_url"]))
     settings = msgspec.structs.replace(defaults, **values)  # type: ignore[arg-type]
+    if not 1 <= settings.job_attempts <= 10:
+        raise SettingsError(f"CANVASS_JOB_ATTEMPTS must be 1 to 10; got {settings.job_attempts}")
+    if settings.job_stalled_seconds < 1:
+        raise SettingsError(f"CANVASS_JOB_STALLED_SECONDS must be at least 1; got {settings.job_stalled_seconds}")
     if settings.is_production:
         if len(settings.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
             raise SettingsError(

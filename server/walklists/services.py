@@ -49,7 +49,7 @@ from server.db.models import (
     WalkList,
     WalkListStop,
 )
-from server.errors import InvalidInput, NotFound
+from server.errors import DomainError, InvalidInput, NotFound
 from server.spreadsheet import csv_text
 from server.walklists.schemas import (
     Assignee,
@@ -823,8 +823,23 @@ def job_out(job: ImportJob) -> JobOut:
                   routing=result.get("routing"), warnings=list(result.get("warnings") or []))
 
 
-async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_id: int, request: CutRequest) -> None:
-    """Run a cut in the background, writing progress to the job row; the cut itself commits atomically."""
+class RetryJob(Exception):
+    """A job attempt failed for a reason a later attempt may not meet (the queue runs it again)."""
+
+
+async def run_cut_job(
+    sessionmaker: Any, job_id: int, campaign_id: int, target_id: int, request: CutRequest, retry_on_error: bool = False
+) -> None:
+    """Run a cut job, writing progress to the job row; the lists and the job's "done" commit together.
+
+    Idempotent per job: the lists are written in the same transaction that marks the job
+    done, under a lock on the job row, and an attempt that finds its job already done
+    writes nothing. So a job the queue runs again (its worker was killed, or an attempt
+    failed) completes once, with no duplicate lists. A refusal (no such target, no doors,
+    an impossible size) fails the job for good; any other error fails it too unless
+    `retry_on_error` (the durable queue's attempts left), when the job is put back to
+    "queued" and `RetryJob` is raised for the queue to run it again.
+    """
     loop = asyncio.get_running_loop()
     progress_state = {"done": 0, "total": 0}
 
@@ -851,23 +866,48 @@ async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_i
 
     async with sessionmaker() as session:
         job = await session.get(ImportJob, job_id)
+        if job is None or job.status in ("done", "failed"):
+            return  # deleted, or finished by an earlier attempt: nothing to do
         job.status = "running"
         await session.commit()
     reporter = loop.create_task(report())
+    lists: list[WalkList] | None = None
     try:
-        lists = await run_cut(sessionmaker, campaign_id, target_id, request, progress)
-        result = {"target_id": target_id, **cut_result(lists)}
-        status, message = "done", f"{len(lists)} lists cut"
+        async with sessionmaker() as session:
+            cut = await prepare_cut(session, campaign_id, target_id)
+            await session.rollback()
+        plans = await plan_cut(cut, request, progress)
+        finished.set()
+        await reporter
+        async with sessionmaker() as session:
+            job = (await session.scalars(select(ImportJob).where(ImportJob.id == job_id).with_for_update())).first()
+            if job is None or job.status in ("done", "failed"):
+                return  # another attempt finished it while this one was cutting
+            lists = await store_cut(session, campaign_id, target_id, cut, plans, request.replace)
+            result = {"target_id": target_id, **cut_result(lists)}
+            job.status, job.message, job.result, job.finished_at = "done", f"{len(lists)} lists cut", result, _now()
+            job.done = job.total = progress_state["total"] or len(lists)
+            await session.commit()
+        return
+    except DomainError as exc:
+        status, message = "failed", exc.detail
     except Exception as exc:
-        status, message, result = "failed", getattr(exc, "detail", None) or f"{exc.__class__.__name__}: {exc}", {}
-    finished.set()
-    await reporter
+        logger.exception("cut job %s failed", job_id)
+        status, message = ("queued", f"attempt failed ({exc.__class__.__name__}: {exc}); retrying") if retry_on_error \
+            else ("failed", f"{exc.__class__.__name__}: {exc}")
+    finally:
+        finished.set()
+        if not reporter.done():
+            await reporter
     async with sessionmaker() as session:
         job = await session.get(ImportJob, job_id)
-        job.status, job.message, job.result, job.finished_at = status, message, result, _now()
-        if status == "done":
-            job.done = job.total = progress_state["total"] or len(result.get("walk_list_ids", []))
-        await session.commit()
+        if job is not None and job.status not in ("done", "failed"):
+            job.status, job.message = status, message
+            if status == "failed":
+                job.result, job.finished_at = {}, _now()
+            await session.commit()
+    if status == "queued":
+        raise RetryJob(message)
 
 
 def json_dumps(value: Any) -> str:
