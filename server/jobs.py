@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 import procrastinate
-from procrastinate import Blueprint, JobContext, RetryStrategy
+from procrastinate import JobContext, RetryStrategy
 from sqlalchemy.engine import make_url
 
 from server.settings import Settings
@@ -32,7 +32,7 @@ from server.settings import Settings
 logger = logging.getLogger("canvass.jobs")
 
 QUEUE = "canvass"
-blueprint = Blueprint()
+CUT_TASK = "canvass.cut"
 
 
 def conninfo(database_url: str) -> str:
@@ -44,7 +44,8 @@ def queue_app(settings: Settings, pool_size: int = 2) -> procrastinate.App:
     """A procrastinate app on the settings' PostgreSQL database with our tasks (open it before use)."""
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings.database_url), min_size=1, max_size=pool_size)
     app = procrastinate.App(connector=connector)
-    app.add_tasks_from(blueprint, namespace="canvass")
+    # Tasks are registered on each app (a procrastinate Blueprint can be added to only one app).
+    app.task(name=CUT_TASK, queue=QUEUE, pass_context=True, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=2))(cut_task)
     return app
 
 
@@ -59,7 +60,6 @@ async def _cut_body(sessionmaker: Any, job_id: int, campaign_id: int, target_id:
     await run_cut_job(sessionmaker, job_id, campaign_id, target_id, msgspec.convert(request, CutRequest), retry_on_error=retry_on_error)
 
 
-@blueprint.task(name="cut", queue=QUEUE, pass_context=True, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=2))
 async def cut_task(context: JobContext, job_id: int, campaign_id: int, target_id: int, request: dict[str, Any]) -> None:
     """Cut a target into walk lists (server.walklists.services.run_cut_job) for job row `job_id`."""
     extra = context.additional_context
@@ -74,7 +74,9 @@ class JobRunner:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.durable = not settings.is_sqlite
-        self.queue: procrastinate.App | None = queue_app(settings) if self.durable else None
+        # An in-process worker needs connections of its own: its listener holds one, fetching and heartbeats others.
+        pool = 6 if settings.worker_in_process else 2
+        self.queue: procrastinate.App | None = queue_app(settings, pool) if self.durable else None
         self._tasks: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
 
@@ -99,7 +101,7 @@ class JobRunner:
         """Run the cut of job row `job_id` (already committed, status "queued")."""
         args = {"job_id": job_id, "campaign_id": campaign_id, "target_id": target_id, "request": msgspec.to_builtins(request)}
         if self.queue is not None:
-            await self.queue.configure_task("canvass:cut").defer_async(**args)
+            await self.queue.configure_task(CUT_TASK).defer_async(**args)
             return
         task = asyncio.get_running_loop().create_task(_cut_body(self.sessionmaker, retry_on_error=False, **args))
         self._tasks.add(task)
@@ -145,7 +147,7 @@ async def run_worker(settings: Settings, sessionmaker: Any, queue: procrastinate
 
 
 @contextlib.asynccontextmanager
-async def opened_queue(settings: Settings, pool_size: int = 2) -> AsyncIterator[procrastinate.App]:
+async def opened_queue(settings: Settings, pool_size: int = 4) -> AsyncIterator[procrastinate.App]:
     """The queue app, open for the duration (CLI, tests)."""
     queue = queue_app(settings, pool_size)
     async with queue.open_async():

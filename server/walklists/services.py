@@ -127,8 +127,8 @@ async def target_doors(session: AsyncSession, campaign_id: int, target: Target) 
     return stops_by_building(frame), frame, skipped
 
 
-async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> StreetNetwork | None:
-    """The campaign's streets around the given lon/lat bounds as a routable network (None when none are loaded)."""
+async def street_lines_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> gpd.GeoDataFrame | None:
+    """The campaign's street lines (name, highway; WGS84) around the given lon/lat bounds (None when none are loaded)."""
     minx, miny, maxx, maxy = bounds
     m = STREET_MARGIN_DEG
     rows = (
@@ -142,11 +142,18 @@ async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Se
     ).all()
     if not rows:
         return None
-    lines = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {"name": [r.name for r in rows], "highway": [r.highway for r in rows]},
         geometry=shapely.from_wkb([r.geometry for r in rows]),
         crs="EPSG:4326",
     )
+
+
+async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> StreetNetwork | None:
+    """The campaign's streets around the given lon/lat bounds as a routable network (None when none are loaded)."""
+    lines = await street_lines_for(session, campaign_id, bounds)
+    if lines is None:
+        return None
     try:
         return await asyncio.to_thread(street_network_from_lines, lines)
     except StreetNetworkError as exc:
@@ -226,6 +233,8 @@ class CutInput:
     stops: gpd.GeoDataFrame
     addresses: pd.DataFrame
     network: StreetNetwork | None
+    routing: str | None = None
+    """How the plans were routed, when they were cut elsewhere (a national cut's partition); else from `network`."""
 
 
 async def prepare_cut(session: AsyncSession, campaign_id: int, target_id: int) -> CutInput:
@@ -248,22 +257,26 @@ async def plan_cut(cut: CutInput, request: CutRequest, progress: Progress | None
         raise InvalidInput(str(exc), errors=[{"field": "size", "message": str(exc)}]) from exc
 
 
-async def store_cut(session: AsyncSession, campaign_id: int, target_id: int, cut: CutInput, plans: list[WalkListPlan], replace: bool) -> list[WalkList]:
-    """Write the planned lists and their stops (one short write transaction)."""
+async def store_cut(
+    session: AsyncSession, campaign_id: int, target_id: int, cut: CutInput, plans: list[WalkListPlan], replace: bool, number_from: int | None = None
+) -> list[WalkList]:
+    """Write the planned lists and their stops (one short write transaction), numbered after the target's lists (or from `number_from`)."""
     if await session.get(Target, target_id) is None:
         raise NotFound(f"Target {target_id} was deleted while it was being cut.")
     if replace:
-        await _delete_unassigned_lists(session, campaign_id, target_id)
-    existing = int(await session.scalar(select(func.count()).select_from(WalkList).where(WalkList.target_id == target_id)) or 0)
+        await delete_unassigned_lists(session, campaign_id, target_id)
+    if number_from is None:
+        number_from = 1 + int(await session.scalar(select(func.count()).select_from(WalkList).where(WalkList.target_id == target_id)) or 0)
     by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id))
                    for key, group in cut.addresses.groupby("building_key")}
     lists = []
-    for number, plan in enumerate(plans, start=existing + 1):
+    routing = cut.routing or routing_of(cut.network)
+    for number, plan in enumerate(plans, start=number_from):
         walk_list = WalkList(
             campaign_id=campaign_id, target_id=target_id, name=f"{cut.target_name} {number:02d}", status="ready",
             doors=int(plan.doors), length_m=round(float(plan.length_m), 1), minutes=round(float(plan.minutes), 1),
             route=shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None,
-            size_exception=plan.size_exception, routing=routing_of(cut.network),
+            size_exception=plan.size_exception, routing=routing,
         )
         session.add(walk_list)
         lists.append((walk_list, plan))
@@ -309,7 +322,8 @@ async def run_cut(sessionmaker: Any, campaign_id: int, target_id: int, request: 
         return lists
 
 
-async def _delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
+async def delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
+    """Delete a target's lists no one holds (before cutting it again)."""
     assigned = select(Assignment.walk_list_id).where(Assignment.ended_at.is_(None))
     await session.execute(
         delete(WalkList).where(WalkList.campaign_id == campaign_id, WalkList.target_id == target_id, WalkList.id.not_in(assigned))
