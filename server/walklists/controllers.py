@@ -52,7 +52,8 @@ class WalkListController(Controller):
         target = await db_session.get(Target, target_id)
         if target is None or target.campaign_id != campaign_id:
             raise NotFound(f"No target {target_id} in this campaign.")
-        job = ImportJob(campaign_id=campaign_id, kind="cut", status="queued", created_by=user.id, result={"target_id": target_id})
+        waiting = "Waiting for a job worker (canvass worker)." if state.jobs.durable else ""
+        job = ImportJob(campaign_id=campaign_id, kind="cut", status="queued", created_by=user.id, result={"target_id": target_id}, message=waiting)
         db_session.add(job)
         await db_session.commit()
         try:

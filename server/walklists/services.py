@@ -882,7 +882,7 @@ async def run_cut_job(
         job = await session.get(ImportJob, job_id)
         if job is None or job.status in ("done", "failed"):
             return  # deleted, or finished by an earlier attempt: nothing to do
-        job.status = "running"
+        job.status, job.message = "running", ""
         await session.commit()
     reporter = loop.create_task(report())
     lists: list[WalkList] | None = None
