@@ -213,3 +213,37 @@ async def test_queued_cut_survives_sigkill_of_the_web_process(
     job = await wait_for(finished, "the worker to run the job queued by the killed web process")
     assert job.status == "done", job.message
     await assert_cut_once(sessionmaker, target_id, {"result": job.result})
+
+
+async def test_failed_attempt_is_retried(
+    db_url: str, demo: Demo, sessionmaker: async_sessionmaker[AsyncSession],  # noqa: F811
+) -> None:
+    """An attempt that fails on an unexpected error puts the job back on the queue (the API says so); the next attempt completes it."""
+    from litestar.testing import AsyncTestClient as Client
+
+    from server.app import create_app
+    from server.db.models import Target
+
+    settings = load_settings(environ={}, database_url=db_url, secret_key=SECRET, auth_rate_per_minute=10_000, worker_in_process=True)
+    async with Client(app=create_app(settings)) as client:
+        target_id = await make_target(client, demo, sessionmaker, share=0.3)
+        async with sessionmaker() as session:
+            target = await session.get(Target, target_id)
+            good, target.geometry = target.geometry, b"not a geometry"  # reading it fails: not a refusal, an error
+            await session.commit()
+        queued = await client.post(f"/api/campaigns/{demo.campaign_id}/targets/{target_id}/cut", json={"size": 40}, headers=demo.headers["organiser"])
+        job_url = f"/api/campaigns/{demo.campaign_id}/jobs/{queued.json()['id']}"
+
+        async def state(predicate: Any) -> dict[str, Any] | None:
+            body = (await client.get(job_url, headers=demo.headers["organiser"])).json()
+            return body if predicate(body) else None
+
+        retrying = await wait_for(lambda: state(lambda b: "retrying" in b["message"] or b["status"] in ("done", "failed")), "a failed attempt")
+        assert retrying["status"] == "queued" and "attempt failed" in retrying["message"], retrying
+        async with sessionmaker() as session:
+            target = await session.get(Target, target_id)
+            target.geometry = good
+            await session.commit()
+        done = await wait_for(lambda: state(lambda b: b["status"] in ("done", "failed")), "the retried attempt")
+    assert done["status"] == "done", done
+    await assert_cut_once(sessionmaker, target_id, done)
