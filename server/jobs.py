@@ -33,6 +33,7 @@ logger = logging.getLogger("canvass.jobs")
 
 QUEUE = "canvass"
 CUT_TASK = "canvass.cut"
+RETENTION_TASK = "canvass.retention"
 
 
 def conninfo(database_url: str) -> str:
@@ -46,6 +47,11 @@ def queue_app(settings: Settings, pool_size: int = 2) -> procrastinate.App:
     app = procrastinate.App(connector=connector)
     # Tasks are registered on each app (a procrastinate Blueprint can be added to only one app).
     app.task(name=CUT_TASK, queue=QUEUE, pass_context=True, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=2))(cut_task)
+    retention = app.task(name=RETENTION_TASK, queue=QUEUE, pass_context=True, queueing_lock="retention",
+                         retry=RetryStrategy(max_attempts=3, wait=60))(retention_task)
+    if settings.retention_cron:
+        # Every worker runs procrastinate's periodic deferrer; it defers each tick once, whatever the number of workers.
+        app.periodic(cron=settings.retention_cron, periodic_id="retention")(retention)
     return app
 
 
@@ -65,6 +71,17 @@ async def cut_task(context: JobContext, job_id: int, campaign_id: int, target_id
     extra = context.additional_context
     attempts_left = context.job.attempts + 1 < min(extra["attempts"], MAX_ATTEMPTS)
     await _cut_body(extra["sessionmaker"], job_id, campaign_id, target_id, request, retry_on_error=attempts_left)
+
+
+async def retention_task(context: JobContext, timestamp: int | None = None) -> None:
+    """Apply the retention policy to every due campaign (server.retention; idempotent: a second run finds nothing more)."""
+    from server.db.session import session_scope
+    from server.retention import run_retention
+
+    async with session_scope(context.additional_context["sessionmaker"]) as session:
+        reports = await run_retention(session)
+    for report in reports:
+        logger.info("retention: campaign %s erased %s people, %s contact attempts", report.campaign_id, report.people, report.contact_attempts)
 
 
 class JobRunner:

@@ -50,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Jobs one `canvass worker` runs at once (a cut is CPU-bound: run more workers rather than more jobs each)."""
     worker_in_process: bool = False
     """PostgreSQL: also run a job worker inside each `canvass serve` process (one machine, no separate worker)."""
+    retention_cron: str = "17 3 * * *"
+    """PostgreSQL: when job workers apply the retention policy (cron, UTC; empty: never, run `canvass retention run` yourself)."""
     dask_scheduler: str = ""
     """`canvass cut --dask`: address of a dask.distributed scheduler (tcp://host:8786); empty starts a LocalCluster."""
     dask_workers: int = 0

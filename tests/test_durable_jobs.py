@@ -247,3 +247,30 @@ async def test_failed_attempt_is_retried(
         done = await wait_for(lambda: state(lambda b: b["status"] in ("done", "failed")), "the retried attempt")
     assert done["status"] == "done", done
     await assert_cut_once(sessionmaker, target_id, done)
+
+
+async def test_retention_runs_as_a_job(
+    db_url: str, demo: Demo, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,  # noqa: F811
+) -> None:
+    """The retention policy runs as a queue job (workers defer it daily): a due campaign's people are erased."""
+    from datetime import date, timedelta
+
+    from server.db.models import Campaign, Person
+    from server.db.session import create_engine_for, create_sessionmaker
+    from server.jobs import RETENTION_TASK, opened_queue
+
+    async with sessionmaker() as session:
+        campaign = await session.get(Campaign, demo.campaign_id)
+        campaign.polling_day, campaign.retention_days = date.today() - timedelta(days=10), 1
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Person).where(Person.campaign_id == demo.campaign_id))
+    engine = create_engine_for(db_url)
+    try:
+        async with opened_queue(settings) as queue:
+            await queue.configure_task(RETENTION_TASK).defer_async(timestamp=0)
+            await queue.run_worker_async(queues=["canvass"], wait=False, install_signal_handlers=False,
+                                         additional_context={"sessionmaker": create_sessionmaker(engine), "attempts": 1})
+    finally:
+        await engine.dispose()
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Person).where(Person.campaign_id == demo.campaign_id)) == 0
