@@ -1,6 +1,8 @@
 """Benchmark walk-list cutting and routing on Camden (OSM) and a synthetic 40,000-door town.
 
-Run: `python -m bench.walklists [--sample-hk 100] [--sample-ortools 20] [--only camden|synthetic_40k]`.
+Run: `python -m bench.walklists [--sample-hk 100] [--sample-ortools 20] [--only camden|synthetic_40k]`,
+or `python -m bench.walklists --national [--doors 1000000] [--partition-doors 10000] [--workers 1,2]`
+for the national cut on Dask (see `national`).
 Progress goes to stderr; the last stdout line is one JSON object with the metrics per dataset.
 
 Sizes. Some lists are out of +-10% of the requested size by force, and the cutter says so
@@ -519,6 +521,67 @@ def street_layer(args: argparse.Namespace) -> dict[str, Any] | None:
     return {"database": args.layer_db, **out}
 
 
+def national(args: argparse.Namespace) -> dict[str, Any]:
+    """The national cut: `--doors` synthetic doors in partitions of `--partition-doors` (one synthetic
+    ward each), cut on a Dask LocalCluster of 1 and of 2 workers (server.walklists.national's fan-out,
+    each worker running geo.partitions.cut_partition), against the baseline of one 40,000-door
+    town cut in this process in the same run (street network build + cut, as each partition pays)."""
+    import asyncio
+
+    from distributed import Client, LocalCluster
+
+    from geo.partitions import cut_partition
+    from server.walklists.national import Partition, _cuts
+    from server.walklists.schemas import CutRequest
+
+    out: dict[str, Any] = {"doors": args.doors, "partition_doors": args.partition_doors, "target": args.target}
+    _log("national: baseline, one 40,000-door town in process")
+    streets, stops = synthetic_town(40000)
+    t0 = time.perf_counter()
+    base = cut_partition("baseline", stops, streets, args.target)
+    base_s = time.perf_counter() - t0
+    out["baseline_40k"] = {"seconds": round(base_s, 2), "lists": len(base.plans), "us_per_door": round(base_s / 40000 * 1e6, 1)}
+    _log(f"national: baseline {base_s:.1f}s, {len(base.plans)} lists")
+
+    n_parts = max(1, args.doors // args.partition_doors)
+    side = 3000.0 * (args.partition_doors / 40000) ** 0.5 * 1.1
+    partitions = []
+    for i in range(n_parts):
+        p_streets, p_stops = synthetic_town(args.partition_doors, seed=i + 1, size_m=side)
+        partitions.append(Partition(key=f"ward-{i:04d}", target_id=0, name=f"ward {i}", stops=p_stops, addresses=None, lines=p_streets))  # type: ignore[arg-type]
+    doors = n_parts * args.partition_doors
+    out["doors"], out["partitions"] = doors, n_parts
+    request = CutRequest(size=args.target)
+
+    async def cut_on(workers: int) -> tuple[float, list[tuple[str, int, tuple[int, ...]]]]:
+        async with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, asynchronous=True,
+                                dashboard_address=None) as cluster, Client(cluster, asynchronous=True) as client:
+            await client.wait_for_workers(workers)
+            t0 = time.perf_counter()
+            lists, done = [], 0
+            async for cut in _cuts(partitions, request, client):
+                done += 1
+                if done % max(1, n_parts // 10) == 0:
+                    _log(f"national {workers}w: {done}/{n_parts} partitions, {time.perf_counter() - t0:.0f}s")
+                lists += [(cut.key, plan.doors, tuple(sorted(map(str, plan.stop_ids)))) for plan in cut.plans]
+            return time.perf_counter() - t0, sorted(lists)
+
+    runs: dict[str, Any] = {}
+    signatures = []
+    for workers in args.workers:
+        seconds, lists = asyncio.run(cut_on(workers))
+        signatures.append(lists)
+        runs[str(workers)] = {"seconds": round(seconds, 1), "lists": len(lists), "us_per_door": round(seconds / doors * 1e6, 1),
+                              "per_door_vs_40k": round(seconds / doors / (base_s / 40000), 2)}
+        _log(f"national: {workers} worker(s) {seconds:.1f}s for {doors} doors, {len(lists)} lists")
+    out["workers"] = runs
+    out["same_lists_every_run"] = all(sig == signatures[0] for sig in signatures)
+    if len(args.workers) >= 2:
+        a, b = runs[str(args.workers[0])]["seconds"], runs[str(args.workers[-1])]["seconds"]
+        out["speedup"] = round(a / b, 2) if b else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: print progress to stderr and the JSON metrics last."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -529,10 +592,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=["camden", "synthetic_40k", "street_layer"], default=None)
     ap.add_argument("--layer-db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--layer-views", type=int, default=9)
+    ap.add_argument("--national", action="store_true", help="Time the national cut on Dask (1 and 2 workers) against the 40k baseline")
+    ap.add_argument("--doors", type=int, default=1_000_000, help="--national: synthetic doors in all")
+    ap.add_argument("--partition-doors", type=int, default=10_000, help="--national: doors per partition (a ward)")
+    ap.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2], help="--national: Dask worker counts, e.g. 1,2")
     args = ap.parse_args(argv)
-    out = run(args) if args.only != "street_layer" else {}
-    if args.only in (None, "street_layer"):
-        out["street_layer"] = street_layer(args)
+    if args.national:
+        out = national(args)
+    else:
+        out = run(args) if args.only != "street_layer" else {}
+        if args.only in (None, "street_layer"):
+            out["street_layer"] = street_layer(args)
     print(json.dumps(out))
 
 

@@ -28,6 +28,7 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
+from server.jobs import JobRunner
 from server.observability import (
     PROMETHEUS,
     MetricsController,
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine = create_engine_for(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.jobs = JobRunner(settings, app.state.sessionmaker)
+        await app.state.jobs.open()
         folder = None
         if not settings.is_sqlite and settings.result_fold_seconds > 0:
             folder = asyncio.create_task(fold_periodically(app.state.sessionmaker, settings.result_fold_seconds, record_fold))
@@ -135,10 +138,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 folder.cancel()
                 with suppress(asyncio.CancelledError):
                     await folder
-            # Let background jobs (walk-list cuts) finish their writes before the engine goes.
-            background = app.state.get("background_tasks")
-            if background:
-                await asyncio.wait(list(background), timeout=60)
+            # In-process jobs (SQLite) finish their writes before the engine goes; the queue closes.
+            await app.state.jobs.close()
             await engine.dispose()
             await stores.aclose()
 

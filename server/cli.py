@@ -6,6 +6,7 @@ Errors print one line to stderr and exit non-zero; long work shows progress.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -443,40 +444,68 @@ def target_cmd(
 
 @app.command("cut")
 def cut_cmd(
-    target: Annotated[str, typer.Argument(help="Target id or name")],
     campaign: CampaignOption,
+    targets: Annotated[list[str] | None, typer.Argument(help="Target ids or names (or --all)")] = None,
     size: Annotated[int, typer.Option(min=1, max=500, help="Doors (or minutes) per list")] = 50,
     unit: Annotated[str, typer.Option(help="doors or minutes")] = "doors",
-    replace: Annotated[bool, typer.Option(help="Delete the target's unassigned lists first")] = False,
+    replace: Annotated[bool, typer.Option(help="Delete the targets' unassigned lists first")] = False,
+    every: Annotated[bool, typer.Option("--all", help="Every target of the campaign")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Split targets by the campaign's areas of this kind (ward, constituency, LSOA, ...); lists never cross their edges")] = None,
+    dask: Annotated[bool, typer.Option("--dask", help="Cut the partitions on dask.distributed (CANVASS_DASK_SCHEDULER, else a LocalCluster)")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="LocalCluster size (default CANVASS_DASK_WORKERS, else one per core)")] = None,
 ) -> None:
-    """Cut a target into balanced, routed walk lists (the same cut as the console's)."""
+    """Cut targets into balanced, routed walk lists (the same cut as the console's); many at once with --all, --by and --dask."""
     from server.walklists import services
     from server.walklists.schemas import CutRequest
 
     if unit not in ("doors", "minutes"):
         fail(f"unknown unit {unit!r}; use doors or minutes")
+    if not targets and not every:
+        fail("name the targets to cut (ids or names), or give --all")
     request = CutRequest(size=size, unit=unit, replace=replace)  # type: ignore[arg-type]
+    national = every or by is not None or dask or len(targets or []) > 1
 
     async def work(sessionmaker: object) -> list[object]:
+        from server.walklists.national import all_target_ids, dask_client, national_cut
+
         async with sessionmaker() as session:  # type: ignore[operator]
             campaign_id = await _campaign_id(session, campaign)
-            target_id = await _target_id(session, campaign_id, target)
+            target_ids = await all_target_ids(session, campaign_id) if every else [await _target_id(session, campaign_id, t) for t in targets or []]
+        if not target_ids:
+            fail("the campaign has no targets; make one with `canvass target`")
         with _progress() as bar:  # type: ignore[attr-defined]
-            task = bar.add_task("cutting and routing", total=None)
-            lists = await services.run_cut(sessionmaker, campaign_id, target_id, request,
-                                           lambda done, total: bar.update(task, completed=done, total=total))
+            if not national:
+                task = bar.add_task("cutting and routing", total=None)
+                lists = await services.run_cut(sessionmaker, campaign_id, target_ids[0], request,
+                                               lambda done, total: bar.update(task, completed=done, total=total))
+            else:
+                task = bar.add_task(f"cutting {len(target_ids)} targets" + (f" by {by}" if by else ""), total=None)
+
+                def progress(done: int, total: int, doors: int) -> None:
+                    bar.update(task, completed=done, total=total, description=f"partitions cut, {doors:,} doors on lists")
+
+                settings = get_settings()
+                if dask:
+                    async with dask_client(settings, workers) as client:
+                        result = await national_cut(sessionmaker, campaign_id, target_ids, request, by, client, progress)
+                else:
+                    result = await national_cut(sessionmaker, campaign_id, target_ids, request, by, None, progress)
+                for name, reason in result.failed.items():
+                    typer.echo(f"warning: {name} not cut: {reason}", err=True)
+                lists = result.lists
         async with sessionmaker() as session:  # type: ignore[operator]
             return await services.list_outs(session, campaign_id, [w.id for w in lists])  # type: ignore[return-value]
 
     outs = run_with_sessionmaker(work)
-    routing = outs[0].routing if outs else None  # type: ignore[attr-defined]
-    typer.echo(f"cut {len(outs)} lists, {sum(o.doors for o in outs)} doors, routing: {routing}")  # type: ignore[attr-defined]
+    routings = sorted({o.routing for o in outs if o.routing})  # type: ignore[attr-defined]
+    typer.echo(f"cut {len(outs)} lists, {sum(o.doors for o in outs)} doors, routing: {', '.join(routings) or None}")  # type: ignore[attr-defined]
     typer.echo(f"{'id':>5}  {'doors':>5} {'stops':>5} {'minutes':>7}  name")
     for out in outs:
         note = f"  ({out.size_exception})" if out.size_exception else ""  # type: ignore[attr-defined]
         typer.echo(f"{out.id:>5}  {out.doors:>5} {out.stops:>5} {out.minutes:>7.0f}  {out.name}{note}")  # type: ignore[attr-defined]
-    for warning in services.routing_warnings(routing):
-        typer.echo(f"warning: {warning}", err=True)
+    for routing in routings:
+        for warning in services.routing_warnings(routing):
+            typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command("lists")
@@ -641,6 +670,24 @@ def erase_cmd(
 
     run_with_session(work)
     typer.echo(f"erased {entity} {record_id}")
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run background jobs (walk-list cuts) from the PostgreSQL queue until stopped; run one or more beside `canvass serve`."""
+    from server.jobs import opened_queue, run_worker
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        fail("the job worker needs PostgreSQL (CANVASS_DATABASE_URL); on SQLite jobs run inside `canvass serve`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def work(sessionmaker: object) -> None:
+        async with opened_queue(settings) as queue:
+            typer.echo(f"job worker on {_redact(settings.database_url)} (stalled after {settings.job_stalled_seconds}s, {settings.job_attempts} attempts)")
+            await run_worker(settings, sessionmaker, queue)
+
+    run_with_sessionmaker(work)
 
 
 @app.command("serve")

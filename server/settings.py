@@ -48,6 +48,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Prefix of this deployment's keys in the shared store (two deployments may share one Redis)."""
     log_format: str = "json"
     """`json`: one JSON object a line on stderr (with the request id); `text`: plain lines for a terminal."""
+    job_attempts: int = 3
+    """PostgreSQL: how many times a background job (a cut) is tried before it is failed for good (1 to 10)."""
+    job_stalled_seconds: int = 30
+    """PostgreSQL: a job worker silent this long is taken for dead and its running jobs are queued again."""
+    worker_concurrency: int = 1
+    """Jobs one `canvass worker` runs at once (a cut is CPU-bound: run more workers rather than more jobs each)."""
+    worker_in_process: bool = False
+    """PostgreSQL: also run a job worker inside each `canvass serve` process (one machine, no separate worker)."""
+    retention_cron: str = "17 3 * * *"
+    """PostgreSQL: when job workers apply the retention policy (cron, UTC; empty: never, run `canvass retention run` yourself)."""
+    dask_scheduler: str = ""
+    """`canvass cut --dask`: address of a dask.distributed scheduler (tcp://host:8786); empty starts a LocalCluster."""
+    dask_workers: int = 0
+    """LocalCluster size for `canvass cut --dask` (0: one worker per core)."""
     debug: bool = False
     env: str = "development"
     """`production` demands a real secret key even on SQLite (any non-SQLite database does too)."""
@@ -111,6 +125,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise SettingsError(str(exc)) from None
     if settings.log_format not in {"json", "text"}:
         raise SettingsError(f"CANVASS_LOG_FORMAT must be json or text; got {settings.log_format!r}")
+    if not 1 <= settings.job_attempts <= 10:
+        raise SettingsError(f"CANVASS_JOB_ATTEMPTS must be 1 to 10; got {settings.job_attempts}")
+    if settings.job_stalled_seconds < 1:
+        raise SettingsError(f"CANVASS_JOB_STALLED_SECONDS must be at least 1; got {settings.job_stalled_seconds}")
     if settings.is_production:
         if len(settings.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
             raise SettingsError(

@@ -91,6 +91,8 @@ async def truncate_all(url: str) -> None:
             tables = [t.name for t in Base.metadata.sorted_tables]
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+                # The job queue too: a job left from one test must not run on the next test's rows.
+                await conn.execute(text("TRUNCATE procrastinate_jobs, procrastinate_workers, procrastinate_periodic_defers RESTART IDENTITY CASCADE"))
             else:
                 for table in reversed(tables):
                     await conn.execute(text(f'DELETE FROM "{table}"'))
@@ -124,9 +126,10 @@ def redis_url() -> str:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    """Test settings on the parametrised database."""
+    """Test settings on the parametrised database (on PostgreSQL the app runs its own job worker, as a one-machine deployment does)."""
     return load_settings(
-        environ={}, database_url=db_url, secret_key="test-secret-key-" + "x" * 32, auth_rate_per_minute=10_000, sync_rate_per_minute=100_000
+        environ={}, database_url=db_url, secret_key="test-secret-key-" + "x" * 32, auth_rate_per_minute=10_000, sync_rate_per_minute=100_000,
+        worker_in_process=True,
     )
 
 

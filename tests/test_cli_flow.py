@@ -20,7 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from server.cli import app as cli_app
-from server.db.models import Address, AuditEvent, Membership, Role, Target, User, WalkList
+from server.db.models import (
+    Address,
+    AuditEvent,
+    CensusArea,
+    Membership,
+    Role,
+    Target,
+    User,
+    WalkList,
+)
 from server.demo import DEMO_PASSWORD, DEMO_SLUG, load_demo
 from tests.clirun import one_line_error, run_cli
 
@@ -159,3 +168,20 @@ async def test_users_add_puts_an_existing_user_in_a_campaign(
     assert "users create" in nobody
     bad_role = one_line_error(await run_cli(db_url, "users", "add", "newcomer@example.org", "-c", DEMO_SLUG, "--role", "king"))
     assert "king" in bad_role
+
+
+async def test_national_cut_through_the_cli(
+    client: AsyncTestClient[Litestar], demo: Demo, db_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """`cut --all --by OA --dask` cuts every target per area on a LocalCluster; each list is named for its area."""
+    assert (await run_cli(db_url, "target", "Top five", "-c", DEMO_SLUG, "--top", "5")).code == 0
+    assert (await run_cli(db_url, "target", "Top two", "-c", DEMO_SLUG, "--top", "2")).code == 0
+    cut = await run_cli(db_url, "cut", "--all", "-c", DEMO_SLUG, "--by", "OA", "--dask", "--workers", "2", "--size", "30")
+    assert cut.code == 0, cut.err
+    lists = (await client.get(f"/api/campaigns/{demo.campaign_id}/walklists", headers=demo.headers)).json()
+    assert {w["target_id"] for w in lists} == {1, 2}
+    assert f"cut {len(lists)} lists" in cut.out
+    async with sessionmaker() as session:
+        codes = set((await session.scalars(select(CensusArea.name).where(CensusArea.kind == "OA"))).all())
+    assert all(any(f" {code} " in w["name"] for code in codes) for w in lists), [w["name"] for w in lists]
+    assert one_line_error(await run_cli(db_url, "cut", "-c", DEMO_SLUG)).startswith("error: name the targets")

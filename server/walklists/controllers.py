@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -43,7 +42,9 @@ class WalkListController(Controller):
         self, campaign_id: FromPath[int], target_id: FromPath[int], data: JSONBody[CutRequest], db_session: DbSession,
         user: CurrentUser, state: State, request: Request[Any, Any, Any], wait: FromQuery[bool] = False,
     ) -> Response[JobOut]:
-        """Cut a target into routed lists as a background job (202; poll the job); `wait=true` answers 200 with the finished job."""
+        """Cut a target into routed lists as a background job (202; poll the job); `wait=true` answers 200 with the finished job.
+
+        On PostgreSQL the job goes on the durable queue that `canvass worker` runs; on SQLite it runs in this process."""
         if wait:
             lists = await services.run_cut(state.sessionmaker, campaign_id, target_id, data)
             done = await services.record_finished_cut(db_session, campaign_id, target_id, user.id, lists)
@@ -53,13 +54,16 @@ class WalkListController(Controller):
         target = await db_session.get(Target, target_id)
         if target is None or target.campaign_id != campaign_id:
             raise NotFound(f"No target {target_id} in this campaign.")
-        job = ImportJob(campaign_id=campaign_id, kind="cut", status="queued", created_by=user.id, result={"target_id": target_id})
+        waiting = "Waiting for a job worker (canvass worker)." if state.jobs.durable else ""
+        job = ImportJob(campaign_id=campaign_id, kind="cut", status="queued", created_by=user.id, result={"target_id": target_id}, message=waiting)
         db_session.add(job)
         await db_session.commit()
-        task = asyncio.get_running_loop().create_task(services.run_cut_job(state.sessionmaker, job.id, campaign_id, target_id, data))
-        background: set[asyncio.Task[None]] = state.setdefault("background_tasks", set())
-        background.add(task)
-        task.add_done_callback(background.discard)
+        try:
+            await state.jobs.submit_cut(job.id, campaign_id, target_id, data)
+        except Exception:
+            job.status, job.message = "failed", "The job could not be queued."
+            await db_session.commit()
+            raise
         return Response(services.job_out(job), status_code=202)
 
     @get("/jobs/{job_id:int}", guards=[require_role(*REVIEWERS)])

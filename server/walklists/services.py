@@ -50,7 +50,7 @@ from server.db.models import (
     WalkList,
     WalkListStop,
 )
-from server.errors import InvalidInput, NotFound
+from server.errors import DomainError, InvalidInput, NotFound
 from server.spreadsheet import csv_text
 from server.walklists.schemas import (
     Assignee,
@@ -133,8 +133,8 @@ async def target_doors(session: AsyncSession, campaign_id: int, target: Target) 
     return stops_by_building(frame), frame, skipped
 
 
-async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> StreetNetwork | None:
-    """The campaign's streets around the given lon/lat bounds as a routable network (None when none are loaded)."""
+async def street_lines_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> gpd.GeoDataFrame | None:
+    """The campaign's street lines (name, highway; WGS84) around the given lon/lat bounds (None when none are loaded)."""
     minx, miny, maxx, maxy = bounds
     m = STREET_MARGIN_DEG
     rows = (
@@ -148,11 +148,18 @@ async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Se
     ).all()
     if not rows:
         return None
-    lines = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {"name": [r.name for r in rows], "highway": [r.highway for r in rows]},
         geometry=shapely.from_wkb([r.geometry for r in rows]),
         crs="EPSG:4326",
     )
+
+
+async def street_network_for(session: AsyncSession, campaign_id: int, bounds: Sequence[float]) -> StreetNetwork | None:
+    """The campaign's streets around the given lon/lat bounds as a routable network (None when none are loaded)."""
+    lines = await street_lines_for(session, campaign_id, bounds)
+    if lines is None:
+        return None
     try:
         return await asyncio.to_thread(street_network_from_lines, lines)
     except StreetNetworkError as exc:
@@ -232,6 +239,8 @@ class CutInput:
     stops: gpd.GeoDataFrame
     addresses: pd.DataFrame
     network: StreetNetwork | None
+    routing: str | None = None
+    """How the plans were routed, when they were cut elsewhere (a national cut's partition); else from `network`."""
 
 
 async def prepare_cut(session: AsyncSession, campaign_id: int, target_id: int) -> CutInput:
@@ -254,22 +263,26 @@ async def plan_cut(cut: CutInput, request: CutRequest, progress: Progress | None
         raise InvalidInput(str(exc), errors=[{"field": "size", "message": str(exc)}]) from exc
 
 
-async def store_cut(session: AsyncSession, campaign_id: int, target_id: int, cut: CutInput, plans: list[WalkListPlan], replace: bool) -> list[WalkList]:
-    """Write the planned lists and their stops (one short write transaction)."""
+async def store_cut(
+    session: AsyncSession, campaign_id: int, target_id: int, cut: CutInput, plans: list[WalkListPlan], replace: bool, number_from: int | None = None
+) -> list[WalkList]:
+    """Write the planned lists and their stops (one short write transaction), numbered after the target's lists (or from `number_from`)."""
     if await session.get(Target, target_id) is None:
         raise NotFound(f"Target {target_id} was deleted while it was being cut.")
     if replace:
-        await _delete_unassigned_lists(session, campaign_id, target_id)
-    existing = int(await session.scalar(select(func.count()).select_from(WalkList).where(WalkList.target_id == target_id)) or 0)
+        await delete_unassigned_lists(session, campaign_id, target_id)
+    if number_from is None:
+        number_from = 1 + int(await session.scalar(select(func.count()).select_from(WalkList).where(WalkList.target_id == target_id)) or 0)
     by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id))
                    for key, group in cut.addresses.groupby("building_key")}
     lists = []
-    for number, plan in enumerate(plans, start=existing + 1):
+    routing = cut.routing or routing_of(cut.network)
+    for number, plan in enumerate(plans, start=number_from):
         walk_list = WalkList(
             campaign_id=campaign_id, target_id=target_id, name=f"{cut.target_name} {number:02d}", status="ready",
             doors=int(plan.doors), length_m=round(float(plan.length_m), 1), minutes=round(float(plan.minutes), 1),
             route=shapely.to_wkb(plan.route) if plan.route is not None and not plan.route.is_empty else None,
-            size_exception=plan.size_exception, routing=routing_of(cut.network),
+            size_exception=plan.size_exception, routing=routing,
         )
         session.add(walk_list)
         lists.append((walk_list, plan))
@@ -315,7 +328,8 @@ async def run_cut(sessionmaker: Any, campaign_id: int, target_id: int, request: 
         return lists
 
 
-async def _delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
+async def delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
+    """Delete a target's lists no one holds (before cutting it again)."""
     assigned = select(Assignment.walk_list_id).where(Assignment.ended_at.is_(None))
     await session.execute(
         delete(WalkList).where(WalkList.campaign_id == campaign_id, WalkList.target_id == target_id, WalkList.id.not_in(assigned))
@@ -906,8 +920,23 @@ def job_out(job: ImportJob) -> JobOut:
                   routing=result.get("routing"), warnings=list(result.get("warnings") or []))
 
 
-async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_id: int, request: CutRequest) -> None:
-    """Run a cut in the background, writing progress to the job row; the cut itself commits atomically."""
+class RetryJob(Exception):
+    """A job attempt failed for a reason a later attempt may not meet (the queue runs it again)."""
+
+
+async def run_cut_job(
+    sessionmaker: Any, job_id: int, campaign_id: int, target_id: int, request: CutRequest, retry_on_error: bool = False
+) -> None:
+    """Run a cut job, writing progress to the job row; the lists and the job's "done" commit together.
+
+    Idempotent per job: the lists are written in the same transaction that marks the job
+    done, under a lock on the job row, and an attempt that finds its job already done
+    writes nothing. So a job the queue runs again (its worker was killed, or an attempt
+    failed) completes once, with no duplicate lists. A refusal (no such target, no doors,
+    an impossible size) fails the job for good; any other error fails it too unless
+    `retry_on_error` (the durable queue's attempts left), when the job is put back to
+    "queued" and `RetryJob` is raised for the queue to run it again.
+    """
     loop = asyncio.get_running_loop()
     progress_state = {"done": 0, "total": 0}
 
@@ -934,23 +963,48 @@ async def run_cut_job(sessionmaker: Any, job_id: int, campaign_id: int, target_i
 
     async with sessionmaker() as session:
         job = await session.get(ImportJob, job_id)
-        job.status = "running"
+        if job is None or job.status in ("done", "failed"):
+            return  # deleted, or finished by an earlier attempt: nothing to do
+        job.status, job.message = "running", ""
         await session.commit()
     reporter = loop.create_task(report())
+    lists: list[WalkList] | None = None
     try:
-        lists = await run_cut(sessionmaker, campaign_id, target_id, request, progress)
-        result = {"target_id": target_id, **cut_result(lists)}
-        status, message = "done", f"{len(lists)} lists cut"
+        async with sessionmaker() as session:
+            cut = await prepare_cut(session, campaign_id, target_id)
+            await session.rollback()
+        plans = await plan_cut(cut, request, progress)
+        finished.set()
+        await reporter
+        async with sessionmaker() as session:
+            job = (await session.scalars(select(ImportJob).where(ImportJob.id == job_id).with_for_update())).first()
+            if job is None or job.status in ("done", "failed"):
+                return  # another attempt finished it while this one was cutting
+            lists = await store_cut(session, campaign_id, target_id, cut, plans, request.replace)
+            result = {"target_id": target_id, **cut_result(lists)}
+            job.status, job.message, job.result, job.finished_at = "done", f"{len(lists)} lists cut", result, _now()
+            job.done = job.total = progress_state["total"] or len(lists)
+            await session.commit()
+        return
+    except DomainError as exc:
+        status, message = "failed", exc.detail
     except Exception as exc:
-        status, message, result = "failed", getattr(exc, "detail", None) or f"{exc.__class__.__name__}: {exc}", {}
-    finished.set()
-    await reporter
+        logger.exception("cut job %s failed", job_id)
+        status, message = ("queued", f"attempt failed ({exc.__class__.__name__}: {exc}); retrying") if retry_on_error \
+            else ("failed", f"{exc.__class__.__name__}: {exc}")
+    finally:
+        finished.set()
+        if not reporter.done():
+            await reporter
     async with sessionmaker() as session:
         job = await session.get(ImportJob, job_id)
-        job.status, job.message, job.result, job.finished_at = status, message, result, _now()
-        if status == "done":
-            job.done = job.total = progress_state["total"] or len(result.get("walk_list_ids", []))
-        await session.commit()
+        if job is not None and job.status not in ("done", "failed"):
+            job.status, job.message = status, message
+            if status == "failed":
+                job.result, job.finished_at = {}, _now()
+            await session.commit()
+    if status == "queued":
+        raise RetryJob(message)
 
 
 def json_dumps(value: Any) -> str:
