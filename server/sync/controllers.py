@@ -15,8 +15,8 @@ from server.audit import record_audit
 from server.db.session import autocommit_session
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
-from server.sync.feed import cursor_key, is_postgres, list_page, pull_changes
-from server.sync.store import PushContext, RawPushRequest, apply_plain_push, apply_push
+from server.sync.pull import cursor_key, list_page, pull_changes
+from server.sync.store import PushContext, RawPushRequest, receive_push
 from sync.protocol import (
     PROTOCOL_HEADER,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -114,14 +114,9 @@ class SyncController(Controller):
             max_skew_ms=settings.max_clock_skew_seconds * 1000,
             protocol_version=push.protocol_version,  # stamped on the device with the receipt
         )
-        if is_postgres(db_session):
-            # contact attempts and answers, the bulk of what phones send: two statements, no
-            # transaction round trips (apply_plain_push says when it declines, and why it is safe)
-            async with autocommit_session(request.app.state) as session:
-                response = await apply_plain_push(session, context, push.mutations)
-            if response is not None:
-                return response
-        return await apply_push(db_session, context, push.mutations)
+        return await receive_push(
+            db_session, context, push.mutations, lambda: autocommit_session(request.app.state)
+        )
 
     @post("/pull", status_code=200)
     async def pull(

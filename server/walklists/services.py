@@ -450,7 +450,7 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
 
 async def record_list_change(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
     """Tell phones holding the list that it changed (assignment, name, order)."""
-    from server.sync.feed import record_change
+    from server.sync.changes import record_change
 
     await record_change(session, campaign_id=campaign_id, entity="walk_list", entity_id=walk_list_id, walk_list_id=walk_list_id)
 
@@ -484,7 +484,7 @@ async def unassign_list(session: AsyncSession, campaign_id: int, walk_list_id: i
 
 async def delete_list(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
     """Delete a list, assigned or not: its holder's phone loses it and its stops; knocks and answers recorded on it are kept."""
-    from server.sync.feed import record_change
+    from server.sync.changes import record_change
 
     walk_list = await get_list(session, campaign_id, walk_list_id)
     held = (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all()
@@ -561,7 +561,7 @@ async def _list_stops_frame(session: AsyncSession, walk_list_ids: Sequence[int])
 async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame, routing: str | None = None) -> None:
     from sqlalchemy import insert
 
-    from server.sync.feed import record_change
+    from server.sync.changes import record_change
 
     old_ids = (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list.id))).all()
     await session.execute(delete(WalkListStop).where(WalkListStop.walk_list_id == walk_list.id))

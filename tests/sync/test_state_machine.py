@@ -926,7 +926,7 @@ def machine_url(request: pytest.FixtureRequest, database_urls: dict[str, str | N
 
 def test_sync_state_machine(machine_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the machine on one backend; the harness owns the event loop (no nesting with pytest-asyncio's)."""
-    monkeypatch.setattr("server.sync.feed.LIST_PAGE_STOPS", 2)  # list downloads span pages
+    monkeypatch.setattr("server.sync.pull.LIST_PAGE_STOPS", 2)  # list downloads span pages
     harness = Harness(machine_url)
     try:
         harness.run(harness.start())
