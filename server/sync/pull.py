@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import (
@@ -441,6 +441,19 @@ async def _scope_removals(
     ).all()
     for stop_id, _ in stops:
         changes.append(Remove(entity="stop", id=str(stop_id), version=version))
+    # A deleted or merged list has no stops left: what it brought is in its stops' erase rows
+    # (server.walklists.services.erase_stops; the predicate is migration 0013's partial index).
+    erased_stops = (
+        await session.execute(
+            select(ChangeFeed.id, ChangeFeed.address_id).where(
+                text("change_feed.entity = 'stop' AND change_feed.op = 'erase'"),
+                ChangeFeed.walk_list_id.in_(lost_lists),
+                ChangeFeed.campaign_id == campaign_id,
+                ChangeFeed.address_id.is_not(None),
+            )
+        )
+    ).all()
+    stops = [*stops, *erased_stops]
     kept_addresses: set[int] = set()
     if current_lists:
         kept_addresses = set(
