@@ -15,6 +15,7 @@ from server.audit import record_audit
 from server.db.session import autocommit_session
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
+from server.openapi import documented_body
 from server.sync.pull import cursor_key, list_page, pull_changes
 from server.sync.store import PushContext, RawPushRequest, receive_push
 from sync.protocol import (
@@ -23,6 +24,7 @@ from sync.protocol import (
     ListPage,
     PullRequest,
     PullResponse,
+    PushRequest,
     PushResponse,
 )
 
@@ -86,7 +88,7 @@ class SyncController(Controller):
     opt = {"device_ok": True, "rate_limit": "sync"}
     guards = [require_device]
 
-    @post("/push", status_code=200)
+    @post("/push", status_code=200, dependencies=documented_body(PushRequest))
     async def push(
         self,
         request: Request[Any, Any, Any],
@@ -118,7 +120,7 @@ class SyncController(Controller):
             db_session, context, push.mutations, lambda: autocommit_session(request.app.state)
         )
 
-    @post("/pull", status_code=200)
+    @post("/pull", status_code=200, dependencies=documented_body(PullRequest))
     async def pull(
         self,
         request: Request[Any, Any, Any],
