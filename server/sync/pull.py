@@ -454,18 +454,36 @@ async def _scope_removals(
         )
     ).all()
     stops = [*stops, *erased_stops]
+    return changes + await _address_removals(
+        session, campaign_id, {a for _, a in stops}, current_lists, version
+    )
+
+
+async def _address_removals(
+    session: AsyncSession,
+    campaign_id: int,
+    addresses: set[int],
+    current_lists: set[int],
+    version: str,
+) -> list[Change]:
+    """``remove`` for those of ``addresses`` no list in ``current_lists`` holds, and for the people,
+    events and flags there."""
+    if not addresses:
+        return []
+    changes: list[Change] = []
     kept_addresses: set[int] = set()
     if current_lists:
         kept_addresses = set(
             (
                 await session.scalars(
                     select(WalkListStop.address_id).where(
-                        WalkListStop.walk_list_id.in_(current_lists)
+                        WalkListStop.walk_list_id.in_(current_lists),
+                        WalkListStop.address_id.in_(addresses),
                     )
                 )
             ).all()
         )
-    lost_addresses = sorted({a for _, a in stops} - kept_addresses)
+    lost_addresses = sorted(addresses - kept_addresses)
     if not lost_addresses:
         return changes
     for address_id in lost_addresses:
@@ -568,6 +586,8 @@ async def pull_changes(
                 ChangeFeed.entity,
                 ChangeFeed.entity_id,
                 ChangeFeed.op,
+                ChangeFeed.walk_list_id,
+                ChangeFeed.address_id,
             )
             .where(*conditions)
             .order_by(ChangeFeed.txid, ChangeFeed.id)
@@ -580,17 +600,21 @@ async def pull_changes(
     upsert_keys: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     erases: list[Change] = []
-    for _row_id, _txid, entity, entity_id, op in rows:
+    dropped: set[int] = set()  # doors taken off a list the device still holds (a split, a re-route)
+    for _row_id, _txid, entity, entity_id, op, list_id, address_id in rows:
         if op == "erase":
             erases.append(Erase(entity=entity, id=entity_id))
+            if entity == "stop" and list_id in current_lists and address_id is not None:
+                dropped.add(address_id)
         elif (entity, entity_id) not in seen:
             seen.add((entity, entity_id))
             upsert_keys.append((entity, entity_id))
     changes += await load_upserts(session, campaign_id, upsert_keys, version)
     changes += erases
+    changes += await _address_removals(session, campaign_id, dropped, current_lists, version)
 
     done = set(start.done)
-    delivered = {txid for _, txid, _, _, _ in rows}
+    delivered = {row[1] for row in rows}
     partial_txid = partial_id = 0
     if has_more:  # the last transaction may continue on the next page
         last_id, last_txid = rows[-1][0], rows[-1][1]

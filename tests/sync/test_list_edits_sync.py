@@ -102,3 +102,21 @@ async def test_merging_a_held_list_into_someone_elses_takes_its_people_off_the_p
     assert not (addresses & phone.ids("address")), "the merged list's addresses stayed on its old holder's phone"
     assert not (people & phone.ids("person")), "the merged list's electors stayed on its old holder's phone"
     assert addresses <= lead.ids("address") and people <= lead.ids("person")
+
+
+async def test_splitting_a_held_list_takes_the_other_half_off_the_phone(
+    client: AsyncTestClient[Litestar], world: World, town: Town, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Privacy: after a held list is split, its holder keeps only the doors (and electors) of the
+    half it still holds; the new half is nobody's yet."""
+    phone = await register_phone(client, world, "canvasser", world.campaign_a)
+    assert (await phone.pull()).ok
+    list_id = town.lists[0]
+    split = await client.post(f"/api/campaigns/{world.campaign_a}/walklists/{list_id}/split", json={"parts": 2}, headers=world.auth("organiser"))
+    assert split.status_code == 200, split.text
+    assert (await phone.pull()).ok
+    async with sessionmaker() as session:
+        kept = {str(a) for a in (await session.scalars(select(WalkListStop.address_id).where(WalkListStop.walk_list_id == list_id))).all()}
+    assert kept and kept != {str(a) for a in town.addresses[list_id]}, "the split kept every door: test is vacuous"
+    assert phone.ids("address") == kept
+    assert phone.ids("person") == {str(p) for a in kept for p in town.people[int(a)]}
