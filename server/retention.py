@@ -6,8 +6,8 @@ earlier (UTC dates); a campaign without a polling day is never due.
 every due campaign, each in the caller's transaction. Running it again is a
 no-op apart from data that arrived since.
 
-What is deleted (hard delete, with the same semantics as
-``server.sync.erasure.erase_person``: an id-only ``Tombstone`` per record and an
+What is deleted (hard delete, by ``server.sync.erasure.erase_campaign_people``, the one
+erasure path: an id-only ``Tombstone`` per record and an
 ``erase`` change row, so every phone purges its copies at its next pull, and
 a later push that touches an erased id is rejected, never resurrected):
 
@@ -52,7 +52,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import (
@@ -60,7 +59,6 @@ from server.db.models import (
     Answer,
     AuditEvent,
     Campaign,
-    ChangeFeed,
     Conflict,
     ContactAttempt,
     FieldVersion,
@@ -69,13 +67,10 @@ from server.db.models import (
     MutationResult,
     Observation,
     Person,
-    SyncCounter,
-    Tombstone,
 )
 from server.results.tallies import fold_result_tallies
-from server.sync.erasure import erase_held_mutations, lock_campaign_for_erasure
-from server.sync.feed import COUNTER_NAME, is_postgres
-from sync.protocol import flag_key
+from server.sync.changes import change_row, record_changes
+from server.sync.erasure import erase_campaign_people, lock_campaign_for_erasure
 
 EVENT_MODELS: dict[str, Any] = {
     "contact_attempt": ContactAttempt,
@@ -149,22 +144,7 @@ async def apply_retention(
     await fold_result_tallies(session)  # queued attempts count in the aggregates that survive
     tallies = await _snapshot_tallies(session, cid)
 
-    people = list(
-        (await session.execute(select(Person.id, Person.address_id).where(Person.campaign_id == cid))).all()
-    )
-    events: dict[str, list[tuple[str, int]]] = {}
-    for entity, model in EVENT_MODELS.items():
-        events[entity] = [
-            (str(i), a)
-            for i, a in (
-                await session.execute(select(model.id, model.address_id).where(model.campaign_id == cid))
-            ).all()
-        ]
-    flag_keys = (
-        await session.execute(
-            select(Flag.address_id, Flag.person_key).where(Flag.campaign_id == cid).distinct()
-        )
-    ).all()
+    erasure = await erase_campaign_people(session, cid, erased_by)
     noted = list(
         await session.scalars(
             select(Address.id).where(
@@ -173,25 +153,7 @@ async def apply_retention(
             )
         )
     )
-
-    erased: list[tuple[str, str, int | None]] = [("person", str(p), a) for p, a in people]
-    for entity, rows in events.items():
-        erased += [(entity, i, a) for i, a in rows]
-    tombstones = await _add_tombstones(session, cid, [(e, i) for e, i, _ in erased], erased_by)
-    changes: list[tuple[str, str, str, int | None]] = [(e, i, "erase", a) for e, i, a in erased]
-    changes += [("flag", flag_key(a, p or None), "erase", a) for a, p in flag_keys]
-    changes += [("address", str(a), "upsert", a) for a in noted]
-
-    person_ids = select(Person.id).where(Person.campaign_id == cid).scalar_subquery()
     address_ids = select(Address.id).where(Address.campaign_id == cid).scalar_subquery()
-    await session.execute(delete(FollowUp).where(FollowUp.campaign_id == cid))
-    await session.execute(delete(Flag).where(Flag.campaign_id == cid))
-    conflicts = (
-        await session.execute(delete(Conflict).where(Conflict.campaign_id == cid))
-    ).rowcount or 0
-    await session.execute(
-        delete(FieldVersion).where(FieldVersion.entity == "person", FieldVersion.entity_id.in_(person_ids))
-    )
     await session.execute(
         delete(FieldVersion).where(
             FieldVersion.entity == "address",
@@ -199,9 +161,6 @@ async def apply_retention(
             FieldVersion.entity_id.in_(address_ids),
         )
     )
-    for model in EVENT_MODELS.values():
-        await session.execute(delete(model).where(model.campaign_id == cid))
-    await session.execute(delete(Person).where(Person.campaign_id == cid))
     if noted:
         await session.execute(
             update(Address)
@@ -218,88 +177,22 @@ async def apply_retention(
         .where(MutationResult.campaign_id == cid, MutationResult.status == "rejected")
         .values(reason="")
     )
-    await erase_held_mutations(session, cid)  # kept payloads of rejected mutations hold personal data
     await _scrub_audit(session, cid)
     await _restore_tallies(session, cid, tallies)
-    await _append_changes(session, cid, changes)
+    await record_changes(session, [change_row(cid, "address", a, address_id=a) for a in noted])
     await session.flush()
     return RetentionReport(
         campaign_id=cid,
         due_on=str(retention_due_on(campaign)),
-        people=len(people),
-        contact_attempts=len(events["contact_attempt"]),
-        answers=len(events["answer"]),
-        observations=len(events["observation"]),
-        flags=len(flag_keys),
-        conflicts=int(conflicts),
+        people=erasure.people,
+        contact_attempts=erasure.contact_attempts,
+        answers=erasure.answers,
+        observations=erasure.observations,
+        flags=erasure.flags,
+        conflicts=erasure.conflicts,
         notes_cleared=len(noted),
-        tombstones=tombstones,
+        tombstones=erasure.tombstones,
     )
-
-
-async def _add_tombstones(
-    session: AsyncSession, campaign_id: int, keys: Sequence[tuple[str, str]], erased_by: int | None
-) -> int:
-    """Insert id-only tombstones for keys that have none yet; returns how many were added."""
-    existing = {
-        (e, i)
-        for e, i in (
-            await session.execute(
-                select(Tombstone.entity, Tombstone.entity_id).where(Tombstone.campaign_id == campaign_id)
-            )
-        ).all()
-    }
-    now = datetime.now(UTC)
-    rows = [
-        {"campaign_id": campaign_id, "entity": e, "entity_id": i, "erased_at": now, "erased_by": erased_by}
-        for e, i in dict.fromkeys(keys)
-        if (e, i) not in existing
-    ]
-    for chunk in _chunks(rows, 2000):
-        await session.execute(Tombstone.__table__.insert(), chunk)
-    return len(rows)
-
-
-async def _append_changes(
-    session: AsyncSession, campaign_id: int, changes: Sequence[tuple[str, str, str, int | None]]
-) -> None:
-    """Bulk form of ``server.sync.feed.record_change`` (same txid/version rules, one round trip per chunk)."""
-    if not changes:
-        return
-    now = datetime.now(UTC)
-    if is_postgres(session):
-        txid = int(await session.scalar(text("SELECT pg_current_xact_id()::text::bigint")) or 0)
-        versions: Iterable[int] = [0] * len(changes)
-        txids: list[int] = [txid] * len(changes)
-    else:
-        await session.execute(
-            sqlite_insert(SyncCounter).values(name=COUNTER_NAME, value=0).on_conflict_do_nothing()
-        )
-        end = await session.scalar(
-            update(SyncCounter)
-            .where(SyncCounter.name == COUNTER_NAME)
-            .values(value=SyncCounter.value + len(changes))
-            .returning(SyncCounter.value)
-        )
-        start = int(end or 0) - len(changes) + 1
-        txids = list(range(start, start + len(changes)))
-        versions = txids
-    rows = [
-        {
-            "campaign_id": campaign_id,
-            "entity": entity,
-            "entity_id": entity_id,
-            "op": op,
-            "walk_list_id": None,
-            "address_id": address_id,
-            "txid": txid,
-            "version": version,
-            "created_at": now,
-        }
-        for (entity, entity_id, op, address_id), txid, version in zip(changes, txids, versions, strict=True)
-    ]
-    for chunk in _chunks(rows, 2000):
-        await session.execute(ChangeFeed.__table__.insert(), chunk)
 
 
 async def _snapshot_tallies(session: AsyncSession, campaign_id: int) -> dict[str, list[dict[str, Any]]]:

@@ -138,3 +138,24 @@ def test_sync_routes_document_their_protocol_header(settings: Settings) -> None:
         header = next(p for p in operation["parameters"] if p["name"] == "X-Canvass-Protocol")
         assert header["in"] == "header" and header["required"] is True and header["schema"]["enum"] == [1]
         assert "426" in operation["responses"]
+
+
+def test_sync_push_and_pull_bodies_are_documented(settings: Settings) -> None:
+    """The push and pull request bodies (read raw by the server, to decode mutation by mutation and
+    to inflate gzip) are declared, with every mutation op; their responses name their Structs."""
+    document = _document(settings)
+    schemas = document["components"]["schemas"]
+    for path, request, response in (
+        ("/api/sync/push", "PushRequest", "PushResponse"),
+        ("/api/sync/pull", "PullRequest", "PullResponse"),
+    ):
+        operation = document["paths"][path]["post"]
+        body = operation.get("requestBody")
+        assert body is not None and body["required"], path
+        assert body["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{request}"}, path
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{response}"}
+        assert request in schemas and response in schemas
+    envelope = schemas["Envelope"]["properties"]["mutation"]
+    ops = {ref["$ref"].rsplit("/", 1)[1] for ref in envelope["oneOf"]}
+    assert ops == {"RecordContactAttempt", "RecordAnswer", "RecordObservation", "EditField", "ServerRequest"}, ops
+    assert set(schemas["PullRequest"]["required"]) == {"protocol_version", "device_id"}

@@ -570,8 +570,14 @@ class ChangeFeed(Base):
     """
 
     __tablename__ = "change_feed"
-    # the pull's search and order; every push writes these rows, so no other index (migration 0006)
-    __table_args__ = (Index("ix_change_feed_campaign_txid", "campaign_id", "txid", "id"),)
+    # the pull's search and order; every push writes these rows, so no other index they pay for
+    # (migration 0006); a list's stop erasures (never pushed) are found by list (migration 0013)
+    __table_args__ = (
+        Index("ix_change_feed_campaign_txid", "campaign_id", "txid", "id"),
+        Index("ix_change_feed_stop_erasures", "walk_list_id",
+              postgresql_where=text("entity = 'stop' AND op = 'erase'"),
+              sqlite_where=text("entity = 'stop' AND op = 'erase'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(Integer)

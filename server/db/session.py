@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from server.db.dialect import is_postgres
 from server.settings import Settings
 
 
@@ -92,7 +93,7 @@ def autocommit_session(state: Any) -> AsyncSession:
     IMMEDIATE themselves (``_configure_sqlite``)."""
     sessionmaker = state.sessionmaker
     engine = state.get("engine")
-    if engine is None or engine.dialect.name != "postgresql":
+    if engine is None or not is_postgres(engine):
         return sessionmaker()
     autocommit = state.get("autocommit_engine")
     if autocommit is None:

@@ -7,6 +7,7 @@ from litestar import Controller, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
+from server.db.dialect import dialect_name
 from server.db.migrate import current_revision, head_revision
 from server.errors import DomainError
 
@@ -58,4 +59,4 @@ class HealthController(Controller):
         expected = head_revision()
         if revision != expected:
             raise NotReady(f"Database is at migration {revision}, expected {expected}; run `canvass db upgrade`.")
-        return Readiness(status="ready", database=engine.dialect.name, migration=revision, expected_migration=expected)
+        return Readiness(status="ready", database=dialect_name(engine), migration=revision, expected_migration=expected)

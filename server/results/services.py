@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.security import AuthUser
 from server.audit import record_audit
+from server.db.dialect import is_postgres
 from server.db.models import (
     Assignment,
     CampaignArea,
@@ -235,7 +236,7 @@ async def _time_buckets(
     if walk_list_id is None:
         sql = "SELECT hour, attempts, contacts FROM result_hour_tally WHERE campaign_id = :c"
     else:
-        hour = hour_expression(session.bind.dialect.name == "postgresql")
+        hour = hour_expression(is_postgres(session))
         sql = (
             f"SELECT {hour} AS hour, count(*) AS attempts, sum(CASE WHEN r.outcome IN ('spoke', 'refused') THEN 1 ELSE 0 END) AS contacts "
             f"FROM contact_attempts r WHERE r.campaign_id = :c AND r.walk_list_id = :w GROUP BY {hour}"
@@ -380,7 +381,7 @@ async def answer_cells(session: AsyncSession, campaign_id: int, group: str, ques
 
 async def current_answers(session: AsyncSession, campaign_id: int, keys: Iterable[str] | None = None) -> pd.DataFrame:
     """Each respondent's latest answer per question (by HLC, then id), from the events (not the tally)."""
-    collate = ' COLLATE "C"' if session.bind.dialect.name == "postgresql" else ""
+    collate = ' COLLATE "C"' if is_postgres(session) else ""
     key_list = list(keys) if keys is not None else None
     key_filter = ""
     params: dict[str, Any] = {"c": campaign_id}

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from server.sync.feed import is_postgres
+from server.db.dialect import is_postgres
 
 OUTCOMES = ("spoke", "not_home", "refused", "moved", "deceased", "inaccessible", "come_back", "do_not_visit", "wrong_address")
 CONTACT_OUTCOMES = frozenset({"spoke", "refused"})

@@ -22,7 +22,7 @@ from server.db.models import Answer, Survey, utcnow
 from server.errors import ConflictError, InvalidInput, NotFound
 from server.surveys.rules import QUESTION_KINDS, refuse_special_category, validate_questions
 from server.surveys.schemas import OutcomeLabel, Question, SurveyBody, SurveyOut, SurveyTranslation
-from server.sync.feed import record_change
+from server.sync.changes import record_change
 
 
 def _question(raw: dict[str, Any]) -> Question:

@@ -16,14 +16,16 @@ from server.db.session import autocommit_session
 from server.dependencies import AppSettings, CurrentUser, DbSession
 from server.errors import Forbidden, InvalidInput, PayloadTooLarge, UpgradeRequired
 from server.observability import record_push
-from server.sync.feed import cursor_key, is_postgres, list_page, pull_changes
-from server.sync.store import PushContext, RawPushRequest, apply_plain_push, apply_push
+from server.openapi import documented_body
+from server.sync.pull import cursor_key, list_page, pull_changes
+from server.sync.store import PushContext, RawPushRequest, receive_push
 from sync.protocol import (
     PROTOCOL_HEADER,
     SUPPORTED_PROTOCOL_VERSIONS,
     ListPage,
     PullRequest,
     PullResponse,
+    PushRequest,
     PushResponse,
 )
 
@@ -87,7 +89,7 @@ class SyncController(Controller):
     opt = {"device_ok": True, "rate_limit": "sync"}
     guards = [require_device]
 
-    @post("/push", status_code=200)
+    @post("/push", status_code=200, dependencies=documented_body(PushRequest))
     async def push(
         self,
         request: Request[Any, Any, Any],
@@ -115,19 +117,13 @@ class SyncController(Controller):
             max_skew_ms=settings.max_clock_skew_seconds * 1000,
             protocol_version=push.protocol_version,  # stamped on the device with the receipt
         )
-        if is_postgres(db_session):
-            # contact attempts and answers, the bulk of what phones send: two statements, no
-            # transaction round trips (apply_plain_push says when it declines, and why it is safe)
-            async with autocommit_session(request.app.state) as session:
-                response = await apply_plain_push(session, context, push.mutations)
-            if response is not None:
-                record_push(response)
-                return response
-        response = await apply_push(db_session, context, push.mutations)
+        response = await receive_push(
+            db_session, context, push.mutations, lambda: autocommit_session(request.app.state)
+        )
         record_push(response)
         return response
 
-    @post("/pull", status_code=200)
+    @post("/pull", status_code=200, dependencies=documented_body(PullRequest))
     async def pull(
         self,
         request: Request[Any, Any, Any],

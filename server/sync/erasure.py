@@ -10,9 +10,10 @@ copies at its next pull and a later push touching an erased id is rejected
 (``erased:``), never resurrected.
 
 Used by the organiser endpoint and ``canvass erase`` (one person or address),
-by register replace (the people it removes) and by retention
-(``erase_held_mutations`` for a whole campaign; its bulk deletes and
-tombstones stay in ``server.retention``).
+by register replace (``erase_people``: the people it removes) and by retention
+(``erase_campaign_people``: every person and event of a campaign, in bulk).
+Tombstones and change rows are written in bulk (``_tombstone_all``, through
+``server.sync.changes.record_changes``), whatever the number of records.
 
 Concurrency on PostgreSQL: before it reads anything an erasure takes its
 campaign's advisory lock exclusively (the class migration 0008's event
@@ -26,16 +27,18 @@ writer holds the database write lock (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, post
 from litestar.params import FromPath, JSONBody
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.guards import ORGANISERS, require_role
 from server.audit import record_audit
+from server.db.dialect import is_postgres
 from server.db.models import (
     Address,
     Answer,
@@ -43,6 +46,7 @@ from server.db.models import (
     ContactAttempt,
     FieldVersion,
     Flag,
+    FollowUp,
     HeldMutation,
     Observation,
     Person,
@@ -52,9 +56,15 @@ from server.db.models import (
 )
 from server.dependencies import CurrentUser, DbSession
 from server.errors import NotFound
-from server.sync.feed import is_postgres, record_change
-from server.sync.store import CAMPAIGN_LOCK
+from server.sync.changes import change_row, record_changes
 from sync.protocol import flag_key
+
+CAMPAIGN_LOCK = 0x43414D50
+"""Advisory lock class of a campaign's events (migration 0008): erasure holds it exclusively,
+pushes (and the event insert triggers) shared."""
+
+_CAMPAIGN_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({CAMPAIGN_LOCK}, :campaign_id)")
+_CAMPAIGN_EXCLUSIVE = text(f"SELECT pg_advisory_xact_lock({CAMPAIGN_LOCK}, :campaign_id)")
 
 EVENT_MODELS: dict[str, Any] = {
     "contact_attempt": ContactAttempt,
@@ -66,8 +76,22 @@ EVENT_MODELS: dict[str, Any] = {
 async def lock_campaign_for_erasure(session: AsyncSession, campaign_id: int) -> None:
     """PostgreSQL: hold the campaign's event lock exclusively until commit (pushes wait, see above)."""
     if is_postgres(session):
-        await session.execute(text(f"SELECT pg_advisory_xact_lock({CAMPAIGN_LOCK}, :campaign_id)"),
-                              {"campaign_id": campaign_id})
+        await session.execute(_CAMPAIGN_EXCLUSIVE, {"campaign_id": campaign_id})
+
+
+async def hold_off_erasure(session: AsyncSession, campaign_id: int) -> None:
+    """PostgreSQL: take the campaign's event lock shared until commit (a push: an erasure waits
+    for it; taken before anything else, as the insert triggers take it, so no deadlock)."""
+    if is_postgres(session):
+        await session.execute(_CAMPAIGN_SHARED, {"campaign_id": campaign_id})
+
+
+async def is_erased(session: AsyncSession, entity: str, entity_id: int | str) -> bool:
+    """True if an id-only tombstone exists for the entity."""
+    found = await session.scalar(
+        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == str(entity_id))
+    )
+    return found is not None
 
 
 async def _lock_people(session: AsyncSession, campaign_id: int, where: Any) -> list[Person]:
@@ -105,26 +129,25 @@ async def _erase_people(session: AsyncSession, campaign_id: int, people: list[Pe
         return
     ids = [p.id for p in people]
     address_of = {p.id: p.address_id for p in people}
+    erased: list[tuple[str, str, int | None]] = []
     for entity, model in EVENT_MODELS.items():
         rows = (await session.execute(
             select(model.id, model.person_id).where(model.campaign_id == campaign_id, model.person_id.in_(ids))
         )).all()
-        for event_id, person_id in rows:
-            await _tombstone(session, campaign_id, entity, str(event_id), erased_by, address_of.get(person_id))
+        erased += [(entity, str(event_id), address_of.get(person_id)) for event_id, person_id in rows]
         await session.execute(delete(model).where(model.campaign_id == campaign_id, model.person_id.in_(ids)))
     flag_rows = (await session.execute(
         select(Flag.address_id, Flag.person_key).where(Flag.campaign_id == campaign_id, Flag.person_key.in_(ids)).distinct()
     )).all()
-    for address_id, person_key in flag_rows:
-        await record_change(session, campaign_id=campaign_id, entity="flag", entity_id=flag_key(address_id, person_key),
-                            op="erase", address_id=address_id)
+    flags = [change_row(campaign_id, "flag", flag_key(a, k), "erase", address_id=a) for a, k in flag_rows]
     await session.execute(delete(Flag).where(Flag.campaign_id == campaign_id, Flag.person_key.in_(ids)))
+    await session.execute(delete(FollowUp).where(FollowUp.campaign_id == campaign_id, FollowUp.person_id.in_(ids)))
     await _erase_field_history(session, "person", ids)
     await session.execute(delete(HeldMutation).where(HeldMutation.campaign_id == campaign_id, HeldMutation.person_id.in_(ids)))
     await session.execute(delete(VoidedEvent).where(VoidedEvent.campaign_id == campaign_id, VoidedEvent.person_id.in_(ids)))
     await session.execute(delete(Person).where(Person.id.in_(ids)))
-    for person in people:
-        await _tombstone(session, campaign_id, "person", str(person.id), erased_by, person.address_id)
+    erased += [("person", str(p.id), p.address_id) for p in people]
+    await _tombstone_all(session, campaign_id, erased, erased_by, flags)
     await session.flush()
     for person in people:
         session.expunge(person) if person in session else None
@@ -141,28 +164,92 @@ async def erase_address(session: AsyncSession, campaign_id: int, address_id: int
     if address is None:
         return False
     await _erase_people(session, campaign_id, people, erased_by)
+    erased: list[tuple[str, str, int | None]] = []
     for entity, model in EVENT_MODELS.items():
-        for event_id in list(await session.scalars(
+        erased += [(entity, str(event_id), address_id) for event_id in (await session.scalars(
             select(model.id).where(model.campaign_id == campaign_id, model.address_id == address_id)
-        )):
-            await _tombstone(session, campaign_id, entity, str(event_id), erased_by, address_id)
+        )).all()]
         await session.execute(delete(model).where(model.campaign_id == campaign_id, model.address_id == address_id))
-    for person_key in (await session.scalars(
-        select(Flag.person_key).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id).distinct()
-    )).all():
-        await record_change(session, campaign_id=campaign_id, entity="flag", entity_id=flag_key(address_id, person_key or None),
-                            op="erase", address_id=address_id)
+    flags = [
+        change_row(campaign_id, "flag", flag_key(address_id, person_key or None), "erase", address_id=address_id)
+        for person_key in (await session.scalars(
+            select(Flag.person_key).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id).distinct()
+        )).all()
+    ]
     await session.execute(delete(Flag).where(Flag.campaign_id == campaign_id, Flag.address_id == address_id))
     await _erase_field_history(session, "address", [address_id])
     await session.execute(delete(HeldMutation).where(HeldMutation.campaign_id == campaign_id, HeldMutation.address_id == address_id))
     await session.execute(delete(VoidedEvent).where(VoidedEvent.campaign_id == campaign_id, VoidedEvent.address_id == address_id))
-    for stop_id in list(await session.scalars(select(WalkListStop.id).where(WalkListStop.address_id == address_id))):
-        await _tombstone(session, campaign_id, "stop", str(stop_id), erased_by, address_id)
+    erased += [("stop", str(stop_id), address_id) for stop_id in (await session.scalars(
+        select(WalkListStop.id).where(WalkListStop.address_id == address_id)
+    )).all()]
     await session.execute(delete(WalkListStop).where(WalkListStop.address_id == address_id))
     await session.delete(address)
     await session.flush()
-    await _tombstone(session, campaign_id, "address", str(address_id), erased_by, address_id)
+    erased.append(("address", str(address_id), address_id))
+    await _tombstone_all(session, campaign_id, erased, erased_by, flags)
     return True
+
+
+class CampaignErasure(msgspec.Struct, frozen=True):
+    """What ``erase_campaign_people`` deleted (counts only)."""
+
+    people: int
+    contact_attempts: int
+    answers: int
+    observations: int
+    flags: int
+    conflicts: int
+    tombstones: int
+
+
+async def erase_campaign_people(session: AsyncSession, campaign_id: int, erased_by: int | None) -> CampaignErasure:
+    """Erase every person and canvass event of a campaign in bulk (retention), with what hangs off
+    them: flags, follow-ups, person field history, every conflict record, every kept mutation;
+    tombstones and ``erase`` change rows for each id. Addresses stay (public data).
+
+    The caller takes the erasure lock first (``lock_campaign_for_erasure``): retention also
+    reads the result tallies under it before the events go."""
+    await lock_campaign_for_erasure(session, campaign_id)
+    people = (await session.execute(
+        select(Person.id, Person.address_id).where(Person.campaign_id == campaign_id)
+    )).all()
+    erased: list[tuple[str, str, int | None]] = [("person", str(p), a) for p, a in people]
+    counts: dict[str, int] = {}
+    for entity, model in EVENT_MODELS.items():
+        rows = (await session.execute(
+            select(model.id, model.address_id).where(model.campaign_id == campaign_id)
+        )).all()
+        counts[entity] = len(rows)
+        erased += [(entity, str(i), a) for i, a in rows]
+    flag_keys = (await session.execute(
+        select(Flag.address_id, Flag.person_key).where(Flag.campaign_id == campaign_id).distinct()
+    )).all()
+    flags = [change_row(campaign_id, "flag", flag_key(a, p or None), "erase", address_id=a) for a, p in flag_keys]
+    person_ids = select(Person.id).where(Person.campaign_id == campaign_id).scalar_subquery()
+    await session.execute(delete(FollowUp).where(FollowUp.campaign_id == campaign_id))
+    await session.execute(delete(Flag).where(Flag.campaign_id == campaign_id))
+    conflicts = int(await session.scalar(
+        select(func.count()).select_from(Conflict).where(Conflict.campaign_id == campaign_id)
+    ) or 0)
+    await session.execute(delete(Conflict).where(Conflict.campaign_id == campaign_id))
+    await session.execute(
+        delete(FieldVersion).where(FieldVersion.entity == "person", FieldVersion.entity_id.in_(person_ids))
+    )
+    for model in EVENT_MODELS.values():
+        await session.execute(delete(model).where(model.campaign_id == campaign_id))
+    await session.execute(delete(Person).where(Person.campaign_id == campaign_id))
+    await erase_held_mutations(session, campaign_id)
+    tombstones = await _tombstone_all(session, campaign_id, erased, erased_by, flags)
+    return CampaignErasure(
+        people=len(people),
+        contact_attempts=counts["contact_attempt"],
+        answers=counts["answer"],
+        observations=counts["observation"],
+        flags=len(flag_keys),
+        conflicts=conflicts,
+        tombstones=tombstones,
+    )
 
 
 async def erase_held_mutations(session: AsyncSession, campaign_id: int) -> int:
@@ -177,16 +264,34 @@ async def _erase_field_history(session: AsyncSession, entity: str, ids: list[int
     await session.execute(delete(Conflict).where(Conflict.entity == entity, Conflict.entity_id.in_(ids)))
 
 
-async def _tombstone(
-    session: AsyncSession, campaign_id: int, entity: str, entity_id: str, erased_by: int | None, address_id: int | None
-) -> None:
-    existing = await session.scalar(
-        select(Tombstone.id).where(Tombstone.entity == entity, Tombstone.entity_id == entity_id)
+async def _tombstone_all(
+    session: AsyncSession,
+    campaign_id: int,
+    erased: list[tuple[str, str, int | None]],
+    erased_by: int | None,
+    also: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> int:
+    """An id-only tombstone for each erased (entity, id, address) that has none yet, and an
+    ``erase`` change row for each (plus the rows in ``also``); returns how many tombstones were added."""
+    keys = list(dict.fromkeys((e, i) for e, i, _ in erased))
+    existing: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        existing |= set((await session.execute(
+            select(Tombstone.entity, Tombstone.entity_id).where(Tombstone.entity_id.in_([i for _, i in chunk]))
+        )).all())
+    now = datetime.now(UTC)
+    rows = [
+        {"campaign_id": campaign_id, "entity": e, "entity_id": i, "erased_at": now, "erased_by": erased_by}
+        for e, i in keys
+        if (e, i) not in existing
+    ]
+    for start in range(0, len(rows), 2000):
+        await session.execute(insert(Tombstone.__table__), rows[start : start + 2000])
+    await record_changes(
+        session, [change_row(campaign_id, e, i, "erase", address_id=a) for e, i, a in erased] + list(also)
     )
-    if existing is None:
-        session.add(Tombstone(campaign_id=campaign_id, entity=entity, entity_id=entity_id, erased_by=erased_by))
-    await record_change(session, campaign_id=campaign_id, entity=entity, entity_id=entity_id, op="erase",
-                        address_id=address_id)
+    return len(rows)
 
 
 # ------------------------------------------------------------------ HTTP

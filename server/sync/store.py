@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,12 +53,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.dialect import dialect_name, is_postgres
 from server.db.models import (
     Address,
     Answer,
     Assignment,
     AuditEvent,
-    ChangeFeed,
     Conflict,
     ContactAttempt,
     Device,
@@ -74,7 +76,8 @@ from server.db.models import (
 )
 from server.db.models import MutationResult as MutationResultRow
 from server.surveys.rules import SPECIAL_CATEGORY_REASON, AnswerRefused, validate_answer
-from server.sync.feed import _next_sqlite_version, is_erased, is_postgres, record_change
+from server.sync.changes import FEED_INSERT_SQL, record_change, record_changes
+from server.sync.erasure import hold_off_erasure, is_erased
 from sync.clock import HLC, HybridClock, check_skew, parse, system_wall_ms
 from sync.merge import FieldState, FlagState, apply_observation, merge_field_edit
 from sync.protocol import (
@@ -124,9 +127,6 @@ class Restamp(Exception):
     """An edit stamped beyond the skew bound: not applied, answered ``restamp`` (contract B)."""
 
 
-CAMPAIGN_LOCK = 0x43414D50
-"""Advisory lock class of a campaign's events (migration 0008): erasure holds it exclusively."""
-
 WRITERS_CAMPAIGN_WIDE = (Role.admin, Role.organiser)
 """Roles whose devices may write anywhere in their campaign (others: their lists, contract D)."""
 
@@ -164,7 +164,7 @@ tree of a query costs more Python than SQLAlchemy's compiled cache saves)."""
 
 
 def _statement(session: AsyncSession, name: str, build: Any) -> Any:
-    dialect = "postgresql" if is_postgres(session) else "sqlite"
+    dialect = dialect_name(session)
     statement = _STATEMENTS.get((dialect, name))
     if statement is None:
         statement = _STATEMENTS[(dialect, name)] = build(dialect == "postgresql")
@@ -284,8 +284,7 @@ async def apply_push(
     session: AsyncSession, context: PushContext, envelopes: list[RawEnvelope]
 ) -> PushResponse:
     """Apply a batch in seq order inside the caller's transaction; replays return stored results."""
-    if is_postgres(session):  # the erasure lock first, as the insert triggers take it (no deadlock)
-        await session.execute(_CAMPAIGN_SHARED, {"campaign_id": context.campaign_id})
+    await hold_off_erasure(session, context.campaign_id)  # first, as the insert triggers take it
     last_seq = await _lock_receipt(session, context.device_id)
     decoded = _decode(envelopes)
     # Only a seq at or below the receipt's last_seq can have been processed before (last_seq is
@@ -299,12 +298,27 @@ async def apply_push(
     fresh = [d for d in decoded if d.envelope.seq not in stored]
     cache, _ = await _prefetch(session, context, fresh)
     batch = await _process(session, context, decoded, stored, cache, last_seq)
-    if is_postgres(session):
-        finished = await _finish_push_pg(session, context, cache, batch)
-        assert finished is not None  # the receipt is locked: nothing can have moved it
-        return batch.response(finished)
-    already = await _finish_push(session, context, cache, batch)
+    already = await _FINISHERS[dialect_name(session)](session, context, cache, batch)
+    assert already is not None  # the receipt is locked: nothing can have moved it
     return batch.response(already)
+
+
+async def receive_push(
+    session: AsyncSession,
+    context: PushContext,
+    envelopes: list[RawEnvelope],
+    autocommit: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+) -> PushResponse:
+    """A phone's push, the way this database applies it fastest: on PostgreSQL a push of only new
+    contact attempts and answers, the bulk of what phones send, is first tried on an
+    ``autocommit`` session (``apply_plain_push``: two statements, no transaction round trips);
+    anything it declines, and every push on SQLite, is applied in ``session``'s transaction."""
+    if is_postgres(session):
+        async with autocommit() as plain_session:
+            response = await apply_plain_push(plain_session, context, envelopes)
+        if response is not None:
+            return response
+    return await apply_push(session, context, envelopes)
 
 
 async def apply_plain_push(
@@ -461,7 +475,7 @@ async def _finish_push(
     for row in result_rows:
         if (row["entity"], row["entity_id"]) in already and row["status"] == "applied":
             row.update(status="duplicate", reason=_DUPLICATE_EVENT)
-    await _flush_feed_rows(
+    await record_changes(  # one stamp for the push's rows, as the xid8 of _FINISH_PUSH_PG
         session, [f for f in cache.feed_rows if (f["entity"], f["entity_id"]) not in already]
     )
     await _insert_rows(session, MutationResultRow, result_rows)
@@ -514,6 +528,13 @@ _RESULTS = _recordset(
 _HELD = _recordset(
     "held", "seq bigint, op text, status text, reason text, entity text, entity_id text, address_id integer, "
     "person_id integer, payload text")
+
+
+_FEED_FROM_STORED = FEED_INSERT_SQL.format(
+    campaign_id=":campaign_id", entity="entity", entity_id="id", op="'upsert'", walk_list_id="NULL",
+    address_id="address_id", now=":now",
+)
+"""The change rows of the events a push stored (``server.sync.changes`` owns their stamps)."""
 
 
 def _finish_push_sql(optimistic: bool) -> str:
@@ -571,9 +592,7 @@ WITH {receipt}att AS (
     SELECT 'contact_attempt' AS entity, id, address_id FROM att
     UNION ALL SELECT 'answer', id, address_id FROM ans
 ), feed AS (
-    INSERT INTO change_feed (campaign_id, entity, entity_id, op, walk_list_id, address_id, txid, version, created_at)
-    SELECT :campaign_id, entity, id, 'upsert', NULL, address_id, CAST(CAST(pg_current_xact_id() AS text) AS bigint),
-           0, :now
+    {_FEED_FROM_STORED}
     FROM stored
 ), results AS (
     INSERT INTO mutation_results (device_id, seq, campaign_id, op, status, reason, entity, entity_id, server_hlc,
@@ -652,7 +671,6 @@ async def _finish_push_pg(
     return set(queued) - stored
 
 
-_CAMPAIGN_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({CAMPAIGN_LOCK}, :campaign_id)")
 _DUPLICATE_EVENT = "event already recorded"
 
 
@@ -714,15 +732,9 @@ async def _apply_one(
 
 
 def _target(mutation: Mutation) -> tuple[str | None, str | None]:
-    if isinstance(mutation, EditField):
-        return mutation.entity, str(mutation.entity_id)
-    if isinstance(mutation, RecordContactAttempt):
-        return "contact_attempt", str(mutation.id)
-    if isinstance(mutation, RecordAnswer):
-        return "answer", str(mutation.id)
-    if isinstance(mutation, RecordObservation):
-        return "observation", str(mutation.id)
-    return None, None
+    """The (entity, id) a mutation's receipt names (``TARGETS``), or (None, None)."""
+    target = TARGETS.get(type(mutation))
+    return (None, None) if target is None else target(mutation)
 
 
 def _check_stamp(context: PushContext, stamp: str, *, edit: bool) -> tuple[HLC, bool]:
@@ -792,15 +804,8 @@ def _build_held_at(postgres: bool) -> Any:
 async def _dispatch(
     session: AsyncSession, context: PushContext, mutation: Mutation, untrusted: bool = False
 ) -> tuple[str, str]:
-    if isinstance(mutation, EditField):
-        return await _apply_edit(session, context, mutation)
-    if isinstance(mutation, ServerRequest):
-        return await _apply_request(session, context, mutation)
-    if isinstance(mutation, VoidEvent):  # undo of a sent record: its own module
-        from server.sync.voids import apply_void
-
-        return await apply_void(session, context, mutation, untrusted)
-    return await _apply_observation(session, context, mutation, untrusted)
+    """Apply a mutation that is not a plain event, in its own savepoint (see ``APPLIERS``)."""
+    return await APPLIERS[type(mutation)](session, context, mutation, untrusted)
 
 
 async def _check_address(
@@ -1120,19 +1125,6 @@ async def _apply_plain_event(
     return "applied", ""
 
 
-async def _flush_feed_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """SQLite: insert the queued feed rows in one statement, stamped like ``record_change``
-    stamps them: one counter value for the whole push (writes are serialised, so rows sharing
-    a value are exactly one transaction's, which the cursor handles as on PostgreSQL, where
-    ``_FINISH_PUSH_PG`` stamps the transaction's xid8)."""
-    if not rows:
-        return
-    version = await _next_sqlite_version(session)
-    await session.execute(
-        insert(ChangeFeed.__table__), [{**row, "txid": version, "version": version} for row in rows]
-    )
-
-
 def _same_event(stored: Any, event: EventMutation) -> bool:
     """Whether a stored event row holds what ``event`` says: same id and content, the stamp aside
     (the same event relayed by another device carries that device's stamp)."""
@@ -1447,3 +1439,35 @@ async def organiser_device(
 def new_event_id() -> uuid.UUID:
     """A fresh event id (server-made events use the same UUID space as phones)."""
     return uuid.uuid4()
+
+
+Applier = Callable[[AsyncSession, PushContext, Any, bool], Awaitable[tuple[str, str]]]
+
+async def _apply_void(session: AsyncSession, context: PushContext, mutation: Any, untrusted: bool) -> tuple[str, str]:
+    """Undo of a sent record: its own module (imported here, as it imports this one)."""
+    from server.sync.voids import apply_void
+
+    return await apply_void(session, context, mutation, untrusted)
+
+
+APPLIERS: dict[type, Applier] = {
+    EditField: lambda session, context, mutation, untrusted: _apply_edit(session, context, mutation),
+    ServerRequest: lambda session, context, mutation, untrusted: _apply_request(session, context, mutation),
+    RecordObservation: _apply_observation,
+    VoidEvent: _apply_void,
+}
+"""Push dispatch: mutation type -> its applier ``(session, context, mutation, untrusted) ->
+(status, reason)``, run in a savepoint; raise ``Rejected`` to refuse. A new op is one entry here
+(and one in ``TARGETS``). Contact attempts and answers are not here: they are checked in bulk
+(``_apply_plain_event``) and written with the push's other rows at the end."""
+
+TARGETS: dict[type, Callable[[Any], tuple[str, str]]] = {
+    EditField: lambda m: (m.entity, str(m.entity_id)),
+    RecordContactAttempt: lambda m: ("contact_attempt", str(m.id)),
+    RecordAnswer: lambda m: ("answer", str(m.id)),
+    RecordObservation: lambda m: ("observation", str(m.id)),
+}
+"""Mutation type -> the (entity, id) its receipt and kept payload name."""
+
+_FINISHERS: dict[str, Any] = {"postgresql": _finish_push_pg, "sqlite": _finish_push}
+"""The writer of a push's queued rows, one per database (chosen once per push by dialect)."""

@@ -27,7 +27,9 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Answer, ContactAttempt, Observation, Role, VoidedEvent
-from server.sync.feed import event_data, is_erased, record_change
+from server.sync.changes import record_change
+from server.sync.erasure import is_erased
+from server.sync.pull import event_data
 from server.sync.store import PushContext, Rejected, _check_address, _check_scope, _work_time
 from sync.clock import parse
 from sync.protocol import VoidEvent

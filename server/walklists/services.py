@@ -331,6 +331,11 @@ async def run_cut(sessionmaker: Any, campaign_id: int, target_id: int, request: 
 async def delete_unassigned_lists(session: AsyncSession, campaign_id: int, target_id: int) -> None:
     """Delete a target's lists no one holds (before cutting it again)."""
     assigned = select(Assignment.walk_list_id).where(Assignment.ended_at.is_(None))
+    # a phone may still know a list taken back since its last pull: it is told what to drop
+    doomed = (await session.scalars(
+        select(WalkList.id).where(WalkList.campaign_id == campaign_id, WalkList.target_id == target_id, WalkList.id.not_in(assigned))
+    )).all()
+    await erase_stops(session, campaign_id, doomed)
     await session.execute(
         delete(WalkList).where(WalkList.campaign_id == campaign_id, WalkList.target_id == target_id, WalkList.id.not_in(assigned))
     )
@@ -496,9 +501,27 @@ async def lists_geojson(session: AsyncSession, campaign_id: int, target_id: int 
 # ------------------------------------------------------------------ editing
 
 
+async def erase_stops(session: AsyncSession, campaign_id: int, walk_list_ids: Sequence[int]) -> None:
+    """Delete the lists' stops and tell phones: an ``erase`` change row per stop, naming its list
+    and its address, so a phone that held a list which is then deleted or merged away is also told
+    to drop the list's doors and electors (``server.sync.pull._scope_removals``)."""
+    from server.sync.changes import change_row, record_changes
+
+    if not walk_list_ids:
+        return
+    stops = (await session.execute(
+        select(WalkListStop.id, WalkListStop.walk_list_id, WalkListStop.address_id).where(WalkListStop.walk_list_id.in_(list(walk_list_ids)))
+    )).all()
+    await session.execute(delete(WalkListStop).where(WalkListStop.walk_list_id.in_(list(walk_list_ids))))
+    await record_changes(session, [
+        change_row(campaign_id, "stop", stop_id, "erase", walk_list_id=list_id, address_id=address_id)
+        for stop_id, list_id, address_id in stops
+    ])
+
+
 async def record_list_change(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
     """Tell phones holding the list that it changed (assignment, name, order)."""
-    from server.sync.feed import record_change
+    from server.sync.changes import record_change
 
     await record_change(session, campaign_id=campaign_id, entity="walk_list", entity_id=walk_list_id, walk_list_id=walk_list_id)
 
@@ -553,15 +576,12 @@ async def unassign_list(session: AsyncSession, campaign_id: int, walk_list_id: i
 
 
 async def delete_list(session: AsyncSession, campaign_id: int, walk_list_id: int) -> None:
-    """Delete a list, assigned or not: its holder's phone loses it and its stops; knocks and answers recorded on it are kept."""
-    from server.sync.feed import record_change
-
+    """Delete a list, assigned or not: its holder's phone loses it, its stops and the doors only it brought; knocks and answers recorded on it are kept."""
     walk_list = await get_list(session, campaign_id, walk_list_id)
     held = (await session.scalars(select(Assignment).where(Assignment.walk_list_id == walk_list_id, Assignment.ended_at.is_(None)))).all()
     if held:
         await unassign_list(session, campaign_id, walk_list_id)  # the phone's next pull removes the list, as on reassignment
-    for stop_id in (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list_id))).all():
-        await record_change(session, campaign_id=campaign_id, entity="stop", entity_id=stop_id, op="erase", walk_list_id=walk_list_id)
+    await erase_stops(session, campaign_id, [walk_list_id])
     # Contact attempts, answers and result tallies name the list by id only (no foreign key), so they survive it.
     await session.delete(walk_list)
     await session.flush()
@@ -631,13 +651,10 @@ async def _list_stops_frame(session: AsyncSession, walk_list_ids: Sequence[int])
 async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkListPlan, addresses: pd.DataFrame, routing: str | None = None) -> None:
     from sqlalchemy import insert
 
-    from server.sync.feed import record_change
+    from server.sync.changes import change_row, record_changes
 
-    old_ids = (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list.id))).all()
-    await session.execute(delete(WalkListStop).where(WalkListStop.walk_list_id == walk_list.id))
     # Phones holding the list drop the old stops and receive the new order.
-    for stop_id in old_ids:
-        await record_change(session, campaign_id=walk_list.campaign_id, entity="stop", entity_id=stop_id, op="erase", walk_list_id=walk_list.id)
+    await erase_stops(session, walk_list.campaign_id, [walk_list.id])
     by_building = {key: sorted(group.itertuples(index=False), key=lambda r: (_natural_key(r.flat), r.address_id)) for key, group in addresses.groupby("building_key")}
     rows, position = [], 0
     for stop_number, building_key in enumerate(plan.stop_ids, start=1):
@@ -646,8 +663,10 @@ async def _replace_stops(session: AsyncSession, walk_list: WalkList, plan: WalkL
             rows.append({"walk_list_id": walk_list.id, "address_id": int(row.address_id), "stop_number": stop_number, "position": position})
     if rows:
         await session.execute(insert(WalkListStop), rows)
-    for stop_id in (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list.id))).all():
-        await record_change(session, campaign_id=walk_list.campaign_id, entity="stop", entity_id=stop_id, walk_list_id=walk_list.id)
+    await record_changes(session, [
+        change_row(walk_list.campaign_id, "stop", stop_id, walk_list_id=walk_list.id)
+        for stop_id in (await session.scalars(select(WalkListStop.id).where(WalkListStop.walk_list_id == walk_list.id))).all()
+    ])
     walk_list.doors = int(plan.doors)
     walk_list.length_m = round(float(plan.length_m), 1)
     walk_list.minutes = round(float(plan.minutes), 1)

@@ -6,6 +6,7 @@ through the shared ``LossyNetwork`` of ``tests/sync/conftest.py``: requests
 and responses are dropped, requests are duplicated and delivered late in
 shuffled order. Rules record events, edit fields (also two phones at once,
 on purpose), set and clear do-not-visit, reassign walk lists, erase a person,
+erase a person or an address while a phone's push about them races the erasure,
 push mutations stamped too far in the future, send pushes that must fail,
 replay pushes and pull pages, and restart phones from their saved state.
 
@@ -17,7 +18,8 @@ synced twice: convergence (phones agree with each other and with the
 database), no acknowledged write lost (each processed mutation is applied,
 a conflict loser or a rejection record; each seq processed exactly once;
 field values and open conflicts equal the pure merge rule's), erased people
-leave no personal data in any table, feed, conflict record or phone, merge
+and addresses leave no personal data in any table, feed, conflict record or
+phone and nothing resurrects them, merge
 is commutative / associative / idempotent on the edits that actually
 happened.
 
@@ -76,7 +78,7 @@ from server.db.models import MutationResult as MutationResultRow
 from server.db.session import create_engine_for, create_sessionmaker
 from server.settings import load_settings
 from server.sync.controllers import SyncController
-from server.sync.erasure import erase_person
+from server.sync.erasure import erase_address, erase_person
 from server.sync.store import SERVER_CLOCK
 from sync.client import SyncClient
 from sync.clock import DEFAULT_MAX_SKEW_MS, HLC, HybridClock, format_hlc, system_wall_ms
@@ -124,6 +126,12 @@ def _mutation_person(mutation: Mutation) -> int | None:
     if isinstance(mutation, EditField):
         return mutation.entity_id if mutation.entity == "person" else None
     return getattr(mutation, "person_id", None)
+
+
+def _mutation_address(mutation: Mutation) -> int | None:
+    if isinstance(mutation, EditField):
+        return mutation.entity_id if mutation.entity == "address" else None
+    return getattr(mutation, "address_id", None)
 
 
 class Inspector:
@@ -325,6 +333,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.own_events: dict[int, list[Any]] = {i: [] for i in range(len(self.phones))}
         self.far_future: set[tuple[str, int]] = set()
         self.erased: set[int] = set()
+        self.erased_addresses: set[int] = set()
         self.seen_versions: dict[int, dict[tuple[str, str], str]] = {i: {} for i in range(len(self.phones))}
         self.counter = 0
 
@@ -581,12 +590,51 @@ class SyncMachine(RuleBasedStateMachine):
             await session.commit()
         await self.assert_no_personal_data(person)
 
+    @precondition(lambda self: len(getattr(self, "erased", ())) < 3)
+    @rule(phone=st.integers(0, 3), door=st.integers(0, 5), who=st.integers(0, 1), address=st.booleans())
+    def erasure_races_a_push(self, phone: int, door: int, who: int, address: bool) -> None:
+        """A phone holds queued work about a person (or their door); the person (or the whole
+        address) is erased while that push is on its way: whichever commits first, nothing of
+        them remains and nothing comes back."""
+        address_id = self.all_addresses[door]
+        person = self.town.people[address_id][who]
+        if person in self.erased or address_id in self.erased_addresses:
+            return
+        client = self.phones[phone]
+        self.own_events[phone].append(client.record_contact(address_id, "spoke", person_id=person))
+        self.own_events[phone].append(client.record_answer(address_id, "vote", "lab", person_id=person))
+        self.own_events[phone].append(client.record_observation(address_id, "moved_away"))
+        self._edit(phone, door, who, 0, self._value())
+        if address:
+            self._edit(phone, door, 2, 0, self._value())  # a note about the door, erased with it
+            self.erased_addresses.add(address_id)
+            self.erased |= set(self.town.people[address_id])
+        else:
+            self.erased.add(person)
+        self.run(self._race(client, address_id if address else None, person))
+
+    async def _race(self, client: SyncClient, address_id: int | None, person: int) -> None:
+        async def erase() -> None:
+            async with self.sessionmaker() as session:
+                if address_id is None:
+                    await erase_person(session, self.world.campaign_a, person, self.world.users["admin"])
+                else:
+                    await erase_address(session, self.world.campaign_a, address_id, self.world.users["admin"])
+                await session.commit()
+
+        await asyncio.gather(client.push(), erase())
+        for erased in self.town.people[address_id] if address_id is not None else [person]:
+            await self.assert_no_personal_data(erased)
+        if address_id is not None:
+            await self.assert_address_gone(address_id)
+
     @rule(phone=st.integers(0, 3))
     def late_push_for_erased_person(self, phone: int) -> None:
         """A phone that never heard of the erasure pushes work on the person: rejected, not resurrected."""
-        if not self.erased:
+        alone = {p for p in self.erased if not any(p in self.town.people[a] for a in self.erased_addresses)}
+        if not alone:
             return
-        person = min(self.erased)
+        person = min(alone)
         address = next(a for a, people in self.town.people.items() if person in people)
         client = self.phones[phone]
         self.network.enabled = False
@@ -625,7 +673,7 @@ class SyncMachine(RuleBasedStateMachine):
                 if key not in latest or edit.hlc > latest[key].hlc:
                     latest[key] = edit
             for (entity, entity_id, field), mine in latest.items():
-                if entity == "person" and entity_id in self.erased:
+                if entity_id in (self.erased if entity == "person" else self.erased_addresses):
                     continue
                 shown = phone.get(entity, entity_id)
                 if shown is None:
@@ -633,7 +681,7 @@ class SyncMachine(RuleBasedStateMachine):
                 assert any(e.value == shown[field] and e.hlc >= mine.hlc for e in self.edits), (
                     index, entity, entity_id, field, shown[field], mine)
             for event in self.own_events[index]:
-                if event.person_id in self.erased:
+                if event.person_id in self.erased or event.address_id in self.erased_addresses:
                     continue
                 entity = _event_entity(event)
                 assert str(event.id) in phone.events(entity)
@@ -734,6 +782,26 @@ class SyncMachine(RuleBasedStateMachine):
                 Tombstone.entity == "person", Tombstone.entity_id == str(person))) is not None
             await session.rollback()
 
+    async def assert_address_gone(self, address_id: int) -> None:
+        """Erasure of a door: no row names it any more (events, flags, stops, kept payloads), a
+        tombstone says it was erased, and the notes written about it are nowhere."""
+        dump = repr(await self.snapshot())
+        for edit in self.edits:
+            if edit.entity == "address" and edit.entity_id == address_id and edit.value:
+                assert edit.value not in dump, (address_id, edit.value)
+        async with self.sessionmaker() as session:
+            assert await session.get(Address, address_id) is None
+            for model in (*EVENT_TABLES.values(), Flag, HeldMutation):
+                assert not list(await session.scalars(select(model.id).where(model.address_id == address_id))), model
+            assert not list(await session.scalars(select(WalkListStop.id).where(WalkListStop.address_id == address_id)))
+            assert await session.scalar(select(Tombstone.id).where(
+                Tombstone.entity == "address", Tombstone.entity_id == str(address_id))) is not None
+            await session.rollback()
+
+    def _erased(self, mutation: Mutation) -> bool:
+        """Whether a mutation is about something erased (a phone may purge it, the server drops it)."""
+        return _mutation_person(mutation) in self.erased or _mutation_address(mutation) in self.erased_addresses
+
     def _values_of(self, person: int) -> set[str]:
         return {e.value for e in self.edits if e.entity == "person" and e.entity_id == person and e.value}
 
@@ -761,6 +829,10 @@ class SyncMachine(RuleBasedStateMachine):
                 state = phone.to_state()
                 assert f"Zq{person}Zq".encode() not in state
                 assert phone.get("person", person) is None
+        for address_id in self.erased_addresses:
+            await self.assert_address_gone(address_id)
+            for phone in self.phones:
+                assert phone.get("address", address_id) is None
         check_merge_laws(self.edits, [e for events in self.own_events.values() for e in events], self.rng)
 
     async def check_no_write_lost(self) -> None:
@@ -772,7 +844,7 @@ class SyncMachine(RuleBasedStateMachine):
             for (node, seq), mutation in self.enqueued.items():
                 row = stored.get((self.device_pk[node], seq))
                 if row is None:  # only an erasure may purge a queued mutation from a phone
-                    assert _mutation_person(mutation) in self.erased, (node, seq, mutation)
+                    assert self._erased(mutation), (node, seq, mutation)
                     continue
                 if (node, seq) in self.far_future:  # kept, its time marked untrusted (contract B)
                     assert row.status != "rejected" or row.reason.startswith(("out_of_scope:", "erased:")), row.reason
@@ -782,7 +854,7 @@ class SyncMachine(RuleBasedStateMachine):
                 if row.status in ("rejected", "restamp"):  # nothing thrown away: the payload is kept
                     kept = await session.scalar(select(HeldMutation.id).where(
                         HeldMutation.device_id == row.device_id, HeldMutation.seq == seq))
-                    assert kept is not None or _mutation_person(mutation) in self.erased, (node, seq, row.reason)
+                    assert kept is not None or self._erased(mutation), (node, seq, row.reason)
             for device_id, seq in stored:
                 assert (node_of[device_id], seq) in self.enqueued
             event_ids = {
@@ -812,7 +884,7 @@ class SyncMachine(RuleBasedStateMachine):
                 by_field.setdefault((edit.entity, edit.entity_id, edit.field), []).append(edit)
             expected_losers: set[str] = set()
             for (entity, entity_id, field), edits in by_field.items():
-                if entity == "person" and entity_id in self.erased:
+                if entity_id in (self.erased if entity == "person" else self.erased_addresses):
                     continue
                 state = fold_field_edits(edits)
                 assert state is not None
@@ -926,7 +998,7 @@ def machine_url(request: pytest.FixtureRequest, database_urls: dict[str, str | N
 
 def test_sync_state_machine(machine_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the machine on one backend; the harness owns the event loop (no nesting with pytest-asyncio's)."""
-    monkeypatch.setattr("server.sync.feed.LIST_PAGE_STOPS", 2)  # list downloads span pages
+    monkeypatch.setattr("server.sync.pull.LIST_PAGE_STOPS", 2)  # list downloads span pages
     harness = Harness(machine_url)
     try:
         harness.run(harness.start())

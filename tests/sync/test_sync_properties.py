@@ -29,7 +29,7 @@ from server.db.models import (
     Person,
 )
 from server.db.models import MutationResult as MutationResultRow
-from server.sync.feed import record_change
+from server.sync.changes import record_change
 from sync.client import SyncClient
 from sync.merge import conflict_losers, fold_field_edits
 from sync.protocol import EditField, RecordAnswer, RecordContactAttempt, RecordObservation
@@ -54,7 +54,7 @@ async def test_lossy_network_converges_and_loses_nothing(
     sessionmaker: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("server.sync.feed.LIST_PAGE_STOPS", 2)  # list downloads span several pages
+    monkeypatch.setattr("server.sync.pull.LIST_PAGE_STOPS", 2)  # list downloads span several pages
     rng = random.Random(seed)
     list_id = town.lists[0]
     async with sessionmaker() as session:

@@ -1,6 +1,6 @@
-"""The change feed: recording changes, scoped pulls, list downloads, erasure tombstones.
+"""Pulls and list downloads: the scoped reading side of the change feed.
 
-A change row (``ChangeFeed``) holds ids only; the record itself is read when
+Change rows are written by ``server.sync.changes`` (ids only); the record itself is read when
 a device pulls, so a pull always sends current data and personal data lives
 in one place (which makes erasure complete).
 
@@ -18,7 +18,7 @@ Completeness (a cursor never misses a committed row):
   import, another database's idle session) does not stall every phone, as a
   plain "only below xmin" rule would. ``D`` is bounded (``MAX_DONE``); when
   full, the pull falls back to that plain rule until the horizon moves.
-* SQLite: ``txid`` is a counter bumped for every change row. Every write
+* SQLite: ``txid`` is a counter bumped for every write of change rows. Every write
   transaction begins with ``BEGIN IMMEDIATE`` (``server.db.session``), so
   writers are serialised and counter order is commit order; the same cursor
   logic then degenerates to "rows after the last counter value".
@@ -47,9 +47,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import (
@@ -63,12 +61,11 @@ from server.db.models import (
     Observation,
     Person,
     Survey,
-    SyncCounter,
-    Tombstone,
     WalkList,
     WalkListStop,
 )
 from server.errors import DomainError, InvalidInput
+from server.sync.changes import read_version, snapshot_horizon
 from sync.protocol import (
     EDITABLE_FIELDS,
     Change,
@@ -81,67 +78,7 @@ from sync.protocol import (
     list_checksum,
 )
 
-COUNTER_NAME = "change_feed"
 LIST_PAGE_STOPS = 100
-
-
-# ------------------------------------------------------------------ recording
-
-
-async def _next_sqlite_version(session: AsyncSession) -> int:
-    await session.execute(
-        sqlite_insert(SyncCounter).values(name=COUNTER_NAME, value=0).on_conflict_do_nothing()
-    )
-    value = await session.scalar(
-        update(SyncCounter)
-        .where(SyncCounter.name == COUNTER_NAME)
-        .values(value=SyncCounter.value + 1)
-        .returning(SyncCounter.value)
-    )
-    assert value is not None
-    return int(value)
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    """True when the session's database is PostgreSQL."""
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def record_change(
-    session: AsyncSession,
-    *,
-    campaign_id: int,
-    entity: str,
-    entity_id: int | str,
-    op: str = "upsert",
-    walk_list_id: int | None = None,
-    address_id: int | None = None,
-) -> None:
-    """Append a change row in the caller's transaction (call it for every write phones must see).
-
-    ``walk_list_id`` / ``address_id`` say whose scope the change belongs to:
-    a device sees it when the list is assigned to its user or the address is
-    on one of its lists. ``op`` is ``upsert`` or ``erase``.
-    """
-    row: dict[str, Any] = {
-        "campaign_id": campaign_id,
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "op": op,
-        "walk_list_id": walk_list_id,
-        "address_id": address_id,
-    }
-    if is_postgres(session):
-        await session.execute(
-            pg_insert(ChangeFeed).values(
-                **row, txid=text("pg_current_xact_id()::text::bigint"), version=0
-            )
-        )
-    else:
-        version = await _next_sqlite_version(session)
-        await session.execute(
-            sqlite_insert(ChangeFeed).values(**row, txid=version, version=version)
-        )
 
 
 # ------------------------------------------------------------------ positions and cursors
@@ -203,28 +140,6 @@ def decode_cursor(text_value: str, key: bytes, device: str) -> Cursor:
         return msgspec.json.decode(base64.urlsafe_b64decode(padded), type=Cursor)
     except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
         raise InvalidCursor(problem) from exc
-
-
-async def snapshot_horizon(session: AsyncSession) -> int:
-    """Every transaction id below this had finished when it was taken (SQLite: next counter value)."""
-    if is_postgres(session):
-        value = await session.scalar(
-            text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        )
-        return int(value)
-    value = await session.scalar(select(func.max(ChangeFeed.txid)))
-    return int(value or 0) + 1
-
-
-async def read_version(session: AsyncSession) -> str:
-    """A version for records read from now on: never smaller than any earlier read's."""
-    if is_postgres(session):
-        value = await session.scalar(
-            text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
-        )
-    else:
-        value = await session.scalar(select(func.max(ChangeFeed.txid)))
-    return f"{int(value or 0):019d}"
 
 
 # ------------------------------------------------------------------ scope
@@ -530,18 +445,49 @@ async def _scope_removals(
     ).all()
     for stop_id, _ in stops:
         changes.append(Remove(entity="stop", id=str(stop_id), version=version))
+    # A deleted or merged list has no stops left: what it brought is in its stops' erase rows
+    # (server.walklists.services.erase_stops; the predicate is migration 0013's partial index).
+    erased_stops = (
+        await session.execute(
+            select(ChangeFeed.id, ChangeFeed.address_id).where(
+                text("change_feed.entity = 'stop' AND change_feed.op = 'erase'"),
+                ChangeFeed.walk_list_id.in_(lost_lists),
+                ChangeFeed.campaign_id == campaign_id,
+                ChangeFeed.address_id.is_not(None),
+            )
+        )
+    ).all()
+    stops = [*stops, *erased_stops]
+    return changes + await _address_removals(
+        session, campaign_id, {a for _, a in stops}, current_lists, version
+    )
+
+
+async def _address_removals(
+    session: AsyncSession,
+    campaign_id: int,
+    addresses: set[int],
+    current_lists: set[int],
+    version: str,
+) -> list[Change]:
+    """``remove`` for those of ``addresses`` no list in ``current_lists`` holds, and for the people,
+    events and flags there."""
+    if not addresses:
+        return []
+    changes: list[Change] = []
     kept_addresses: set[int] = set()
     if current_lists:
         kept_addresses = set(
             (
                 await session.scalars(
                     select(WalkListStop.address_id).where(
-                        WalkListStop.walk_list_id.in_(current_lists)
+                        WalkListStop.walk_list_id.in_(current_lists),
+                        WalkListStop.address_id.in_(addresses),
                     )
                 )
             ).all()
         )
-    lost_addresses = sorted({a for _, a in stops} - kept_addresses)
+    lost_addresses = sorted(addresses - kept_addresses)
     if not lost_addresses:
         return changes
     for address_id in lost_addresses:
@@ -644,6 +590,8 @@ async def pull_changes(
                 ChangeFeed.entity,
                 ChangeFeed.entity_id,
                 ChangeFeed.op,
+                ChangeFeed.walk_list_id,
+                ChangeFeed.address_id,
             )
             .where(*conditions)
             .order_by(ChangeFeed.txid, ChangeFeed.id)
@@ -656,17 +604,21 @@ async def pull_changes(
     upsert_keys: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     erases: list[Change] = []
-    for _row_id, _txid, entity, entity_id, op in rows:
+    dropped: set[int] = set()  # doors taken off a list the device still holds (a split, a re-route)
+    for _row_id, _txid, entity, entity_id, op, list_id, address_id in rows:
         if op == "erase":
             erases.append(Erase(entity=entity, id=entity_id))
+            if entity == "stop" and list_id in current_lists and address_id is not None:
+                dropped.add(address_id)
         elif (entity, entity_id) not in seen:
             seen.add((entity, entity_id))
             upsert_keys.append((entity, entity_id))
     changes += await load_upserts(session, campaign_id, upsert_keys, version)
     changes += erases
+    changes += await _address_removals(session, campaign_id, dropped, current_lists, version)
 
     done = set(start.done)
-    delivered = {txid for _, txid, _, _, _ in rows}
+    delivered = {row[1] for row in rows}
     partial_txid = partial_id = 0
     if has_more:  # the last transaction may continue on the next page
         last_id, last_txid = rows[-1][0], rows[-1][1]
@@ -822,29 +774,12 @@ async def list_page(
     return ListPage(list_id=list_id, changes=changes, next_page_token=token)
 
 
-# ------------------------------------------------------------------ erasure (server.sync.erasure)
-
-
-async def is_erased(session: AsyncSession, entity: str, entity_id: int | str) -> bool:
-    """True if an id-only tombstone exists for the entity."""
-    found = await session.scalar(
-        select(Tombstone.id).where(
-            Tombstone.entity == entity, Tombstone.entity_id == str(entity_id)
-        )
-    )
-    return found is not None
-
-
 __all__ = [
     "EDITABLE_FIELDS",
     "Cursor",
     "decode_cursor",
     "encode_cursor",
-    "is_erased",
     "list_page",
     "load_upserts",
     "pull_changes",
-    "read_version",
-    "record_change",
-    "snapshot_horizon",
 ]
