@@ -59,6 +59,8 @@ from prometheus_client import (
 )
 from sqlalchemy import text
 
+from server.db.dialect import is_postgres
+
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("canvass_request_id", default="")
@@ -106,7 +108,7 @@ async def refresh_database_gauges(state: State) -> None:
         found = {str(status): int(n) for status, n in rows}
         for status in ("queued", "running"):
             JOBS.labels(status=status).set(found.get(status, 0))
-        if session.bind.dialect.name == "postgresql":
+        if is_postgres(session):
             lag = await session.scalar(text(
                 "SELECT coalesce(extract(epoch FROM now() - min(received_at)), 0) FROM result_pending"))
             FOLD_LAG.set(max(0.0, float(lag or 0)))

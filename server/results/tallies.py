@@ -173,7 +173,7 @@ async def fold_periodically(
             try:
                 if leader is None:
                     conn = await engine.connect()
-                    if conn.dialect.name != "postgresql":
+                    if not is_postgres(conn):
                         await conn.close()
                         return
                     took = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": FOLD_LEADER_LOCK})
