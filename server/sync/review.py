@@ -154,7 +154,7 @@ async def list_rejections(session: AsyncSession, campaign_id: int) -> list[Rejec
 
 async def resolve_conflict(session: AsyncSession, user: AuthUser, campaign_id: int, conflict_id: int, value: str | None, max_skew_ms: int) -> ConflictOut:
     """Write `value` as a new edit based on the current winner, then mark the conflict resolved."""
-    from server.sync.store import RawEnvelope, apply_push, organiser_device, push_context_for
+    from server.sync.store import apply_mutations, organiser_device, push_context_for
     from sync.clock import HybridClock
     from sync.protocol import EditField
 
@@ -170,10 +170,9 @@ async def resolve_conflict(session: AsyncSession, user: AuthUser, campaign_id: i
         clock.receive(version.hlc, trusted=True)
     edit = EditField(entity=conflict.entity, entity_id=conflict.entity_id, field=conflict.field, value=value, hlc=clock.now().encode(),
                      base_hlc=version.hlc if version is not None else None)
-    last_seq = int(await session.scalar(select(DeviceReceipt.last_seq).where(DeviceReceipt.device_id == device.id)) or 0)
     role = user.role_in(campaign_id) or (Role.admin if user.is_superuser else None)
     context = await push_context_for(session, device.id, user.id, role, max_skew_ms)
-    response = await apply_push(session, context, [RawEnvelope(seq=last_seq + 1, mutation=msgspec.Raw(msgspec.json.encode(edit)))])
+    response = await apply_mutations(session, context, [edit])
     result = response.results[0]
     if result.status == "rejected":
         raise InvalidInput(f"The resolution was refused: {result.reason}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -286,7 +286,28 @@ async def apply_push(
     """Apply a batch in seq order inside the caller's transaction; replays return stored results."""
     await hold_off_erasure(session, context.campaign_id)  # first, as the insert triggers take it
     last_seq = await _lock_receipt(session, context.device_id)
-    decoded = _decode(envelopes)
+    return await _apply_decoded(session, context, _decode(envelopes), last_seq)
+
+
+async def apply_mutations(session: AsyncSession, context: PushContext, mutations: Sequence[Any]) -> PushResponse:
+    """The server's own writes (paper results keyed by an organiser, conflict resolutions): typed
+    mutations straight into the push path, numbered after the device's receipt, with no JSON
+    decode. Each is still encoded once, as that is the payload a rejection keeps for review."""
+    await hold_off_erasure(session, context.campaign_id)
+    last_seq = await _lock_receipt(session, context.device_id)
+    decoded = [
+        Decoded(
+            RawEnvelope(seq=seq, mutation=msgspec.Raw(_json_encoder.encode(mutation))),
+            mutation,
+            event_id=str(mutation.id) if isinstance(mutation, (RecordContactAttempt, RecordAnswer)) else None,
+        )
+        for seq, mutation in enumerate(mutations, start=last_seq + 1)
+    ]
+    return await _apply_decoded(session, context, decoded, last_seq)
+
+
+async def _apply_decoded(session: AsyncSession, context: PushContext, decoded: list[Decoded], last_seq: int) -> PushResponse:
+    """The push once decoded, the device's receipt locked at ``last_seq``."""
     # Only a seq at or below the receipt's last_seq can have been processed before (last_seq is
     # the highest processed): a push of new seqs, the common case, needs no look-up.
     seen_before = [d.envelope.seq for d in decoded if d.envelope.seq <= last_seq]

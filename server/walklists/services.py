@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
-import msgspec
 import numpy as np
 import pandas as pd
 import shapely
@@ -36,7 +35,6 @@ from server.audit import record_audit
 from server.db.models import (
     Address,
     Assignment,
-    DeviceReceipt,
     Flag,
     ImportJob,
     Membership,
@@ -876,7 +874,7 @@ async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: 
 
     With a `sheet_id` the event ids are derived from it, so keying the same sheet twice adds nothing.
     """
-    from server.sync.store import RawEnvelope, apply_push, organiser_device, push_context_for
+    from server.sync.store import apply_mutations, organiser_device, push_context_for
     from sync.clock import HybridClock
     from sync.protocol import RecordAnswer, RecordContactAttempt
 
@@ -884,9 +882,9 @@ async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: 
     on_list = set((await session.scalars(select(WalkListStop.address_id).where(WalkListStop.walk_list_id == walk_list_id))).all())
     device = await organiser_device(session, user.id, campaign_id, "paper entry")
     context = await push_context_for(session, device.id, user.id, user.role_in(campaign_id) or (Role.admin if user.is_superuser else None), max_skew_ms)
-    last_seq = int(await session.scalar(select(DeviceReceipt.last_seq).where(DeviceReceipt.device_id == device.id)) or 0)
     clock = HybridClock(device.node_id)
-    envelopes, rejected = [], []
+    mutations: list[Any] = []
+    rejected: list[dict[str, Any]] = []
     sheet = data.sheet_id or uuid.uuid4().hex
 
     def event_id(*parts: object) -> uuid.UUID:
@@ -897,17 +895,14 @@ async def key_paper_results(session: AsyncSession, user: AuthUser, campaign_id: 
             rejected.append({"index": index, "address_id": entry.address_id, "reason": "address is not on this walk list"})
             continue
         stamp = clock.now().encode()
-        mutations: list[Any] = [RecordContactAttempt(id=event_id(index, "attempt"), address_id=entry.address_id, outcome=entry.outcome, at=stamp,
-                                                     person_id=entry.person_id, walk_list_id=walk_list_id)]
+        mutations.append(RecordContactAttempt(id=event_id(index, "attempt"), address_id=entry.address_id, outcome=entry.outcome, at=stamp,
+                                              person_id=entry.person_id, walk_list_id=walk_list_id))
         for key, value in sorted(entry.answers.items()):
             mutations.append(RecordAnswer(id=event_id(index, "answer", key), address_id=entry.address_id, question_key=key, value=value,
                                           at=clock.now().encode(), person_id=entry.person_id))
-        for mutation in mutations:
-            last_seq += 1
-            envelopes.append(RawEnvelope(seq=last_seq, mutation=msgspec.Raw(msgspec.json.encode(mutation))))
     applied = duplicates = 0
-    if envelopes:
-        response = await apply_push(session, context, envelopes)
+    if mutations:
+        response = await apply_mutations(session, context, mutations)
         for result in response.results:
             if result.status == "applied":
                 applied += 1
