@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
@@ -28,7 +28,7 @@ from server.dependencies import provide_db_session, provide_settings, provide_us
 from server.errors import EXCEPTION_HANDLERS
 from server.geography.controllers import AreaController, ImportController
 from server.health.controllers import HealthController
-from server.jobs import JobRunner
+from server.jobs import JobRunner, stop_task
 from server.observability import (
     PROMETHEUS,
     MetricsController,
@@ -135,9 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             if folder is not None:
-                folder.cancel()
-                with suppress(asyncio.CancelledError):
-                    await folder
+                await stop_task(folder, "the background fold")
             # In-process jobs (SQLite) finish their writes before the engine goes; the queue closes.
             await app.state.jobs.close()
             await engine.dispose()

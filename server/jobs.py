@@ -84,6 +84,22 @@ async def retention_task(context: JobContext, timestamp: int | None = None) -> N
         logger.info("retention: campaign %s erased %s people, %s contact attempts", report.campaign_id, report.people, report.contact_attempts)
 
 
+SHUTDOWN_SECONDS = 10.0
+"""How long shutdown waits for a background task (the in-process worker, the fold) before going on without it."""
+
+
+async def stop_task(task: asyncio.Task[Any], what: str, timeout: float = SHUTDOWN_SECONDS) -> None:
+    """Cancel a background task and wait for it, but never for ever: a task stuck in its own
+    clean-up (a driver waiting on a socket) must not keep the process (or a test) from stopping."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        logger.warning("%s did not stop within %s s of being cancelled; shutting down without it", what, timeout)
+        task.cancel()
+    elif not task.cancelled() and task.exception() is not None:
+        logger.warning("%s ended with %r", what, task.exception())
+
+
 class JobRunner:
     """Where the web process sends jobs: the durable queue on PostgreSQL, its own event loop on SQLite."""
 
@@ -105,14 +121,15 @@ class JobRunner:
 
     async def close(self) -> None:
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            await stop_task(self._worker, "the in-process job worker")
         if self._tasks:
             # Let in-process jobs (SQLite) finish their writes before the engine goes.
             await asyncio.wait(list(self._tasks), timeout=60)
         if self.queue is not None:
-            await self.queue.close_async()
+            try:
+                await asyncio.wait_for(self.queue.close_async(), timeout=SHUTDOWN_SECONDS)
+            except TimeoutError:
+                logger.warning("the job queue's connections did not close within %s s; shutting down without them", SHUTDOWN_SECONDS)
 
     async def submit_cut(self, job_id: int, campaign_id: int, target_id: int, request: Any) -> None:
         """Run the cut of job row `job_id` (already committed, status "queued")."""
