@@ -18,7 +18,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry import mapping
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.security import AuthUser
@@ -31,6 +31,13 @@ SIMPLIFY_DEG = 0.00001
 """About 1 m: invisible at street zoom, and drops most vertices of OSM ways."""
 MAX_BBOX_DEG = 0.2
 MAX_STREETS = 5000
+HIGHWAY_RANK = {kind: rank for rank, kinds in enumerate((
+    ("motorway", "trunk", "motorway_link", "trunk_link"), ("primary", "primary_link"), ("secondary", "secondary_link"),
+    ("tertiary", "tertiary_link"), ("residential", "unclassified", "living_street"), ("pedestrian", "road"),
+)) for kind in kinds}
+"""A view with more than ``MAX_STREETS`` streets keeps the most important first (OSM ``highway``
+classes), then the rest by id, and answers ``"streets": "major_first"``: a borough view shows its
+main roads, never an arbitrary subset; zooming in gives every street (``"all"``)."""
 MAX_BUILDINGS = 8000
 MAX_BUILDING_BBOX_DEG = 0.05
 """About 3.5 x 5.5 km in London: wider views get streets only (zoom in for buildings)."""
@@ -135,8 +142,14 @@ async def street_layer(
                 model.max_lat >= min_lat, model.min_lat <= max_lat]
 
     streets = (
-        await session.execute(select(Street.name, Street.highway, Street.geometry).where(*within(Street)).limit(MAX_STREETS))
+        await session.execute(
+            select(Street.name, Street.highway, Street.geometry).where(*within(Street))
+            .order_by(case(HIGHWAY_RANK, value=Street.highway, else_=len(HIGHWAY_RANK)), Street.id)
+            .limit(MAX_STREETS + 1)
+        )
     ).all()
+    partial = len(streets) > MAX_STREETS
+    streets = streets[:MAX_STREETS]
     features = _features(streets, lambda r: {"kind": "street", "name": r.name, "highway": r.highway})
     if with_buildings:
         outlines = (
@@ -150,6 +163,7 @@ async def street_layer(
         features.append({"type": "Feature", "geometry": mapping(shapely.set_precision(shapely.from_wkb(route), 0.000001)), "properties": {"kind": "route"}})
     body = msgspec.json.encode({
         "type": "FeatureCollection", "bbox": list(bounds), "buildings": "included" if with_buildings else "zoom_in",
+        "streets": "major_first" if partial else "all",
         "features": features,
     })
     answer = (body, gzip.compress(body, compresslevel=6, mtime=0))

@@ -221,3 +221,27 @@ async def test_demo_phone_link_is_a_working_join_link(
     code = link.rsplit("=", 1)[1]
     joined = await client.post("/api/auth/join", json={"code": code, "display_name": "New Volunteer", "email": "new@example.org", "password": "long enough password"})
     assert joined.status_code == 202, joined.text
+
+
+async def test_a_view_over_the_street_cap_keeps_major_roads_and_says_it_is_partial(
+    client: AsyncTestClient[Litestar], world: World, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view holding more streets than one answer carries keeps the major roads (then the rest in a fixed
+    order) and says the layer is partial, rather than an arbitrary subset of the streets."""
+    import server.phone.layers as layers
+
+    monkeypatch.setattr(layers, "MAX_STREETS", 3)
+    async with sessionmaker() as session:
+        kinds = ["service", "footway", "residential", "primary", "service", "trunk", "residential", "secondary"]
+        for n, highway in enumerate(kinds):
+            line = shapely.LineString([(-1.5 + n * 0.001, 52.0), (-1.5 + n * 0.001, 52.001)])
+            minx, miny, maxx, maxy = line.bounds
+            session.add(Street(campaign_id=world.campaign_a, name=f"{highway} {n}", highway=highway, geometry=shapely.to_wkb(line),
+                               min_lon=minx, min_lat=miny, max_lon=maxx, max_lat=maxy, source="test"))
+        await session.commit()
+    base = f"/api/campaigns/{world.campaign_a}/streets.geojson"
+    layer = (await client.get(base, params={"bbox": "-1.51,51.99,-1.49,52.01"}, headers=world.auth("organiser"))).json()
+    assert sorted(f["properties"]["highway"] for f in layer["features"]) == ["primary", "secondary", "trunk"]
+    assert layer["streets"] == "major_first"
+    few = (await client.get(base, params={"bbox": "-1.5005,51.99,-1.4995,52.01"}, headers=world.auth("organiser"))).json()
+    assert [f["properties"]["highway"] for f in few["features"]] == ["service"] and few["streets"] == "all"
