@@ -34,6 +34,7 @@ from bench.load import (
     check,
     create_database,
     drop_database,
+    forget_namespace,
     push_rest,
     sync_once,
 )
@@ -204,12 +205,4 @@ async def test_phones_sync_through_the_balancer_while_an_instance_is_killed(redi
         if cluster is not None:
             await asyncio.to_thread(cluster.stop)
         await drop_database(name)
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(redis_url)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+        await forget_namespace(redis_url, namespace)

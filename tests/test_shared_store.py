@@ -15,6 +15,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from bench.load import forget_namespace
 from server.app import create_app
 from server.settings import Settings, SettingsError, load_settings
 from tests.conftest import TEST_PASSWORD, World
@@ -25,15 +26,7 @@ async def shared(settings: Settings, redis_url: str) -> AsyncIterator[Settings]:
     """Settings on Redis under a namespace of this test's own (other runs share the Redis); emptied afterwards."""
     namespace = f"canvass_test_{uuid.uuid4().hex[:10]}"
     yield msgspec.structs.replace(settings, store_url=redis_url, store_namespace=namespace)
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await forget_namespace(redis_url, namespace)
 
 
 async def test_rate_limit_holds_across_two_instances(shared: Settings) -> None:
