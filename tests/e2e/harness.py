@@ -7,7 +7,8 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +88,14 @@ def run_async(coroutine: Any) -> Any:
     return box.get("value")
 
 
-async def phone_canvasses(
-    base: str, token: str, campaign_id: int, walk_list_id: int, knocks: int, before_push: Callable[[Any, list[int]], None] | None = None
-) -> dict[str, Any]:
-    """A canvasser's phone (the reference SyncClient): register, pull (the assigned list downloads), knock `knocks` doors, push.
-
-    `before_push(phone, address_ids)` may record more on the phone (answers, edits) before the push.
-    """
+@asynccontextmanager
+async def registered_phone(base: str, token: str, campaign_id: int, name: str = "e2e phone") -> AsyncIterator[Any]:
+    """A phone (the reference SyncClient) registered as a device of the user whose `token` this is, over HTTP."""
     from sync.client import SyncClient
     from sync.clock import HybridClock
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        registered = await http.post(f"/api/campaigns/{campaign_id}/devices", json={"name": "e2e phone"},
+        registered = await http.post(f"/api/campaigns/{campaign_id}/devices", json={"name": name},
                                      headers={"authorization": f"Bearer {token}"})
         assert registered.status_code == 201, registered.text
         device = registered.json()
@@ -107,7 +104,17 @@ async def phone_canvasses(
             response = await http.request(method, path, content=body or None, headers=headers)
             return response.status_code, response.content
 
-        phone = SyncClient(device["node_id"], device["token"], transport, HybridClock(device["node_id"]))
+        yield SyncClient(device["node_id"], device["token"], transport, HybridClock(device["node_id"]))
+
+
+async def phone_canvasses(
+    base: str, token: str, campaign_id: int, walk_list_id: int, knocks: int, before_push: Callable[[Any, list[int]], None] | None = None
+) -> dict[str, Any]:
+    """A canvasser's phone (the reference SyncClient): register, pull (the assigned list downloads), knock `knocks` doors, push.
+
+    `before_push(phone, address_ids)` may record more on the phone (answers, edits) before the push.
+    """
+    async with registered_phone(base, token, campaign_id) as phone:
         pulled = await phone.pull(retries=2)
         assert pulled.ok, pulled
         assert str(walk_list_id) in phone.ids("walk_list"), "the assigned list did not reach the phone"

@@ -11,30 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.harness import access_token, run_async, shot, sign_in, watch_errors
+from tests.e2e.harness import access_token, registered_phone, run_async, shot, sign_in, watch_errors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 async def _phone_pulls(base: str, token: str, campaign_id: int) -> dict[str, dict[str, Any]]:
     """The demo canvasser's phone (the reference SyncClient): register, pull; returns its surveys by id."""
-    from sync.client import SyncClient
-    from sync.clock import HybridClock
-
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        registered = await http.post(f"/api/campaigns/{campaign_id}/devices", json={"name": "survey phone"},
-                                     headers={"authorization": f"Bearer {token}"})
-        assert registered.status_code == 201, registered.text
-        device = registered.json()
-
-        async def transport(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-            response = await http.request(method, path, content=body or None, headers=headers)
-            return response.status_code, response.content
-
-        phone = SyncClient(device["node_id"], device["token"], transport, HybridClock(device["node_id"]))
+    async with registered_phone(base, token, campaign_id, "survey phone") as phone:
         assert (await phone.pull(retries=2)).ok
         return {i: phone.get("survey", i) for i in phone.ids("survey")}  # type: ignore[misc]
 
