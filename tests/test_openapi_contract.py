@@ -157,5 +157,5 @@ def test_sync_push_and_pull_bodies_are_documented(settings: Settings) -> None:
         assert request in schemas and response in schemas
     envelope = schemas["Envelope"]["properties"]["mutation"]
     ops = {ref["$ref"].rsplit("/", 1)[1] for ref in envelope["oneOf"]}
-    assert ops == {"RecordContactAttempt", "RecordAnswer", "RecordObservation", "EditField", "ServerRequest"}, ops
+    assert ops == {"RecordContactAttempt", "RecordAnswer", "RecordObservation", "EditField", "ServerRequest", "VoidEvent"}, ops
     assert set(schemas["PullRequest"]["required"]) == {"protocol_version", "device_id"}
