@@ -191,6 +191,28 @@ test("undo of a record already sent: a void_event; the record leaves the server 
   assert.equal(await phone.undoLast(door), null, "nothing more of this phone's to undo there");
 });
 
+test("undo of a record whose push answer was lost: the server's copy is voided, never left behind", async () => {
+  const net = new FlakyNetwork(Math.random);
+  const phone = await newPhone(net);
+  assert.ok((await phone.pull()).ok);
+  const door = phone.stopsOf(LIST)[5].address_id;
+  const knock = await phone.recordContact(door, "refused", { walkListId: LIST });
+  net.enabled = true;
+  net.random = () => 0.9; // the server applies the push; its answer is lost
+  assert.equal((await phone.push()).ok, false);
+  net.enabled = false;
+  assert.equal(phone.outboxCount, 1, "unacknowledged: still queued");
+  assert.equal(await phone.undoLast(door), "voided", "it may already be on the server: void it, do not just withdraw it");
+  assert.ok(!phone.eventsOf("contact_attempt").some((e) => e.id === knock.id), "hidden at once");
+  assert.equal(await phone.undoLast(door), null, "the same record is not undone twice");
+  for (let round = 0; round < 3 && phone.outboxCount; round++) assert.ok((await phone.sync()).pushed.ok, phone.lastError);
+  assert.equal(phone.outboxCount, 0);
+  assert.equal(phone.rejections.size, 0, JSON.stringify([...phone.rejections.values()]));
+  const fresh = await newPhone(new FlakyNetwork(Math.random));
+  assert.ok((await fresh.pull()).ok);
+  assert.ok(!fresh.eventsOf("contact_attempt").some((e) => e.id === knock.id), "the server no longer holds the undone record");
+});
+
 test("property: lossy, duplicating, reordering network; phones converge, nothing acknowledged is lost, replays change nothing", async () => {
   const command = fc.oneof(
     fc.record({ kind: fc.constant("knock"), door: fc.nat(30), outcome: fc.constantFrom("spoke", "not_home", "refused") }),

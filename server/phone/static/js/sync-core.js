@@ -419,9 +419,16 @@ export class SyncCore {
     let last = null;
     for (const envelope of this.outbox.values()) {
       const m = envelope.mutation;
-      if (EVENT_OPS[m.op] && String(m.address_id) === A && (!last || envelope.seq > last.seq)) last = envelope;
+      if (EVENT_OPS[m.op] && !envelope.voidAfter && String(m.address_id) === A && (!last || envelope.seq > last.seq)) last = envelope;
     }
-    if (last) {
+    if (last && last.sent && VOIDABLE.includes(EVENT_OPS[last.mutation.op])) {
+      // Sent in a push whose answer never came: the server may hold it. Keep it queued (its replay
+      // gets the stored answer) and void it once acknowledged (_acknowledge), never just withdraw it.
+      const key = ekey(EVENT_OPS[last.mutation.op], String(last.mutation.id));
+      await this._commit([["outbox", last.seq, { ...last, voidAfter: true }], ["events", last.mutation.id, undefined], ["erased", key, true]]);
+      return "voided";
+    }
+    if (last && !last.sent) {
       await this._commit([["outbox", last.seq, undefined], ["events", last.mutation.id, undefined]]);
       return "withdrawn";
     }
@@ -513,11 +520,18 @@ export class SyncCore {
     let sent = 0;
     let acknowledged = 0;
     while (this.outbox.size) {
-      const batch = [...this.outbox.values()].sort((a, b) => a.seq - b.seq).slice(0, this.batchSize);
+      let batch = [...this.outbox.values()].sort((a, b) => a.seq - b.seq).slice(0, this.batchSize);
+      const unsent = batch.filter((envelope) => !envelope.sent);
+      if (unsent.length) {
+        // from here the server may hold them: an undo must void, not withdraw (undoLast)
+        await this._commit(unsent.map((envelope) => ["outbox", envelope.seq, { ...envelope, sent: true }]));
+        batch = batch.map((envelope) => this.outbox.get(envelope.seq) ?? envelope);
+      }
       sent += batch.length;
       const localBefore = this.now();
       const answer = await this._call("POST", "/api/sync/push", {
-        protocol_version: PROTOCOL_VERSION, device_id: this.device.node_id, mutations: batch,
+        protocol_version: PROTOCOL_VERSION, device_id: this.device.node_id,
+        mutations: batch.map(({ seq, mutation }) => ({ seq, mutation })),
       });
       if (answer.status !== 200 || !answer.json || !Array.isArray(answer.json.results)) {
         const failure = await this._fail(answer.status === 200 ? { ...answer, status: 500 } : answer);
@@ -553,6 +567,7 @@ export class SyncCore {
     let count = 0;
     let restamped = false;
     const requeue = [];
+    const voids = []; // undone while their push was unanswered: void them now they are acknowledged
     for (const envelope of batch) {
       const result = bySeq.get(envelope.seq);
       if (!result) continue;
@@ -565,6 +580,7 @@ export class SyncCore {
         if (pending) ops.push(["pending", envelope.seq, undefined]);
       } else if (result.status === "applied" || result.status === "duplicate" || result.status === "conflict") {
         if (pending) ops.push(["pending", envelope.seq, { ...pending, acknowledged: true }]);
+        if (envelope.voidAfter) voids.push(envelope.mutation);
       } else {
         // rejected, or a status this app does not know: never resent, shown in plain words
         ops.push(["rejections", envelope.seq, { seq: envelope.seq, mutation: envelope.mutation, reason: result.reason || result.status, status: result.status }]);
@@ -589,6 +605,11 @@ export class SyncCore {
     for (const { mutation } of requeue) {
       const edit = this._stampEdit(mutation.entity, mutation.entity_id, mutation.field, mutation.value, mutation.base_hlc);
       ops.push(["outbox", seq, { seq, mutation: edit }], ["pending", seq, { seq, edit, acknowledged: false }]);
+      seq += 1;
+    }
+    for (const event of voids) {
+      const mutation = { op: "void_event", entity: EVENT_OPS[event.op], event_id: String(event.id), address_id: Number(event.address_id), at: this.clock.now() };
+      ops.push(["outbox", seq, { seq, mutation }]);
       seq += 1;
     }
     ops.push(["meta", "next_seq", seq], ...this._clockOps());
